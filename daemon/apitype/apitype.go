@@ -1,0 +1,334 @@
+// Package apitype holds the request and response types and the error codes
+// of camwardend's admin API. It is shared by the server (daemon/api), the
+// typed client (daemon/client) and the CLI, and imports only the standard
+// library.
+//
+// Secrets are write-only: request types may carry a Password, response types
+// never carry a password, a sealed blob or a URL with credentials.
+package apitype
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// Error codes: the "code" of the one error shape
+// {"error": {"code": "...", "message": "..."}}.
+const (
+	CodeInvalid          = "invalid"            // 400: the request is malformed or a value is not acceptable
+	CodeUnauthorized     = "unauthorized"       // 401: credentials are wrong (e.g. a camera refused ours)
+	CodeForbidden        = "forbidden"          // 403: the caller may not use the admin API
+	CodeNotFound         = "not_found"          // 404: no such camera/user/group/session/route
+	CodeMethodNotAllowed = "method_not_allowed" // 405: the route exists for another method
+	CodeConflict         = "conflict"           // 409: it already exists, or it is in use
+	CodeTooLarge         = "too_large"          // 413: the request body is over MaxBodyBytes
+	CodeInternal         = "internal"           // 500: a bug or an I/O failure; details are in the daemon log
+	CodeUnavailable      = "unavailable"        // 503: a dependency (camera, store) cannot be reached now
+)
+
+// MaxBodyBytes caps every request body.
+const MaxBodyBytes = 1 << 20
+
+// Error is a typed API failure. The daemon's Backend returns *Error for
+// failures the caller should see; the client returns *Error whenever the
+// daemon answered with an error.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string {
+	if e.Message == "" {
+		return e.Code
+	}
+	return e.Message
+}
+
+// Errorf builds an *Error with a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorBody is the JSON envelope every error response carries.
+type ErrorBody struct {
+	Error *Error `json:"error"`
+}
+
+// HTTPStatus maps an error code to its HTTP status; unknown codes are 500.
+func HTTPStatus(code string) int {
+	switch code {
+	case CodeInvalid:
+		return http.StatusBadRequest
+	case CodeUnauthorized:
+		return http.StatusUnauthorized
+	case CodeForbidden:
+		return http.StatusForbidden
+	case CodeNotFound:
+		return http.StatusNotFound
+	case CodeMethodNotAllowed:
+		return http.StatusMethodNotAllowed
+	case CodeConflict:
+		return http.StatusConflict
+	case CodeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case CodeUnavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// Status is the answer of GET /v1/status.
+type Status struct {
+	Version             string    `json:"version"`
+	PID                 int       `json:"pid"`
+	StartedAt           time.Time `json:"started_at"`
+	RTSPAddr            string    `json:"rtsp_addr"`
+	StateDir            string    `json:"state_dir,omitempty"`
+	SchemaVersion       int       `json:"schema_version"`
+	DiscoveryInterfaces []string  `json:"discovery_interfaces,omitempty"` // empty: all, ["none"]: off
+	Cameras             int       `json:"cameras"`
+	Streams             int       `json:"streams"`
+	StreamsUp           int       `json:"streams_up"`
+	Readers             int       `json:"readers"`
+	Sessions            int       `json:"sessions"`
+	Users               int       `json:"users"`
+	Groups              int       `json:"groups"`
+	KeyID               string    `json:"key_id,omitempty"` // identifies the sealing key, never the key
+}
+
+// DiscoverRequest asks for an ONVIF WS-Discovery round. Targets are
+// HOST[:PORT] devices to probe directly (unicast) as well.
+type DiscoverRequest struct {
+	TimeoutMS int      `json:"timeout_ms,omitempty"`
+	Targets   []string `json:"targets,omitempty"`
+}
+
+// Device is one ONVIF device seen by discovery.
+type Device struct {
+	URN        string   `json:"urn"`
+	Name       string   `json:"name,omitempty"`
+	Hardware   string   `json:"hardware,omitempty"`
+	Model      string   `json:"model,omitempty"`
+	XAddrs     []string `json:"xaddrs"`
+	Addresses  []string `json:"addresses,omitempty"`  // source addresses the answers came from
+	Interfaces []string `json:"interfaces,omitempty"` // interfaces the answers arrived on
+	AdoptedAs  string   `json:"adopted_as,omitempty"` // camera name when already adopted
+}
+
+// DiscoverResult is the answer of POST /v1/discover.
+type DiscoverResult struct {
+	Devices []Device `json:"devices"`
+}
+
+// ONVIFIdentity describes the ONVIF device a camera was adopted from.
+type ONVIFIdentity struct {
+	URN          string `json:"urn,omitempty"`
+	XAddr        string `json:"xaddr,omitempty"`
+	Manufacturer string `json:"manufacturer,omitempty"`
+	Model        string `json:"model,omitempty"`
+	Firmware     string `json:"firmware,omitempty"`
+	Serial       string `json:"serial,omitempty"`
+	Hardware     string `json:"hardware,omitempty"`
+}
+
+// Stream is one configured stream of a camera. URL never holds credentials.
+type Stream struct {
+	Name      string `json:"name"`
+	URL       string `json:"url"`
+	Transport string `json:"transport"` // auto, tcp or udp
+	OnDemand  bool   `json:"on_demand"`
+}
+
+// Camera is a configured camera. It says whether a password is stored but
+// never carries it.
+type Camera struct {
+	Name        string         `json:"name"`
+	User        string         `json:"user,omitempty"`
+	HasPassword bool           `json:"has_password"`
+	ONVIF       *ONVIFIdentity `json:"onvif,omitempty"`
+	Streams     []Stream       `json:"streams"`
+	Created     time.Time      `json:"created,omitzero"`
+	Changed     time.Time      `json:"changed,omitzero"`
+}
+
+// CameraList is the answer of GET /v1/cameras.
+type CameraList struct {
+	Cameras []Camera `json:"cameras"`
+}
+
+// CameraAddRequest adds a camera by RTSP URL. URL must not hold user:pass.
+type CameraAddRequest struct {
+	Name      string `json:"name"`
+	URL       string `json:"url"`
+	User      string `json:"user,omitempty"`
+	Password  string `json:"password,omitempty"`
+	Stream    string `json:"stream,omitempty"`    // default "main"
+	Transport string `json:"transport,omitempty"` // auto (default), tcp, udp
+	OnDemand  bool   `json:"on_demand,omitempty"`
+}
+
+// CameraAdoptRequest adopts an ONVIF device, by discovered URN or by XAddr.
+// Exactly one of DeviceURN and XAddr is set.
+type CameraAdoptRequest struct {
+	Name      string `json:"name"`
+	DeviceURN string `json:"device_urn,omitempty"`
+	XAddr     string `json:"xaddr,omitempty"`
+	User      string `json:"user"`
+	Password  string `json:"password"`
+}
+
+// CameraSetRequest changes a camera. Nil fields are left as they are.
+// Stream names the stream URL/Transport/OnDemand apply to; empty means the
+// camera's only stream (an error when it has several).
+type CameraSetRequest struct {
+	Name      string  `json:"name"`
+	Stream    string  `json:"stream,omitempty"`
+	URL       *string `json:"url,omitempty"`
+	Transport *string `json:"transport,omitempty"`
+	OnDemand  *bool   `json:"on_demand,omitempty"`
+	User      *string `json:"user,omitempty"`
+	Password  *string `json:"password,omitempty"`
+}
+
+// StreamStatus is the live state of one camera stream.
+type StreamStatus struct {
+	Camera      string    `json:"camera"`
+	Stream      string    `json:"stream"`
+	Path        string    `json:"path"`  // RTSP path readers use: camera/stream
+	State       string    `json:"state"` // idle, connecting, live, backoff
+	Codec       string    `json:"codec,omitempty"`
+	Width       int       `json:"width,omitempty"`
+	Height      int       `json:"height,omitempty"`
+	BitrateKbps float64   `json:"bitrate_kbps"`
+	FPS         float64   `json:"fps"`
+	PacketsLost uint64    `json:"packets_lost"`
+	Readers     int       `json:"readers"`
+	Published   bool      `json:"published,omitempty"` // a publisher, not a camera, feeds it
+	Since       time.Time `json:"since,omitzero"`      // when State was entered
+	LastError   string    `json:"last_error,omitempty"`
+}
+
+// StreamList is the answer of GET /v1/streams.
+type StreamList struct {
+	Streams []StreamStatus `json:"streams"`
+}
+
+// User is an RTSP user. No password hash is ever returned.
+type User struct {
+	Name     string    `json:"name"`
+	Disabled bool      `json:"disabled"`
+	Created  time.Time `json:"created,omitzero"`
+	Changed  time.Time `json:"changed,omitzero"`
+	Groups   []string  `json:"groups"`
+}
+
+// UserList is the answer of GET /v1/users.
+type UserList struct {
+	Users []User `json:"users"`
+}
+
+// UserAddRequest creates a user.
+type UserAddRequest struct {
+	Name     string `json:"name"`
+	Password string `json:"password"`
+}
+
+// UserPasswdRequest replaces a user's password.
+type UserPasswdRequest struct {
+	Name     string `json:"name"`
+	Password string `json:"password"`
+}
+
+// Group is a named set of users.
+type Group struct {
+	Name    string   `json:"name"`
+	Members []string `json:"members"`
+}
+
+// GroupList is the answer of GET /v1/groups.
+type GroupList struct {
+	Groups []Group `json:"groups"`
+}
+
+// GroupMemberRequest adds a user to or removes a user from a group.
+type GroupMemberRequest struct {
+	Group string `json:"group"`
+	User  string `json:"user"`
+}
+
+// Grant allows Subject (a user, or @group) to do Action (read, publish) on
+// paths matching Pattern (camera/stream, camera/* or *).
+type Grant struct {
+	Subject string `json:"subject"`
+	Action  string `json:"action"`
+	Pattern string `json:"pattern"`
+}
+
+// GrantList is the answer of GET /v1/grants.
+type GrantList struct {
+	Grants []Grant `json:"grants"`
+}
+
+// Session is one live RTSP session.
+type Session struct {
+	ID        string    `json:"id"`
+	User      string    `json:"user"`
+	Action    string    `json:"action"` // read or publish
+	Path      string    `json:"path"`   // camera/stream
+	Remote    string    `json:"remote"` // reader's address
+	Transport string    `json:"transport,omitempty"`
+	Started   time.Time `json:"started"`
+	BytesSent uint64    `json:"bytes_sent"`
+}
+
+// SessionList is the answer of GET /v1/sessions.
+type SessionList struct {
+	Sessions []Session `json:"sessions"`
+}
+
+// AuditListRequest filters the audit log. A zero Since means from the start;
+// Limit 0 means the daemon's default.
+type AuditListRequest struct {
+	Since time.Time `json:"since,omitzero"`
+	Limit int       `json:"limit,omitempty"`
+}
+
+// AuditEntry is one record of the hash-chained audit log.
+type AuditEntry struct {
+	Seq    uint64    `json:"seq"`
+	Time   time.Time `json:"time"`
+	Actor  string    `json:"actor"`  // e.g. "uid=0 exe=camwarden"
+	Action string    `json:"action"` // e.g. "camera.add", "api.refused"
+	Target string    `json:"target,omitempty"`
+	Detail string    `json:"detail,omitempty"`
+	Hash   string    `json:"hash,omitempty"`
+}
+
+// AuditList is the answer of GET /v1/audit.
+type AuditList struct {
+	Entries []AuditEntry `json:"entries"`
+}
+
+// AuditVerify is the result of checking the audit chain.
+type AuditVerify struct {
+	OK       bool   `json:"ok"`
+	Entries  int    `json:"entries"`
+	FirstBad uint64 `json:"first_bad,omitempty"` // seq of the first entry that fails, when !OK
+	Message  string `json:"message,omitempty"`
+}
+
+// KeyRotate is the result of re-sealing every secret under a new key.
+type KeyRotate struct {
+	KeyID    string `json:"key_id"`   // identifies the new key, never the key
+	Resealed int    `json:"resealed"` // secrets re-sealed
+}
+
+// MutationResult says what a change did.
+type MutationResult struct {
+	Changed          bool    `json:"changed"`
+	ClosedSessions   int     `json:"closed_sessions"`
+	RestartedStreams int     `json:"restarted_streams,omitempty"`
+	Camera           *Camera `json:"camera,omitempty"` // the camera after add/adopt/set
+	Message          string  `json:"message,omitempty"`
+}
