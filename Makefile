@@ -13,10 +13,27 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
+# The whole suite: vet, format, every package's tests (real daemon, real
+# cameras, real ffprobe/GStreamer/lintian/systemd-analyze), then a short
+# fuzzing smoke of every fuzz target.
 test: build
 	$(GO) vet $(PKGS)
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
-	$(GO) test -count=1 -timeout 30m $(PKGS)
+	$(GO) test -count=1 -timeout 40m -p 2 $(PKGS)
+	FUZZTIME=3s scripts/fuzz.sh
+
+fuzz:
+	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
+
+fuzz-smoke:
+	FUZZTIME=3s scripts/fuzz.sh
+
+# Simulated cameras, the daemon, discovery, adoption and a viewer; Ctrl-C stops it.
+demo: build
+	scripts/demo.sh
+
+deb: build
+	packaging/build-deb.sh --version $(VERSION) --bin-dir $(BIN) --out dist
 
 lint:
 	$(GO) vet $(PKGS)

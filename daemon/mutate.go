@@ -1,0 +1,234 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/camwarden/camwarden/daemon/apitype"
+	"github.com/camwarden/camwarden/onvif"
+	"github.com/camwarden/camwarden/store"
+)
+
+// who identifies the caller of a mutation for the audit log.
+type who struct {
+	UID, GID, PID int
+	Exe           string
+}
+
+// systemCaller is the daemon itself (renumbering, start-up repairs).
+func systemCaller() who {
+	return who{UID: os.Getuid(), GID: os.Getgid(), PID: os.Getpid(), Exe: "camwardend"}
+}
+
+// changeSet says what a mutation touched, so only those parts are redone.
+type changeSet struct {
+	users   bool // drop the auth cache
+	cameras bool // re-diff the stream layer
+	// closedCameras are cameras removed: their readers are closed by
+	// SetCameras and counted here.
+	removedCameras []string
+}
+
+// mutation describes one admin change.
+type mutation struct {
+	caller who
+	action string // audit action, e.g. "grant.revoke"
+	target string
+	args   map[string]string // redacted: never a secret
+	apply  func(tx *store.Tx, ch *changeSet) error
+}
+
+// mutate runs m as one transaction on the loop goroutine: the change and
+// its audit entry commit together (fsynced), then the new snapshot is
+// swapped in, the stream layer is updated, and every live session the new
+// state no longer allows is closed before mutate returns. A failed change
+// leaves everything as it was and is audited as failed.
+func (d *Daemon) mutate(ctx context.Context, m mutation) (apitype.MutationResult, error) {
+	var res apitype.MutationResult
+	var outErr error
+	err := d.do(ctx, func() {
+		res, outErr = d.mutateLocked(ctx, m)
+	})
+	if err != nil {
+		return res, apitype.Errorf(apitype.CodeUnavailable, "daemon busy or stopping: %v", err)
+	}
+	return res, outErr
+}
+
+func (d *Daemon) mutateLocked(ctx context.Context, m mutation) (apitype.MutationResult, error) {
+	var res apitype.MutationResult
+	var ch changeSet
+	var next *snapshot
+	var cams []store.Camera
+	entry := &store.AuditEntry{UID: m.caller.UID, GID: m.caller.GID, PID: m.caller.PID, Exe: m.caller.Exe,
+		Action: m.action, Target: m.target, Outcome: "ok", Args: m.args}
+	err := d.store.Update(ctx, entry, func(tx *store.Tx) error {
+		if err := m.apply(tx, &ch); err != nil {
+			return err
+		}
+		pd, err := tx.PolicyData()
+		if err != nil {
+			return err
+		}
+		if next, err = buildSnapshot(pd); err != nil {
+			return err
+		}
+		if ch.cameras {
+			cams, err = tx.Cameras()
+		}
+		return err
+	})
+	if err != nil {
+		apiErr := toAPIError(err)
+		failed := store.AuditEntry{UID: m.caller.UID, GID: m.caller.GID, PID: m.caller.PID, Exe: m.caller.Exe,
+			Action: m.action, Target: m.target, Outcome: "failed: " + apiErr.Code, Args: m.args}
+		if _, aerr := d.store.AppendAudit(ctx, failed); aerr != nil {
+			d.log.Error("cannot audit a failed request", "action", m.action, "error", aerr)
+		}
+		return res, apiErr
+	}
+	d.snap.Store(next)
+	if ch.users {
+		d.auth.reset()
+	}
+	if ch.cameras {
+		for _, s := range d.streams.Sessions() {
+			for _, gone := range ch.removedCameras {
+				if strings.HasPrefix(strings.TrimPrefix(s.Path, "/"), gone+"/") {
+					res.ClosedSessions++
+				}
+			}
+		}
+		d.streams.SetCameras(ctx, d.cameraSpecs(cams))
+	}
+	res.ClosedSessions += d.streams.Enforce(next.policy)
+	d.log.Info("change applied", "action", m.action, "target", m.target, "closed_sessions", res.ClosedSessions)
+	return res, nil
+}
+
+// toAPIError maps store and validation errors to typed API errors. Messages
+// of store errors name records, never secrets.
+func toAPIError(err error) *apitype.Error {
+	var ae *apitype.Error
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.Is(err, store.ErrNotFound):
+		return &apitype.Error{Code: apitype.CodeNotFound, Message: err.Error()}
+	case errors.Is(err, store.ErrExists):
+		return &apitype.Error{Code: apitype.CodeConflict, Message: err.Error()}
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return &apitype.Error{Code: apitype.CodeUnavailable, Message: "request cancelled or timed out"}
+	}
+	return &apitype.Error{Code: apitype.CodeInternal, Message: "internal error; see the camwardend log"}
+}
+
+func invalid(format string, args ...any) error {
+	return apitype.Errorf(apitype.CodeInvalid, format, args...)
+}
+
+// queryDevice asks an adopted camera (credentials from the store) for its
+// stream addresses at xaddr.
+func (d *Daemon) queryDevice(ctx context.Context, camera, xaddr string) (onvif.AdoptResult, error) {
+	var user, pw string
+	err := d.store.View(ctx, func(tx *store.Tx) error {
+		c, err := tx.Camera(camera)
+		if err != nil {
+			return err
+		}
+		user = c.Username
+		if c.HasPassword {
+			pw, err = tx.CameraPassword(camera)
+		}
+		return err
+	})
+	if err != nil {
+		return onvif.AdoptResult{}, err
+	}
+	return onvif.Adopt(ctx, xaddr, onvif.ClientOptions{Username: user, Password: pw, Logger: d.log.Named("onvif")})
+}
+
+// applyRenumber rewrites a renumbered camera's stream URLs (loop goroutine).
+func (d *Daemon) applyRenumber(name, urn, oldXAddr, newXAddr string, res onvif.AdoptResult) error {
+	byName := map[string]string{}
+	for _, s := range res.Streams {
+		byName[s.Name] = s.URI.URI
+	}
+	_, err := d.mutateLocked(context.Background(), mutation{
+		caller: systemCaller(),
+		action: "camera.renumber",
+		target: name,
+		args:   map[string]string{"urn": urn, "old_xaddr": oldXAddr, "new_xaddr": newXAddr},
+		apply: func(tx *store.Tx, ch *changeSet) error {
+			ch.cameras = true
+			return tx.UpdateCamera(name, func(c *store.Camera) error {
+				if c.ONVIF == nil || c.ONVIF.URN != urn {
+					return fmt.Errorf("camera %q is no longer adopted from %s", name, urn)
+				}
+				c.ONVIF.XAddr = newXAddr
+				for i := range c.Streams {
+					if u, ok := byName[c.Streams[i].Name]; ok {
+						c.Streams[i].URL = u
+					}
+				}
+				return nil
+			})
+		},
+	})
+	if err == nil {
+		d.log.Info("renumbered camera updated; only its pullers restart", "camera", name, "urn", urn, "xaddr", newXAddr)
+	}
+	return err
+}
+
+// checkStreamURL validates a camera stream URL given by an admin: rtsp or
+// rtsps, a host, and no credentials (those go to --user/--password-stdin).
+func checkStreamURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return invalid("invalid stream URL: %v", redactParseError(err))
+	}
+	if u.Scheme != "rtsp" && u.Scheme != "rtsps" {
+		return invalid("stream URL must start with rtsp:// or rtsps://")
+	}
+	if u.User != nil {
+		return invalid("put camera credentials in --user and --password-stdin, not in the URL")
+	}
+	if u.Hostname() == "" {
+		return invalid("stream URL has no host")
+	}
+	if p := u.Port(); p != "" {
+		if _, err := net.LookupPort("tcp", p); err != nil {
+			return invalid("stream URL has an invalid port")
+		}
+	}
+	return nil
+}
+
+// redactParseError drops the URL text from url.Parse errors: it could carry
+// a password the admin pasted by mistake.
+func redactParseError(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err.Error()
+	}
+	return "malformed"
+}
+
+func checkTransport(t string) (string, error) {
+	switch t {
+	case "", "auto":
+		return "auto", nil
+	case "tcp", "udp":
+		return t, nil
+	}
+	return "", invalid("invalid transport %q: use auto, tcp or udp", t)
+}
+
+var _ = time.Second

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# make demo: three simulated ONVIF cameras, the daemon, discovery by a
+# directed probe to 127.0.0.1 (never multicast on the LAN), adoption, and a
+# user who can watch. Ctrl-C stops everything this script started, by PID.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BIN=${BIN:-bin}
+STATE=${DEMO_STATE:-demo-state}
+RTSP_PORT=${DEMO_RTSP_PORT:-8554}
+DISCOVERY_PORT=${DEMO_DISCOVERY_PORT:-3702}
+CAMERAS=${DEMO_CAMERAS:-3}
+SOCK="$STATE/admin.sock"
+pids=()
+
+cleanup() {
+  trap - INT TERM EXIT
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  echo "demo stopped; state kept in $STATE (the next run resets it)"
+}
+trap cleanup INT TERM EXIT
+
+randpw() { head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 16; }
+cw() { "$BIN/camwarden" --socket "$SOCK" "$@"; }
+
+# A second run starts from a clean state, so it always behaves the same.
+rm -rf "$STATE"
+mkdir -p "$STATE"
+chmod 700 "$STATE"
+randpw > "$STATE/camera.password"
+viewer_pw=$(randpw)
+
+echo "starting $CAMERAS simulated cameras on 127.0.0.1 (logs: $STATE/camsim.log)"
+"$BIN/camsim" --cameras "$CAMERAS" --addr 127.0.0.1 --discovery-port "$DISCOVERY_PORT" \
+  --user admin --password-file "$STATE/camera.password" >"$STATE/camsim.out" 2>"$STATE/camsim.log" &
+pids+=($!)
+for _ in $(seq 100); do grep -q '^READY' "$STATE/camsim.out" 2>/dev/null && break; sleep 0.1; done
+grep -q '^READY' "$STATE/camsim.out" || { echo "camsim did not start:"; cat "$STATE/camsim.log"; exit 1; }
+
+echo "starting camwardend (logs: $STATE/camwardend.log)"
+"$BIN/camwardend" --config /dev/null --state-dir "$STATE/state" --socket "$SOCK" \
+  --rtsp-addr "127.0.0.1:$RTSP_PORT" --discovery-interfaces none >"$STATE/camwardend.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do cw status >/dev/null 2>&1 && break; sleep 0.1; done
+cw status >/dev/null || { echo "camwardend did not start:"; cat "$STATE/camwardend.log"; exit 1; }
+
+echo "discovering cameras by a directed probe to 127.0.0.1:$DISCOVERY_PORT"
+cw discover --timeout 2s --target "127.0.0.1:$DISCOVERY_PORT"
+mapfile -t urns < <(cw --json discover --timeout 1s --target "127.0.0.1:$DISCOVERY_PORT" | grep -o 'urn:uuid:[0-9a-f-]*' | sort -u)
+[ "${#urns[@]}" -ge 1 ] || { echo "no camera found"; exit 1; }
+
+i=0
+for urn in "${urns[@]}"; do
+  i=$((i + 1))
+  cw camera adopt "cam$i" --device "$urn" --user admin --password-stdin <"$STATE/camera.password" >/dev/null
+  echo "adopted $urn as cam$i"
+done
+
+printf '%s\n' "$viewer_pw" | cw user add viewer --password-stdin >/dev/null
+cw grant viewer read '*' >/dev/null
+
+echo "waiting for the streams to go live"
+for _ in $(seq 100); do
+  live=$(cw --json stream list | grep -o '"state": *"live"' | wc -l)
+  [ "$live" -ge "$i" ] && break
+  sleep 0.2
+done
+cw stream list
+
+cat <<INFO
+
+camwarden demo is running. User 'viewer' has this password (shown once): $viewer_pw
+
+RTSP URLs:
+INFO
+for n in $(seq "$i"); do
+  echo "  rtsp://127.0.0.1:$RTSP_PORT/cam$n/main   rtsp://127.0.0.1:$RTSP_PORT/cam$n/sub"
+done
+cat <<INFO
+
+Try:
+  ffprobe -rtsp_transport tcp 'rtsp://viewer:$viewer_pw@127.0.0.1:$RTSP_PORT/cam1/main'
+  ffplay  -rtsp_transport tcp 'rtsp://viewer:$viewer_pw@127.0.0.1:$RTSP_PORT/cam1/main'
+  $BIN/camwarden --socket $SOCK session list
+  $BIN/camwarden --socket $SOCK revoke viewer read '*'    # cuts the viewer off at once
+
+Press Ctrl-C to stop.
+INFO
+wait "${pids[@]}"
