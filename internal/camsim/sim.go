@@ -1,0 +1,253 @@
+// Package camsim runs simulated ONVIF cameras for the demo, tests and
+// benchmarks: one WS-Discovery responder shared by all cameras, and per camera
+// a SOAP 1.2 device+media service (WS-UsernameToken or HTTP Digest) and an
+// RTSP server (package media) serving two synthetic H.264 profiles.
+//
+// Everything binds Options.Addr (127.0.0.1 by default). Multicast discovery
+// is joined only on the interfaces Options.DiscoveryInterfaces names; nil
+// means "the interface owning Addr, if it has the MULTICAST flag" (on a normal
+// host the loopback interface has not, so plain loopback runs answer unicast
+// probes only), and []string{"none"} turns multicast off.
+package camsim
+
+import (
+	"context"
+	"crypto/sha1"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/camwarden/camwarden/internal/camsim/media"
+)
+
+// Auth modes of the SOAP services.
+const (
+	AuthWSSE   = "wsse"   // WS-UsernameToken PasswordDigest in the SOAP header
+	AuthDigest = "digest" // HTTP Digest (RFC 2617, MD5, qop=auth)
+)
+
+// DefaultDiscoveryPort is the WS-Discovery port (unicast and multicast).
+const DefaultDiscoveryPort = 3702
+
+// Options configures a Sim. Zero values get the documented defaults.
+type Options struct {
+	Cameras int // number of cameras; default 1
+	Addr    string
+	// BasePort: camera i serves HTTP on BasePort+i and RTSP on
+	// BasePort+Cameras+i; 0 = ephemeral ports. Restart always picks new
+	// ephemeral ports.
+	BasePort int
+	// DiscoveryPort is the unicast WS-Discovery port on Addr (directed
+	// probes). 0 = an ephemeral port, so parallel tests never collide; the
+	// camsim command defaults to DefaultDiscoveryPort (3702). Multicast
+	// probes are always received on 239.255.255.250:3702.
+	DiscoveryPort       int
+	DiscoveryInterfaces []string // nil = interface owning Addr if multicast capable; {"none"} = off
+	Username, Password  string
+	Auth                string        // "wsse" (default) or "digest"
+	ClockSkew           time.Duration // added to the host clock to get each camera's clock
+	Seed                string        // derives the stable urn:uuid of each camera; default "camsim"
+	Logger              hclog.Logger
+	Profiles            []media.Profile // nil = DefaultProfiles()
+}
+
+// DefaultProfiles are the two profiles every camera serves by default
+// (media.DefaultProfiles: main 1920x1080@25 4000 kbit/s, sub 640x360@25
+// 500 kbit/s, 2 s GOP).
+func DefaultProfiles() []media.Profile {
+	return media.DefaultProfiles()
+}
+
+// Sim is a set of simulated cameras and their discovery responder.
+type Sim struct {
+	opts   Options
+	log    hclog.Logger
+	cams   []*Camera
+	disc   atomic.Pointer[discovery]
+	mu     sync.Mutex // serialises Start/Close
+	state  int        // 0 new, 1 started, 2 closed
+	cancel context.CancelFunc
+}
+
+// New validates opts and builds the cameras; nothing listens until Start.
+func New(opts Options) (*Sim, error) {
+	if opts.Cameras == 0 {
+		opts.Cameras = 1
+	}
+	if opts.Cameras < 0 || opts.Cameras > 1000 {
+		return nil, fmt.Errorf("camsim: --cameras must be between 1 and 1000, got %d", opts.Cameras)
+	}
+	if opts.Addr == "" {
+		opts.Addr = "127.0.0.1"
+	}
+	ip := net.ParseIP(opts.Addr)
+	if ip == nil || ip.To4() == nil {
+		return nil, fmt.Errorf("camsim: --addr must be an IPv4 address, got %q", opts.Addr)
+	}
+	if opts.BasePort < 0 || opts.BasePort+2*opts.Cameras > 65535 {
+		return nil, fmt.Errorf("camsim: --base-port %d leaves no room for %d cameras (HTTP and RTSP ports)", opts.BasePort, opts.Cameras)
+	}
+	if opts.DiscoveryPort < 0 || opts.DiscoveryPort > 65535 {
+		return nil, fmt.Errorf("camsim: bad discovery port %d", opts.DiscoveryPort)
+	}
+	if opts.Username == "" || opts.Password == "" {
+		return nil, errors.New("camsim: a username and a password are required")
+	}
+	switch opts.Auth {
+	case "":
+		opts.Auth = AuthWSSE
+	case AuthWSSE, AuthDigest:
+	default:
+		return nil, fmt.Errorf("camsim: auth must be %q or %q, got %q", AuthWSSE, AuthDigest, opts.Auth)
+	}
+	if opts.Seed == "" {
+		opts.Seed = "camsim"
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.Profiles == nil {
+		opts.Profiles = DefaultProfiles()
+	}
+	if len(opts.Profiles) == 0 {
+		return nil, errors.New("camsim: at least one profile is required")
+	}
+	seen := map[string]bool{}
+	for _, p := range opts.Profiles {
+		if p.Name == "" || seen[p.Name] || !tokenOK(p.Name) {
+			return nil, fmt.Errorf("camsim: profile names must be unique and use [a-z0-9_-], got %q", p.Name)
+		}
+		seen[p.Name] = true
+	}
+	s := &Sim{opts: opts, log: opts.Logger}
+	for i := 0; i < opts.Cameras; i++ {
+		s.cams = append(s.cams, newCamera(s, i))
+	}
+	return s, nil
+}
+
+func tokenOK(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// Start opens the discovery sockets, starts every camera, and sends Hello for
+// each on the multicast interfaces. On error everything started is closed.
+func (s *Sim) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != 0 {
+		return errors.New("camsim: Start called twice or after Close")
+	}
+	s.state = 1
+	// The servers outlive ctx (which only bounds start-up); Close stops them.
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	d, err := newDiscovery(s)
+	if err != nil {
+		cancel()
+		return err
+	}
+	s.disc.Store(d)
+	for _, c := range s.cams {
+		if err := ctx.Err(); err != nil {
+			s.closeLocked()
+			return err
+		}
+		if err := c.start(runCtx); err != nil {
+			s.closeLocked()
+			return err
+		}
+	}
+	go d.serve(runCtx)
+	for _, c := range s.cams {
+		d.announce(c, helloAction)
+	}
+	return nil
+}
+
+// Close sends Bye for every camera, then stops all servers. Safe to call twice.
+func (s *Sim) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state == 2 {
+		return nil
+	}
+	wasStarted := s.state == 1
+	s.state = 2
+	if !wasStarted {
+		return nil
+	}
+	return s.closeLocked()
+}
+
+func (s *Sim) closeLocked() error {
+	var errs []error
+	d := s.disc.Load()
+	if d != nil {
+		for _, c := range s.cams {
+			if c.running() {
+				d.announce(c, byeAction)
+			}
+		}
+	}
+	for _, c := range s.cams {
+		errs = append(errs, c.stop())
+	}
+	if d != nil {
+		errs = append(errs, d.close())
+	}
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.state = 2
+	return errors.Join(errs...)
+}
+
+// Cameras returns the cameras in index order.
+func (s *Sim) Cameras() []*Camera { return append([]*Camera(nil), s.cams...) }
+
+// DiscoveryAddr is the unicast WS-Discovery address (for directed probes);
+// nil before Start.
+func (s *Sim) DiscoveryAddr() *net.UDPAddr {
+	d := s.disc.Load()
+	if d == nil {
+		return nil
+	}
+	return d.unicastAddr()
+}
+
+// MulticastInterfaces lists the interfaces the responder joined the
+// WS-Discovery group on (empty when multicast is off).
+func (s *Sim) MulticastInterfaces() []string {
+	d := s.disc.Load()
+	if d == nil {
+		return nil
+	}
+	var names []string
+	for _, ifi := range d.ifaces {
+		names = append(names, ifi.Name)
+	}
+	return names
+}
+
+func (s *Sim) discovery() *discovery { return s.disc.Load() }
+
+// stableUUID derives an RFC 4122 version-5-style UUID from seed and index so a
+// camera keeps its identity across runs.
+func stableUUID(seed string, index int) string {
+	h := sha1.Sum([]byte(fmt.Sprintf("camsim/%s/%d", seed, index)))
+	b := h[:16]
+	b[6] = b[6]&0x0f | 0x50
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
