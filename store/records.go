@@ -1,0 +1,287 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Public record types. They hold no bbolt types and no sealed blobs.
+
+// Stream is one RTSP stream of a camera. URL never holds credentials.
+type Stream struct {
+	Name      string
+	URL       string
+	Transport string
+	OnDemand  bool
+}
+
+// ONVIFIdentity is what an adopted ONVIF device reported.
+type ONVIFIdentity struct {
+	URN, XAddr, Manufacturer, Model, Firmware, Serial, HardwareID string
+}
+
+// Camera is a configured camera. Its password is sealed and only available
+// through Tx.CameraPassword; HasPassword says whether one is set.
+type Camera struct {
+	Name        string
+	Username    string
+	HasPassword bool
+	ONVIF       *ONVIFIdentity
+	Streams     []Stream
+	Created     time.Time
+	Changed     time.Time
+	Revision    uint64 // bumped on every change of the record or its password
+}
+
+// User is a restream user. PasswordHash is argon2id (PHC string); the digest
+// secret is sealed and only available through Tx.UserDigestSecret.
+type User struct {
+	Name              string
+	Disabled          bool
+	Created, Changed  time.Time
+	CredentialVersion uint64 // bumped on password change
+	PasswordHash      string
+}
+
+// Group is a named set of users; Members is sorted.
+type Group struct {
+	Name    string
+	Members []string
+}
+
+// Grant allows Subject ("user" or "@group") to do Action ("read"|"publish")
+// on Pattern ("camera/stream", "camera/*" or "*").
+type Grant struct {
+	Subject, Action, Pattern string
+}
+
+// AuditEntry is one record of the audit chain. PrevHash and Hash are hex
+// SHA-256; Hash covers the canonical encoding of every other field.
+type AuditEntry struct {
+	Seq      uint64
+	Time     time.Time
+	UID      int
+	GID      int
+	PID      int
+	Exe      string
+	Action   string
+	Target   string
+	Outcome  string
+	Args     map[string]string
+	PrevHash string
+	Hash     string
+}
+
+// AuditVerify is the result of VerifyAudit. When OK is false, FirstBad is the
+// sequence number of the first entry where the chain breaks.
+type AuditVerify struct {
+	OK       bool
+	Entries  uint64
+	FirstBad uint64
+	Reason   string
+}
+
+// PolicyData is everything the access layer needs, read in one transaction.
+type PolicyData struct {
+	Users  []User
+	Groups []Group
+	Grants []Grant
+}
+
+// Stored encodings (JSON with short, stable field names). Unknown fields are
+// ignored so an older build can read records a compatible newer one wrote
+// only if the schema version says so; decoding never panics on any input
+// (FuzzDecodeRecords).
+
+type streamRec struct {
+	Name      string `json:"name"`
+	URL       string `json:"url"`
+	Transport string `json:"transport,omitempty"`
+	OnDemand  bool   `json:"on_demand,omitempty"`
+}
+
+type onvifRec struct {
+	URN          string `json:"urn,omitempty"`
+	XAddr        string `json:"xaddr,omitempty"`
+	Manufacturer string `json:"manufacturer,omitempty"`
+	Model        string `json:"model,omitempty"`
+	Firmware     string `json:"firmware,omitempty"`
+	Serial       string `json:"serial,omitempty"`
+	HardwareID   string `json:"hardware_id,omitempty"`
+}
+
+type cameraRec struct {
+	Name     string      `json:"name"`
+	Username string      `json:"username,omitempty"`
+	Password []byte      `json:"password,omitempty"` // sealed (camera, name, "password")
+	ONVIF    *onvifRec   `json:"onvif,omitempty"`
+	Streams  []streamRec `json:"streams"`
+	Created  time.Time   `json:"created"`
+	Changed  time.Time   `json:"changed"`
+	Revision uint64      `json:"revision"`
+}
+
+type userRec struct {
+	Name              string    `json:"name"`
+	Disabled          bool      `json:"disabled,omitempty"`
+	Created           time.Time `json:"created"`
+	Changed           time.Time `json:"changed"`
+	CredentialVersion uint64    `json:"credential_version"`
+	PasswordHash      string    `json:"password_hash"`
+	Digest            []byte    `json:"digest,omitempty"` // sealed (user, name, "digest")
+}
+
+type groupRec struct {
+	Name    string   `json:"name"`
+	Members []string `json:"members"`
+}
+
+type grantRec struct {
+	Subject string `json:"subject"`
+	Action  string `json:"action"`
+	Pattern string `json:"pattern"`
+}
+
+type auditRec struct {
+	Seq      uint64            `json:"seq"`
+	Time     time.Time         `json:"time"`
+	UID      int               `json:"uid"`
+	GID      int               `json:"gid"`
+	PID      int               `json:"pid"`
+	Exe      string            `json:"exe,omitempty"`
+	Action   string            `json:"action"`
+	Target   string            `json:"target,omitempty"`
+	Outcome  string            `json:"outcome"`
+	Args     map[string]string `json:"args,omitempty"`
+	PrevHash string            `json:"prev_hash"`
+	Hash     string            `json:"hash"`
+}
+
+type auditHead struct {
+	Seq  uint64 `json:"seq"`
+	Hash string `json:"hash"`
+}
+
+// decode unmarshals a stored value (always copying out of the bbolt page) and
+// checks that the record names itself as its key says.
+func decode(kind string, key, val []byte, v any) error {
+	if err := json.Unmarshal(val, v); err != nil {
+		return fmt.Errorf("%w: %s record %q: %v", ErrCorrupt, kind, truncate(string(key), 64), err)
+	}
+	return nil
+}
+
+func decodeCamera(key, val []byte) (cameraRec, error) {
+	var r cameraRec
+	if err := decode(kindCamera, key, val, &r); err != nil {
+		return r, err
+	}
+	if r.Name != string(key) {
+		return r, fmt.Errorf("%w: camera record under key %q names %q", ErrCorrupt, truncate(string(key), 64), truncate(r.Name, 64))
+	}
+	return r, nil
+}
+
+func decodeUser(key, val []byte) (userRec, error) {
+	var r userRec
+	if err := decode(kindUser, key, val, &r); err != nil {
+		return r, err
+	}
+	if r.Name != string(key) {
+		return r, fmt.Errorf("%w: user record under key %q names %q", ErrCorrupt, truncate(string(key), 64), truncate(r.Name, 64))
+	}
+	return r, nil
+}
+
+func decodeGroup(key, val []byte) (groupRec, error) {
+	var r groupRec
+	if err := decode("group", key, val, &r); err != nil {
+		return r, err
+	}
+	if r.Name != string(key) {
+		return r, fmt.Errorf("%w: group record under key %q names %q", ErrCorrupt, truncate(string(key), 64), truncate(r.Name, 64))
+	}
+	return r, nil
+}
+
+func decodeGrant(key, val []byte) (grantRec, error) {
+	var r grantRec
+	if err := decode("grant", key, val, &r); err != nil {
+		return r, err
+	}
+	if string(grantKey(Grant(r))) != string(key) {
+		return r, fmt.Errorf("%w: grant record does not match its key", ErrCorrupt)
+	}
+	return r, nil
+}
+
+func decodeAudit(key, val []byte) (auditRec, error) {
+	var r auditRec
+	if err := json.Unmarshal(val, &r); err != nil {
+		return r, fmt.Errorf("%w: audit entry %x: %v", ErrCorrupt, key, err)
+	}
+	return r, nil
+}
+
+func encode(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode record: %w", err)
+	}
+	return b, nil
+}
+
+// grantKey is the length-prefixed (subject, action, pattern): unambiguous for
+// any bytes in the fields.
+func grantKey(g Grant) []byte {
+	var k []byte
+	for _, s := range []string{g.Subject, g.Action, g.Pattern} {
+		k = binary.AppendUvarint(k, uint64(len(s)))
+		k = append(k, s...)
+	}
+	return k
+}
+
+func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
+
+func (r cameraRec) public() Camera {
+	c := Camera{
+		Name: r.Name, Username: r.Username, HasPassword: len(r.Password) > 0,
+		Created: r.Created, Changed: r.Changed, Revision: r.Revision,
+	}
+	if r.ONVIF != nil {
+		o := ONVIFIdentity(*r.ONVIF)
+		c.ONVIF = &o
+	}
+	for _, s := range r.Streams {
+		c.Streams = append(c.Streams, Stream(s))
+	}
+	return c
+}
+
+// applyPublic copies the editable fields of c into r.
+func (r *cameraRec) applyPublic(c Camera) {
+	r.Username = c.Username
+	r.ONVIF = nil
+	if c.ONVIF != nil {
+		o := onvifRec(*c.ONVIF)
+		r.ONVIF = &o
+	}
+	r.Streams = make([]streamRec, 0, len(c.Streams))
+	for _, s := range c.Streams {
+		r.Streams = append(r.Streams, streamRec(s))
+	}
+}
+
+func (r userRec) public() User {
+	return User{Name: r.Name, Disabled: r.Disabled, Created: r.Created, Changed: r.Changed,
+		CredentialVersion: r.CredentialVersion, PasswordHash: r.PasswordHash}
+}
+
+func (r groupRec) public() Group {
+	return Group{Name: r.Name, Members: append([]string{}, r.Members...)}
+}
+
+func (r auditRec) public() AuditEntry { return AuditEntry(r) }

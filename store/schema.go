@@ -1,0 +1,49 @@
+package store
+
+// Every bucket and meta key is declared here, once. Code elsewhere refers to
+// these names only.
+
+// schemaVersion is the version this build writes. Databases with a lower
+// version are migrated on Open (see migrations in store.go); a higher version
+// is refused.
+const schemaVersion uint64 = 2
+
+// formatMagic marks a bbolt file as a camwarden database (meta/format).
+const formatMagic = "camwarden-db"
+
+var (
+	bucketMeta    = []byte("meta")    // fixed keys below
+	bucketCameras = []byte("cameras") // camera name -> cameraRec (JSON)
+	bucketUsers   = []byte("users")   // user name -> userRec (JSON)
+	bucketGroups  = []byte("groups")  // group name -> groupRec (JSON)
+	bucketGrants  = []byte("grants")  // grantKey(g) -> grantRec (JSON)
+	bucketAudit   = []byte("audit")   // seqKey(seq) -> auditRec (JSON)
+
+	// allBuckets is what a new database is created with (and what Open
+	// requires to exist).
+	allBuckets = [][]byte{bucketMeta, bucketCameras, bucketUsers, bucketGroups, bucketGrants, bucketAudit}
+
+	// policyBuckets decide IsEmpty.
+	policyBuckets = [][]byte{bucketCameras, bucketUsers, bucketGroups, bucketGrants}
+)
+
+// Keys of the meta bucket.
+var (
+	metaFormat      = []byte("format")        // formatMagic
+	metaSchema      = []byte("schema")        // uint64 big endian
+	metaCreated     = []byte("created")       // RFC 3339 time the database was created
+	metaDataKey     = []byte("data_key")      // the data key, sealed under the master key (absent until the first secret)
+	metaMasterKeyID = []byte("master_key_id") // plain id of the master key that wraps data_key (for ProbeSealed and errors)
+	metaAuditHead   = []byte("audit_head")    // auditHead (JSON): last seq and hash, so a dropped tail is detected
+)
+
+// Sealed-field identities: the associated data of every blob binds it to
+// (kind, record name, field).
+const (
+	kindCamera   = "camera"
+	kindUser     = "user"
+	kindMeta     = "meta"
+	fieldPass    = "password"
+	fieldDigest  = "digest"
+	fieldDataKey = "data_key"
+)
