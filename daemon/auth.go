@@ -15,6 +15,9 @@ import (
 // it with one argon2 run per distinct user).
 const authCacheMax = 4096
 
+// maxConcurrentHashes is how many argon2id checks may run at once.
+const maxConcurrentHashes = 2
+
 // dummyHash keeps the cost of a check for an unknown user equal to that of
 // a known one, so timing does not reveal which user names exist.
 var dummyHash = func() string {
@@ -35,10 +38,14 @@ type authenticator struct {
 	mu    sync.Mutex
 	key   [32]byte
 	cache map[[32]byte]uint64 // HMAC(user, password) -> credential version
+
+	// hashing bounds concurrent argon2id runs (~20 MB each): a login flood
+	// from many addresses queues here instead of exhausting memory.
+	hashing chan struct{}
 }
 
 func newAuthenticator(snap func() *snapshot, st *store.Store) *authenticator {
-	a := &authenticator{snap: snap, store: st, cache: map[[32]byte]uint64{}}
+	a := &authenticator{snap: snap, store: st, cache: map[[32]byte]uint64{}, hashing: make(chan struct{}, maxConcurrentHashes)}
 	if _, err := rand.Read(a.key[:]); err != nil {
 		panic(err) // crypto/rand never fails on Linux
 	}
@@ -66,7 +73,7 @@ func (a *authenticator) VerifyBasic(user, password string) (uint64, bool) {
 	u, ok := s.policy.User(user)
 	hash, hasHash := s.hashes[user]
 	if !ok || u.Disabled || !hasHash {
-		store.VerifyPassword(dummyHash, password) //nolint:errcheck // timing only
+		a.verify(dummyHash, password) // equal cost, so timing does not reveal user names
 		return 0, false
 	}
 	key := a.mac(user, password)
@@ -76,8 +83,7 @@ func (a *authenticator) VerifyBasic(user, password string) (uint64, bool) {
 	if hit && v == u.CredentialVersion {
 		return v, true
 	}
-	good, err := store.VerifyPassword(hash, password)
-	if err != nil || !good {
+	if !a.verify(hash, password) {
 		return 0, false
 	}
 	a.mu.Lock()
@@ -87,6 +93,14 @@ func (a *authenticator) VerifyBasic(user, password string) (uint64, bool) {
 	a.cache[key] = u.CredentialVersion
 	a.mu.Unlock()
 	return u.CredentialVersion, true
+}
+
+// verify runs one argon2id check under the concurrency bound.
+func (a *authenticator) verify(hash, password string) bool {
+	a.hashing <- struct{}{}
+	defer func() { <-a.hashing }()
+	ok, err := store.VerifyPassword(hash, password)
+	return err == nil && ok
 }
 
 func (a *authenticator) DigestSecret(user string) (string, uint64, bool) {
