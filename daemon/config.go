@@ -58,7 +58,11 @@ func DefaultConfig() Config {
 var configKeys = map[string]func(c *Config, v string) error{
 	"state_dir": func(c *Config, v string) error { return setPath(&c.StateDir, v) },
 	"socket":    func(c *Config, v string) error { return setPath(&c.Socket, v) },
-	"key_file":  func(c *Config, v string) error { return setPath(&c.KeyFile, v) },
+	// An empty key_file means the default ($CREDENTIALS_DIRECTORY/master.key).
+	"key_file": func(c *Config, v string) error {
+		c.KeyFile = v
+		return nil
+	},
 	"admin_group": func(c *Config, v string) error {
 		c.AdminGroup = v
 		return nil

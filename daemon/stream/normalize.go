@@ -1,0 +1,311 @@
+package stream
+
+import (
+	"bytes"
+	"errors"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v5/pkg/format"
+	"github.com/bluenviron/gortsplib/v5/pkg/format/rtph264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
+	"github.com/hashicorp/go-hclog"
+	"github.com/pion/rtp"
+)
+
+// formatFwd normalises one source format for readers:
+//   - H.264 packetization-mode 0 is served as mode 1 (a mode-0 stream is a
+//     valid mode-1 stream; gortsplib refuses mode 0 when UDP is on);
+//   - H.264 packets larger than the server's packet size switch the format
+//     to re-packetising: decode access units, encode them again at the
+//     server's packet size (as MediaMTX does);
+//   - in-band SPS/PPS changes update the served format (and so the SDP);
+//   - a source SSRC change (camera restart) keeps sequence numbers and
+//     timestamps continuous for readers.
+//
+// Everything else passes through with its payload untouched.
+type formatFwd struct {
+	src, out format.Format
+	h264     *format.H264 // served H.264 format, nil otherwise
+	h265     *format.H265
+	clock    int
+
+	reencode   bool
+	dec        *rtph264.Decoder
+	enc        *rtph264.Encoder
+	pending    bool // the decoder holds packets of an unfinished access unit
+	pendingTS  uint32
+	haveOut    bool
+	lastOutSeq uint16
+	seqOffset  uint16
+	lastOutTS  uint32
+	lastWall   time.Time
+	tsOffset   uint32
+	ssrc       uint32
+	haveSSRC   bool
+}
+
+func newFormatFwd(f format.Format) *formatFwd {
+	ff := &formatFwd{src: f, out: f, clock: f.ClockRate()}
+	switch t := f.(type) {
+	case *format.H264:
+		sps, pps := t.SafeParams()
+		ff.h264 = &format.H264{
+			PayloadTyp:        t.PayloadTyp,
+			SPS:               bytes.Clone(sps),
+			PPS:               bytes.Clone(pps),
+			PacketizationMode: 1,
+		}
+		ff.out = ff.h264
+	case *format.H265:
+		vps, sps, pps := t.SafeParams()
+		ff.h265 = &format.H265{PayloadTyp: t.PayloadTyp, VPS: bytes.Clone(vps), SPS: bytes.Clone(sps), PPS: bytes.Clone(pps), MaxDONDiff: t.MaxDONDiff}
+		ff.out = ff.h265
+	}
+	return ff
+}
+
+// resolution parses the served SPS.
+func (ff *formatFwd) resolution() (int, int) {
+	switch {
+	case ff.h264 != nil:
+		sps, _ := ff.h264.SafeParams()
+		var s h264.SPS
+		if len(sps) > 0 && s.Unmarshal(sps) == nil {
+			return s.Width(), s.Height()
+		}
+	case ff.h265 != nil:
+		_, sps, _ := ff.h265.SafeParams()
+		var s h265.SPS
+		if len(sps) > 0 && s.Unmarshal(sps) == nil {
+			return s.Width(), s.Height()
+		}
+	}
+	return 0, 0
+}
+
+// process turns one source packet into the packets to serve.
+func (ff *formatFwd) process(in *rtp.Packet, now time.Time, maxPacket int, log hclog.Logger, pathName string) (outs []*rtp.Packet, paramsChanged bool) {
+	if ff.haveSSRC && in.SSRC != ff.ssrc && ff.haveOut {
+		// The camera restarted its RTP session: continue our timeline.
+		el := uint32(now.Sub(ff.lastWall).Seconds() * float64(ff.clock))
+		if el == 0 {
+			el = 1
+		}
+		ff.tsOffset = ff.lastOutTS + el - in.Timestamp
+		ff.seqOffset = ff.lastOutSeq + 1 - in.SequenceNumber
+		if ff.dec != nil {
+			ff.dec = nil
+			ff.pending = false
+		}
+		log.Debug("source SSRC changed", "path", pathName)
+	}
+	ff.ssrc, ff.haveSSRC = in.SSRC, true
+	ts := in.Timestamp + ff.tsOffset
+
+	switch {
+	case ff.h264 != nil:
+		_, sps, pps := h264Scan(in.Payload)
+		if sps != nil || pps != nil {
+			curSPS, curPPS := ff.h264.SafeParams()
+			if sps == nil {
+				sps = curSPS
+			}
+			if pps == nil {
+				pps = curPPS
+			}
+			if !bytes.Equal(sps, curSPS) || !bytes.Equal(pps, curPPS) {
+				ff.h264.SafeSetParams(bytes.Clone(sps), bytes.Clone(pps))
+				paramsChanged = true
+			}
+		}
+		if !ff.reencode && in.MarshalSize() > maxPacket {
+			ff.reencode = true
+			log.Info("source sends RTP packets larger than the server's packet size: re-packetising", "path", pathName, "size", in.MarshalSize(), "max", maxPacket)
+		}
+		if ff.reencode {
+			return ff.repacketize(in, ts, maxPacket), paramsChanged
+		}
+	case ff.h265 != nil:
+		_, vps, sps, pps := h265Scan(in.Payload)
+		if vps != nil || sps != nil || pps != nil {
+			cv, cs, cp := ff.h265.SafeParams()
+			nv, ns, np := pick(vps, cv), pick(sps, cs), pick(pps, cp)
+			if !bytes.Equal(nv, cv) || !bytes.Equal(ns, cs) || !bytes.Equal(np, cp) {
+				ff.h265.SafeSetParams(bytes.Clone(nv), bytes.Clone(ns), bytes.Clone(np))
+				paramsChanged = true
+			}
+		}
+	}
+	if in.MarshalSize() > maxPacket {
+		return nil, paramsChanged // cannot be served; only H.264 is re-packetised
+	}
+	out := &rtp.Packet{Header: in.Header, Payload: in.Payload}
+	out.SequenceNumber = in.SequenceNumber + ff.seqOffset
+	out.Timestamp = ts
+	ff.emitted(out, now)
+	return []*rtp.Packet{out}, paramsChanged
+}
+
+// isKey reports whether a served packet starts a keyframe (parameter sets
+// or an IDR/IRAP picture): where a new reader can start decoding.
+func (ff *formatFwd) isKey(payload []byte) bool {
+	switch {
+	case ff.h264 != nil:
+		k, _, _ := h264Scan(payload)
+		return k
+	case ff.h265 != nil:
+		k, _, _, _ := h265Scan(payload)
+		return k
+	}
+	return false
+}
+
+func pick(n, cur []byte) []byte {
+	if n == nil {
+		return cur
+	}
+	return n
+}
+
+func (ff *formatFwd) emitted(out *rtp.Packet, now time.Time) {
+	ff.haveOut = true
+	ff.lastOutSeq = out.SequenceNumber
+	ff.lastOutTS = out.Timestamp
+	ff.lastWall = now
+}
+
+func (ff *formatFwd) repacketize(in *rtp.Packet, ts uint32, maxPacket int) []*rtp.Packet {
+	if ff.dec == nil {
+		ff.dec = &rtph264.Decoder{PacketizationMode: 1}
+		_ = ff.dec.Init()
+		ff.pending = false
+	}
+	if ff.enc == nil {
+		ssrc := uint32(0)
+		seq := ff.lastOutSeq + 1
+		ff.enc = &rtph264.Encoder{
+			PayloadType:           ff.h264.PayloadTyp,
+			SSRC:                  &ssrc,
+			InitialSequenceNumber: &seq,
+			PayloadMaxSize:        maxPacket - 12,
+			PacketizationMode:     1,
+		}
+		if err := ff.enc.Init(); err != nil {
+			return nil
+		}
+	}
+	pkt := *in
+	pkt.Timestamp = ts
+	wasPending, prevTS := ff.pending, ff.pendingTS
+	au, err := ff.dec.Decode(&pkt)
+	switch {
+	case errors.Is(err, rtph264.ErrMorePacketsNeeded):
+		ff.pending, ff.pendingTS = true, ts
+		return nil
+	case err != nil:
+		ff.pending = false
+		return nil
+	}
+	auTS := ts
+	if wasPending && prevTS != ts {
+		// The decoder split on a timestamp change: it returned the previous
+		// access unit and keeps this packet.
+		auTS = prevTS
+		ff.pending, ff.pendingTS = true, ts
+	} else {
+		ff.pending = false
+	}
+	pkts, err := ff.enc.Encode(au)
+	if err != nil {
+		return nil
+	}
+	for _, o := range pkts {
+		o.Timestamp = auTS
+		ff.emitted(o, time.Now())
+	}
+	return pkts
+}
+
+// h264Scan reports whether an H.264 RTP payload starts a keyframe and
+// returns any SPS/PPS it carries whole (single NAL unit or STAP-A).
+func h264Scan(p []byte) (key bool, sps, pps []byte) {
+	if len(p) == 0 {
+		return false, nil, nil
+	}
+	one := func(n []byte) {
+		if len(n) == 0 {
+			return
+		}
+		switch h264.NALUType(n[0] & 0x1f) {
+		case h264.NALUTypeSPS:
+			sps, key = n, true
+		case h264.NALUTypePPS:
+			pps = n
+		case h264.NALUTypeIDR:
+			key = true
+		}
+	}
+	switch t := p[0] & 0x1f; {
+	case t >= 1 && t <= 23:
+		one(p)
+	case t == 24: // STAP-A
+		for b := p[1:]; len(b) >= 2; {
+			n := int(b[0])<<8 | int(b[1])
+			b = b[2:]
+			if n > len(b) {
+				break
+			}
+			one(b[:n])
+			b = b[n:]
+		}
+	case t == 28: // FU-A
+		if len(p) >= 2 && p[1]&0x80 != 0 && p[1]&0x1f == byte(h264.NALUTypeIDR) {
+			key = true
+		}
+	}
+	return key, sps, pps
+}
+
+// h265Scan is h264Scan for H.265 (single, AP and FU packets).
+func h265Scan(p []byte) (key bool, vps, sps, pps []byte) {
+	if len(p) < 2 {
+		return false, nil, nil, nil
+	}
+	one := func(n []byte) {
+		if len(n) < 2 {
+			return
+		}
+		switch t := (n[0] >> 1) & 0x3f; {
+		case t == 32:
+			vps, key = n, true
+		case t == 33:
+			sps = n
+		case t == 34:
+			pps = n
+		case t >= 16 && t <= 21:
+			key = true
+		}
+	}
+	switch t := (p[0] >> 1) & 0x3f; {
+	case t == 48: // AP
+		for b := p[2:]; len(b) >= 2; {
+			n := int(b[0])<<8 | int(b[1])
+			b = b[2:]
+			if n > len(b) {
+				break
+			}
+			one(b[:n])
+			b = b[n:]
+		}
+	case t == 49: // FU
+		if len(p) >= 3 && p[2]&0x80 != 0 {
+			if ft := p[2] & 0x3f; ft >= 16 && ft <= 21 {
+				key = true
+			}
+		}
+	default:
+		one(p)
+	}
+	return key, vps, sps, pps
+}

@@ -1,0 +1,429 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v5"
+	"github.com/bluenviron/gortsplib/v5/pkg/description"
+	"github.com/pion/rtp"
+)
+
+// path is one servable stream: a configured camera stream (fed by a puller)
+// or a published one (fed by a publisher session).
+type path struct {
+	s                  *Server
+	name, camera, strm string
+	published          bool
+	spec               StreamSpec
+	publisher          *gortsplib.ServerSession
+
+	// puller lifecycle (camera paths); cancel and done are set under Server.mu
+	stopped  chan struct{} // closed when the path is removed
+	stopOnce sync.Once
+	cancel   context.CancelFunc
+	done     chan struct{}
+	notify   chan struct{} // demand or reader count changed
+
+	mu      sync.Mutex
+	stream  *gortsplib.ServerStream
+	fwds    map[*description.Media]*mediaFwd // by source media
+	gop     []gopPkt
+	gopOn   bool
+	gopTS   uint32
+	gopCap  int
+	win     rateWindow
+	state   string
+	since   time.Time
+	lastErr string
+	codecs  []string
+	width   int
+	height  int
+	lost    uint64
+	readers map[*gortsplib.ServerSession]struct{}
+	waiting int
+	ready   chan struct{} // closed while live
+}
+
+type gopPkt struct {
+	medi *description.Media // served media
+	pkt  *rtp.Packet
+}
+
+func newPath(s *Server, cam, st string) *path {
+	return &path{
+		s:       s,
+		name:    cam + "/" + st,
+		camera:  cam,
+		strm:    st,
+		notify:  make(chan struct{}, 1),
+		stopped: make(chan struct{}),
+		state:   StateIdle,
+		since:   time.Now(),
+		readers: map[*gortsplib.ServerSession]struct{}{},
+		ready:   make(chan struct{}),
+		gopCap:  s.cfg.WriteQueueSize / 2,
+	}
+}
+
+func newCameraPath(s *Server, cam string, sp StreamSpec) *path {
+	p := newPath(s, cam, sp.Name)
+	p.spec = sp
+	return p
+}
+
+// start starts the puller once; the caller holds Server.mu.
+func (p *path) start() {
+	if p.cancel != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	p.done = make(chan struct{})
+	go func() {
+		defer close(p.done)
+		p.runPuller(ctx)
+	}()
+}
+
+// stop stops the puller (or drops the publisher) and closes all readers.
+func (p *path) stop(ctx context.Context) {
+	p.stopOnce.Do(func() { close(p.stopped) })
+	if p.published {
+		if p.publisher != nil {
+			p.publisher.Close()
+		}
+		p.goDown(StateIdle, "")
+		return
+	}
+	if p.cancel != nil {
+		p.cancel()
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+		}
+	}
+	p.goDown(StateIdle, "")
+}
+
+func (p *path) setState(state, lastErr string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state != state {
+		p.state = state
+		p.since = time.Now()
+	}
+	if lastErr != "" {
+		p.lastErr = lastErr
+	}
+}
+
+// goLive builds the served description from the source one, creates the
+// served stream and marks the path live.
+func (p *path) goLive(src *description.Session) error {
+	served := &description.Session{Title: src.Title}
+	fwds := map[*description.Media]*mediaFwd{}
+	var codecs []string
+	var w, h int
+	for _, m := range src.Medias {
+		if m.IsBackChannel {
+			continue
+		}
+		sm := &description.Media{Type: m.Type, ID: m.ID, Control: m.Control}
+		mf := &mediaFwd{served: sm, formats: map[uint8]*formatFwd{}, video: m.Type == description.MediaTypeVideo}
+		for _, f := range m.Formats {
+			ff := newFormatFwd(f)
+			sm.Formats = append(sm.Formats, ff.out)
+			mf.formats[f.PayloadType()] = ff
+			codecs = append(codecs, f.Codec())
+			if w == 0 {
+				w, h = ff.resolution()
+			}
+		}
+		served.Medias = append(served.Medias, sm)
+		fwds[m] = mf
+	}
+	if len(served.Medias) == 0 {
+		return errors.New("source offers no media")
+	}
+	st := &gortsplib.ServerStream{Server: p.s.rtsp, Desc: served}
+	if err := st.Initialize(); err != nil {
+		return fmt.Errorf("cannot serve source description: %w", err)
+	}
+	p.mu.Lock()
+	if p.stream != nil {
+		p.stream.Close()
+	}
+	p.stream = st
+	p.fwds = fwds
+	p.gop, p.gopOn = nil, false
+	p.codecs = codecs
+	p.width, p.height = w, h
+	p.win = rateWindow{start: time.Now()}
+	p.mu.Unlock()
+	return nil
+}
+
+// markLive is called once the source plays: readers waiting for an
+// on-demand source may proceed.
+func (p *path) markLive() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stream == nil {
+		return
+	}
+	p.state = StateLive
+	p.since = time.Now()
+	p.lastErr = ""
+	select {
+	case <-p.ready:
+	default:
+		close(p.ready)
+	}
+}
+
+// goDown closes the served stream (and so its readers).
+func (p *path) goDown(state, lastErr string) {
+	p.mu.Lock()
+	if p.stream != nil {
+		p.stream.Close()
+		p.stream = nil
+	}
+	select {
+	case <-p.ready:
+		p.ready = make(chan struct{})
+	default:
+	}
+	p.fwds = nil
+	p.gop, p.gopOn = nil, false
+	if p.state != state {
+		p.state = state
+		p.since = time.Now()
+	}
+	if lastErr != "" {
+		p.lastErr = lastErr
+	}
+	p.mu.Unlock()
+}
+
+// ingest forwards one source packet to every reader.
+func (p *path) ingest(srcMedia *description.Media, pkt *rtp.Packet) {
+	now := time.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stream == nil {
+		return
+	}
+	mf := p.fwds[srcMedia]
+	if mf == nil {
+		return
+	}
+	ff := mf.formats[pkt.PayloadType]
+	if ff == nil {
+		return
+	}
+	outs, paramsChanged := ff.process(pkt, now, p.s.rtsp.MaxPacketSize, p.s.log, p.name)
+	if paramsChanged {
+		// New readers get the new SPS/PPS in their SDP.
+		p.stream.ReloadDesc()
+		if mf.video {
+			if w, h := ff.resolution(); w > 0 {
+				p.width, p.height = w, h
+			}
+		}
+	}
+	for _, out := range outs {
+		if mf.video && !p.s.cfg.GOPCacheDisabled && ff.isKey(out.Payload) &&
+			(!p.gopOn || out.Timestamp != p.gopTS) {
+			// A new keyframe: the cache restarts here.
+			p.gop, p.gopOn, p.gopTS = p.gop[:0], true, out.Timestamp
+		}
+		if p.gopOn {
+			if len(p.gop) >= p.gopCap {
+				p.gop, p.gopOn = nil, false // GOP too long to replay: wait for the next keyframe
+			} else {
+				p.gop = append(p.gop, gopPkt{medi: mf.served, pkt: clonePacket(out)})
+			}
+		}
+		p.win.add(now, out.MarshalSize(), mf.video && out.Marker)
+		_ = p.stream.WritePacketRTP(mf.served, out)
+	}
+}
+
+func clonePacket(pkt *rtp.Packet) *rtp.Packet {
+	c := &rtp.Packet{Header: pkt.Header, Payload: append([]byte(nil), pkt.Payload...)}
+	c.Header.CSRC = append([]uint32(nil), pkt.CSRC...)
+	c.Header.Extensions = nil
+	c.Header.Extension = false
+	return c
+}
+
+// replayGOP sends the cached packets since the last keyframe to a reader
+// that is about to start playing. The caller holds p.mu.
+func (p *path) replayGOPLocked(ss *gortsplib.ServerSession) int {
+	if !p.gopOn || len(p.gop) == 0 {
+		return 0
+	}
+	setup := map[*description.Media]bool{}
+	for _, m := range ss.Medias() {
+		setup[m] = true
+	}
+	n := 0
+	for _, g := range p.gop {
+		if !setup[g.medi] {
+			continue
+		}
+		c := *g.pkt // WritePacketRTP rewrites the SSRC in place
+		if err := ss.WritePacketRTP(g.medi, &c); err != nil {
+			break
+		}
+		n++
+	}
+	return n
+}
+
+func (p *path) addReader(ss *gortsplib.ServerSession) {
+	p.mu.Lock()
+	p.readers[ss] = struct{}{}
+	p.mu.Unlock()
+	signal(p.notify)
+}
+
+func (p *path) removeReader(ss *gortsplib.ServerSession) {
+	p.mu.Lock()
+	_, ok := p.readers[ss]
+	delete(p.readers, ss)
+	p.mu.Unlock()
+	if ok {
+		signal(p.notify)
+	}
+}
+
+// demand reports whether anyone wants the stream (on-demand sources).
+func (p *path) demand() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.readers) > 0 || p.waiting > 0
+}
+
+// waitReady waits until the path is live, asking an on-demand puller to
+// start. It returns the served stream or nil on timeout.
+func (p *path) waitReady(ctx context.Context, timeout time.Duration) *gortsplib.ServerStream {
+	p.mu.Lock()
+	if p.stream != nil && p.state == StateLive {
+		st := p.stream
+		p.mu.Unlock()
+		return st
+	}
+	if p.published || !p.spec.OnDemand {
+		p.mu.Unlock()
+		return nil
+	}
+	p.waiting++
+	ready := p.ready
+	p.mu.Unlock()
+	signal(p.notify)
+	defer func() {
+		p.mu.Lock()
+		p.waiting--
+		p.mu.Unlock()
+		signal(p.notify)
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-ready:
+	case <-t.C:
+	case <-ctx.Done():
+	case <-p.stopped:
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state != StateLive {
+		return nil
+	}
+	return p.stream
+}
+
+func (p *path) status() StreamStatus {
+	now := time.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := StreamStatus{
+		Camera:      p.camera,
+		Stream:      p.strm,
+		Path:        p.name,
+		State:       p.state,
+		Since:       p.since,
+		Codecs:      append([]string(nil), p.codecs...),
+		Width:       p.width,
+		Height:      p.height,
+		Readers:     len(p.readers),
+		LastError:   p.lastErr,
+		Published:   p.published,
+		PacketsLost: p.lost,
+	}
+	if !p.published {
+		st.URL = displayURL(p.spec)
+	}
+	if p.stream != nil {
+		st.BitrateBps, st.FPS = p.win.rates(now)
+	}
+	return st
+}
+
+// rateWindow counts bytes and frames in one-second buckets over the last
+// rateSpan seconds.
+const rateSpan = 5
+
+type rateWindow struct {
+	start   time.Time
+	buckets [rateSpan + 1]struct {
+		sec    int64
+		bytes  uint64
+		frames uint64
+	}
+}
+
+func (w *rateWindow) add(now time.Time, n int, frame bool) {
+	sec := now.Unix()
+	b := &w.buckets[sec%int64(len(w.buckets))]
+	if b.sec != sec {
+		b.sec, b.bytes, b.frames = sec, 0, 0
+	}
+	b.bytes += uint64(n)
+	if frame {
+		b.frames++
+	}
+}
+
+// rates returns bits per second and frames per second over the complete
+// seconds of the window.
+func (w *rateWindow) rates(now time.Time) (bps, fps float64) {
+	sec := now.Unix()
+	span := int64(rateSpan)
+	if el := sec - w.start.Unix(); el < span {
+		span = el
+	}
+	if span <= 0 {
+		return 0, 0
+	}
+	var bytes, frames uint64
+	for _, b := range w.buckets {
+		if b.sec >= sec-span && b.sec < sec {
+			bytes += b.bytes
+			frames += b.frames
+		}
+	}
+	return float64(bytes*8) / float64(span), float64(frames) / float64(span)
+}
+
+// mediaFwd maps one source media to its served media.
+type mediaFwd struct {
+	served  *description.Media
+	formats map[uint8]*formatFwd
+	video   bool
+}

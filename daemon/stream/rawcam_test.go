@@ -1,0 +1,199 @@
+package stream
+
+import (
+	"bufio"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/textproto"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v5/pkg/format/rtph264"
+	"github.com/pion/rtp"
+)
+
+// rawCam is a minimal hand-written RTSP camera (TCP interleaved only) for
+// what gortsplib's server refuses to do: send RTP packets larger than 1472
+// bytes, send garbage, or stall.
+type rawCam struct {
+	ln       net.Listener
+	addr     string
+	sdp      string
+	mode     string // "big" (4000-byte packets), "garbage", "stall", "ssrc" (RTP session restarts), "spschange"
+	sessions atomic.Int32
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	conns    []net.Conn
+	closed   chan struct{}
+}
+
+func startRawCam(t *testing.T, mode, sdp string) *rawCam {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &rawCam{ln: ln, addr: ln.Addr().String(), mode: mode, sdp: sdp, closed: make(chan struct{})}
+	if c.sdp == "" {
+		c.sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=raw\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\na=control:trackID=0\r\n" +
+			"a=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1; sprop-parameter-sets=" +
+			base64.StdEncoding.EncodeToString(testSPS) + "," + base64.StdEncoding.EncodeToString(testPPS) + "\r\n"
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.mu.Lock()
+			c.conns = append(c.conns, conn)
+			c.mu.Unlock()
+			c.wg.Add(1)
+			go func() { defer c.wg.Done(); c.serve(conn) }()
+		}
+	}()
+	t.Cleanup(c.close)
+	return c
+}
+
+func (c *rawCam) close() {
+	select {
+	case <-c.closed:
+		return
+	default:
+	}
+	close(c.closed)
+	c.ln.Close()
+	c.mu.Lock()
+	for _, conn := range c.conns {
+		conn.Close()
+	}
+	c.mu.Unlock()
+	c.wg.Wait()
+}
+
+func (c *rawCam) url() string { return "rtsp://" + c.addr + "/raw" }
+
+func (c *rawCam) serve(conn net.Conn) {
+	defer conn.Close()
+	br := bufio.NewReader(conn)
+	tp := textproto.NewReader(br)
+	var wmu sync.Mutex
+	write := func(b []byte) error {
+		wmu.Lock()
+		defer wmu.Unlock()
+		_, err := conn.Write(b)
+		return err
+	}
+	playing := false
+	for {
+		// Skip interleaved RTCP from the client.
+		if b, err := br.Peek(1); err == nil && b[0] == '$' {
+			hdr := make([]byte, 4)
+			if _, err := br.Read(hdr[:4]); err != nil {
+				return
+			}
+			n := int(hdr[2])<<8 | int(hdr[3])
+			if _, err := br.Discard(n); err != nil {
+				return
+			}
+			continue
+		}
+		line, err := tp.ReadLine()
+		if err != nil {
+			return
+		}
+		hdr, err := tp.ReadMIMEHeader()
+		if err != nil {
+			return
+		}
+		method := strings.Fields(line)[0]
+		cseq := hdr.Get("Cseq")
+		var extra, body string
+		switch method {
+		case "DESCRIBE":
+			extra = "Content-Type: application/sdp\r\nContent-Base: " + c.url() + "/\r\n"
+			body = c.sdp
+		case "SETUP":
+			extra = "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\nSession: 12345678\r\n"
+		case "PLAY":
+			extra = "Session: 12345678\r\n"
+		}
+		resp := fmt.Sprintf("RTSP/1.0 200 OK\r\nCSeq: %s\r\n%sContent-Length: %d\r\n\r\n%s", cseq, extra, len(body), body)
+		if err := write([]byte(resp)); err != nil {
+			return
+		}
+		if method == "PLAY" && !playing {
+			playing = true
+			c.sessions.Add(1)
+			go c.play(write)
+		}
+	}
+}
+
+func (c *rawCam) play(write func([]byte) error) {
+	size := 4000
+	if c.mode == "ssrc" || c.mode == "spschange" {
+		size = 1400
+	}
+	enc := &rtph264.Encoder{PayloadType: 96, PayloadMaxSize: size, PacketizationMode: 1}
+	_ = enc.Init()
+	tick := time.NewTicker(40 * time.Millisecond)
+	defer tick.Stop()
+	ts := uint32(0)
+	for n := 0; ; n++ {
+		select {
+		case <-c.closed:
+			return
+		case <-tick.C:
+		}
+		switch c.mode {
+		case "stall":
+			if n > 10 {
+				continue // the camera keeps the connection open and sends nothing
+			}
+		case "garbage":
+			if n > 10 {
+				_ = write([]byte("$\x00\x00\x05garbage that is not RTP at all \x00\xff"))
+				continue
+			}
+		}
+		var au [][]byte
+		sps := testSPS
+		if c.mode == "spschange" && n >= 10 {
+			sps = testSPS720 // the camera switched resolution in-band
+		}
+		if n%10 == 0 {
+			au = [][]byte{sps, testPPS, fill(0x65, 9000, n)}
+		} else {
+			au = [][]byte{fill(0x41, 3500, n)}
+		}
+		if c.mode == "ssrc" && n%10 == 0 && n > 0 {
+			// The camera restarts its RTP session: new SSRC, sequence and timestamp.
+			ssrc, seq := uint32(n*7919+1), uint16(n*4099)
+			enc = &rtph264.Encoder{PayloadType: 96, PayloadMaxSize: 1400, PacketizationMode: 1, SSRC: &ssrc, InitialSequenceNumber: &seq}
+			_ = enc.Init()
+			ts = uint32(n) * 1234567
+		}
+		pkts, _ := enc.Encode(au)
+		for _, p := range pkts {
+			p.Timestamp = ts
+			if err := write(interleave(p)); err != nil {
+				return
+			}
+		}
+		ts += 3600
+	}
+}
+
+func interleave(p *rtp.Packet) []byte {
+	b, _ := p.Marshal()
+	out := append([]byte{'$', 0, byte(len(b) >> 8), byte(len(b))}, b...)
+	return out
+}

@@ -1,0 +1,360 @@
+// Package stream pulls each configured camera stream once and restreams it
+// over RTSP to any number of authenticated, authorised readers.
+//
+// Ownership: the Server's mu guards the path table, the camera specs and the
+// session registry; each path's mu serialises everything on its ingest side
+// (the served gortsplib stream, the forwarders, the GOP cache, the stats).
+// Lock order is Server.mu before path.mu; neither is held across network I/O.
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v5"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/camwarden/camwarden/daemon/access"
+)
+
+// Authenticator checks reader credentials; it is implemented by the daemon.
+type Authenticator interface {
+	// VerifyBasic reports whether password is user's current password (enabled user) and its credential version.
+	VerifyBasic(user, password string) (credVersion uint64, ok bool)
+	// DigestSecret returns the user's secret for Digest checking, unsealed on demand; ok=false for unknown/disabled.
+	DigestSecret(user string) (secret string, credVersion uint64, ok bool)
+}
+
+// Config configures a Server. Zero tunables take their defaults.
+type Config struct {
+	RTSPAddress    string       // TCP, e.g. ":8554" or "127.0.0.1:0"; ignored when Listener != nil
+	Listener       net.Listener // optional socket-activated listener
+	UDPRTPAddress  string       // "" disables UDP for readers (then only TCP)
+	UDPRTCPAddress string
+	Logger         hclog.Logger
+	Auth           Authenticator
+	Policy         func() *access.Policy
+
+	BackoffMin           time.Duration // first reconnect delay (1 s)
+	BackoffMax           time.Duration // reconnect delay cap (30 s)
+	HealthyAfter         time.Duration // live this long resets the backoff (30 s)
+	OnDemandStartTimeout time.Duration // a reader waits this long for an on-demand source (10 s)
+	OnDemandCloseAfter   time.Duration // an on-demand source stops this long after its last reader (10 s)
+	StalledReaderTimeout time.Duration // a reader whose queue stays full this long is evicted (5 s)
+	ReadTimeout          time.Duration // camera and reader read timeout (10 s)
+	WriteTimeout         time.Duration // reader write timeout (10 s)
+	WriteQueueSize       int           // per-reader packet queue, power of two (512)
+	ThrottleFailures     int           // failed authentications per window before refusing (5)
+	ThrottleWindow       time.Duration // (1 min)
+	ThrottleBase         time.Duration // first refusal period, doubled each time (1 min, cap 1 h)
+	ThrottleMaxEntries   int           // addresses tracked at most (10000)
+	GOPCacheDisabled     bool          // do not send new readers the packets since the last keyframe
+}
+
+func (c *Config) setDefaults() {
+	d := func(v *time.Duration, def time.Duration) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	d(&c.BackoffMin, time.Second)
+	d(&c.BackoffMax, 30*time.Second)
+	d(&c.HealthyAfter, 30*time.Second)
+	d(&c.OnDemandStartTimeout, 10*time.Second)
+	d(&c.OnDemandCloseAfter, 10*time.Second)
+	d(&c.StalledReaderTimeout, 5*time.Second)
+	d(&c.ReadTimeout, 10*time.Second)
+	d(&c.WriteTimeout, 10*time.Second)
+	d(&c.ThrottleWindow, time.Minute)
+	d(&c.ThrottleBase, time.Minute)
+	if c.WriteQueueSize <= 0 {
+		c.WriteQueueSize = 512
+	}
+	if c.ThrottleFailures <= 0 {
+		c.ThrottleFailures = 5
+	}
+	if c.ThrottleMaxEntries <= 0 {
+		c.ThrottleMaxEntries = 10000
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+	if c.Policy == nil {
+		c.Policy = func() *access.Policy { return nil }
+	}
+}
+
+// CameraSpec is one configured camera and its streams.
+type CameraSpec struct {
+	Name    string
+	Streams []StreamSpec
+}
+
+// StreamSpec is one stream of a camera.
+type StreamSpec struct {
+	Name, URL, Username, Transport string // Transport "auto"|"tcp"|"udp" ("" = auto)
+	OnDemand                       bool
+	Revision                       string                                    // changes whenever the source (URL, creds, transport, on-demand) changes
+	Password                       func(ctx context.Context) (string, error) // unseals the camera password; nil = no password
+}
+
+// Stream states.
+const (
+	StateIdle       = "idle"
+	StateConnecting = "connecting"
+	StateLive       = "live"
+	StateBackoff    = "backoff"
+)
+
+// StreamStatus is a snapshot of one path. URL is redacted.
+type StreamStatus struct {
+	Camera, Stream, Path, URL, State string
+	Since                            time.Time
+	Codecs                           []string
+	Width, Height                    int
+	BitrateBps                       float64
+	FPS                              float64
+	PacketsLost                      uint64
+	Readers                          int
+	LastError                        string
+	Published                        bool
+}
+
+// SessionInfo describes one authenticated RTSP session.
+type SessionInfo struct {
+	ID, User, Path, Action, RemoteAddr, Transport string
+	Since                                         time.Time
+	BytesSent, BytesReceived                      uint64
+}
+
+// Server is the ingest + restream server.
+type Server struct {
+	cfg  Config
+	log  hclog.Logger
+	rtsp *gortsplib.Server
+	thr  *throttle
+
+	mu       sync.Mutex
+	paths    map[string]*path // "cam/stream"
+	sessions map[*gortsplib.ServerSession]*session
+	conns    map[*gortsplib.ServerConn]*connState
+	started  bool
+	closed   bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// New validates cfg and returns an unstarted Server.
+func New(cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if cfg.Auth == nil {
+		return nil, errors.New("stream: Config.Auth is required")
+	}
+	if cfg.Listener == nil && cfg.RTSPAddress == "" {
+		return nil, errors.New("stream: Config.RTSPAddress or Config.Listener is required")
+	}
+	if cfg.WriteQueueSize&(cfg.WriteQueueSize-1) != 0 {
+		return nil, fmt.Errorf("stream: WriteQueueSize %d must be a power of two", cfg.WriteQueueSize)
+	}
+	if (cfg.UDPRTPAddress == "") != (cfg.UDPRTCPAddress == "") {
+		return nil, errors.New("stream: UDPRTPAddress and UDPRTCPAddress go together")
+	}
+	s := &Server{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		paths:    map[string]*path{},
+		sessions: map[*gortsplib.ServerSession]*session{},
+		conns:    map[*gortsplib.ServerConn]*connState{},
+	}
+	s.thr = newThrottle(cfg.ThrottleFailures, cfg.ThrottleWindow, cfg.ThrottleBase, cfg.ThrottleMaxEntries, cfg.Logger)
+	return s, nil
+}
+
+// Start binds the listeners and starts serving; it returns once they are bound.
+func (s *Server) Start(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.started {
+		s.mu.Unlock()
+		return errors.New("stream: already started")
+	}
+	s.started = true
+	s.mu.Unlock()
+
+	addr := s.cfg.RTSPAddress
+	if s.cfg.Listener != nil {
+		addr = s.cfg.Listener.Addr().String()
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	srv := &gortsplib.Server{
+		Handler:        &handler{s: s},
+		RTSPAddress:    addr,
+		UDPRTPAddress:  s.cfg.UDPRTPAddress,
+		UDPRTCPAddress: s.cfg.UDPRTCPAddress,
+		ReadTimeout:    s.cfg.ReadTimeout,
+		WriteTimeout:   s.cfg.WriteTimeout,
+		WriteQueueSize: s.cfg.WriteQueueSize,
+		Listen: func(network, address string) (net.Listener, error) {
+			if s.cfg.Listener != nil {
+				return coalescingListener{s.cfg.Listener}, nil
+			}
+			ln, err := net.Listen(network, address)
+			if err != nil {
+				return nil, err
+			}
+			return coalescingListener{ln}, nil
+		},
+	}
+	if err := srv.Start(); err != nil {
+		s.cancel()
+		return fmt.Errorf("stream: start RTSP server on %s: %w", addr, err)
+	}
+	s.mu.Lock()
+	s.rtsp = srv
+	for _, p := range s.paths {
+		if !p.published {
+			p.start()
+		}
+	}
+	s.mu.Unlock()
+	s.log.Info("RTSP server listening", "addr", srv.NetListener().Addr().String(), "udp", s.cfg.UDPRTPAddress != "")
+	return nil
+}
+
+// Addr returns the bound TCP address (nil before Start).
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	srv := s.rtsp
+	s.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	return srv.NetListener().Addr()
+}
+
+// udpEnabled reports whether readers may use UDP (which changes which
+// formats gortsplib accepts).
+func (s *Server) udpEnabled() bool { return s.cfg.UDPRTPAddress != "" }
+
+// SetCameras applies a new camera set: new streams start, streams whose
+// Revision changed restart, removed ones stop (closing their readers).
+// Streams that did not change are not touched.
+func (s *Server) SetCameras(ctx context.Context, cams []CameraSpec) {
+	want := map[string]struct {
+		cam string
+		sp  StreamSpec
+	}{}
+	for _, c := range cams {
+		for _, sp := range c.Streams {
+			if !access.ValidName(c.Name) || !access.ValidName(sp.Name) {
+				s.log.Warn("ignoring stream with invalid name", "camera", c.Name, "stream", sp.Name)
+				continue
+			}
+			want[c.Name+"/"+sp.Name] = struct {
+				cam string
+				sp  StreamSpec
+			}{c.Name, sp}
+		}
+	}
+	var stop []*path
+	var start []*path
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	for name, p := range s.paths {
+		if p.published {
+			continue
+		}
+		w, ok := want[name]
+		if !ok || w.sp.Revision != p.spec.Revision {
+			delete(s.paths, name)
+			stop = append(stop, p)
+		}
+	}
+	for name, w := range want {
+		if old, ok := s.paths[name]; ok {
+			if old.published {
+				// A configured camera takes the path over from a publisher.
+				delete(s.paths, name)
+				stop = append(stop, old)
+			} else {
+				continue
+			}
+		}
+		p := newCameraPath(s, w.cam, w.sp)
+		s.paths[name] = p
+		start = append(start, p)
+	}
+	running := s.rtsp != nil
+	if running {
+		// Pullers start at once; before Start they wait for it.
+		for _, p := range start {
+			p.start()
+		}
+	}
+	s.mu.Unlock()
+	for _, p := range stop {
+		p.stop(ctx)
+	}
+}
+
+// Streams returns the status of every path, sorted by path.
+func (s *Server) Streams() []StreamStatus {
+	s.mu.Lock()
+	ps := make([]*path, 0, len(s.paths))
+	for _, p := range s.paths {
+		ps = append(ps, p)
+	}
+	s.mu.Unlock()
+	out := make([]StreamStatus, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, p.status())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}
+
+// Close stops every puller, closes every session and the listeners.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	srv := s.rtsp
+	ps := make([]*path, 0, len(s.paths))
+	for _, p := range s.paths {
+		ps = append(ps, p)
+	}
+	s.paths = map[string]*path{}
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, p := range ps {
+		p.stop(ctx)
+	}
+	if srv != nil {
+		srv.Close()
+	}
+	if s.cancel != nil {
+		s.cancel()
+	}
+	return nil
+}
+
+func (s *Server) lookupPath(name string) *path {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.paths[name]
+}
