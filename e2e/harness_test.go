@@ -40,8 +40,9 @@ type daemonProc struct {
 	exited chan error
 }
 
-// startDaemon runs camwardend on loopback with discovery off.
-func startDaemon(t *testing.T, dir string) *daemonProc {
+// startDaemon runs camwardend on loopback with discovery off; extra flags
+// come last and so win (e.g. --discovery-interfaces lo in a namespace).
+func startDaemon(t *testing.T, dir string, extra ...string) *daemonProc {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
@@ -50,9 +51,9 @@ func startDaemon(t *testing.T, dir string) *daemonProc {
 	d := &daemonProc{t: t, dir: dir, sock: filepath.Join(dir, "admin.sock"), rtsp: fmt.Sprintf("127.0.0.1:%d", port),
 		logs: &testutil.SyncBuffer{}, output: &testutil.SyncBuffer{}, exited: make(chan error, 1)}
 	d.notify = testutil.ListenNotify(t, t.TempDir())
-	d.cmd = exec.Command(testutil.Binary(t, "camwardend"),
-		"--config", "/dev/null", "--state-dir", filepath.Join(dir, "state"), "--socket", d.sock,
-		"--rtsp-addr", d.rtsp, "--rtsp-udp", "false", "--discovery-interfaces", "none", "--log-level", "debug")
+	args := []string{"--config", "/dev/null", "--state-dir", filepath.Join(dir, "state"), "--socket", d.sock,
+		"--rtsp-addr", d.rtsp, "--rtsp-udp", "false", "--discovery-interfaces", "none", "--log-level", "debug"}
+	d.cmd = exec.Command(testutil.Binary(t, "camwardend"), append(args, extra...)...)
 	d.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+d.notify.Path)
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	if err := d.cmd.Start(); err != nil {

@@ -157,6 +157,8 @@ func TestRenumberedCameraKeepsStreaming(t *testing.T) {
 	}
 }
 
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+
 func mustJSON(t *testing.T, v any) string {
 	b, err := json.Marshal(v)
 	if err != nil {

@@ -34,6 +34,12 @@ var (
 func Binary(t testing.TB, name string) string {
 	t.Helper()
 	buildOnce.Do(func() {
+		// A re-executed child (e.g. in a network namespace, where the module
+		// proxy is unreachable) reuses its parent's build.
+		if dir := os.Getenv("CAMWARDEN_TEST_BIN_DIR"); dir != "" {
+			buildDir = dir
+			return
+		}
 		buildDir, buildErr = os.MkdirTemp("", "camwarden-bin-")
 		if buildErr != nil {
 			return
@@ -50,6 +56,35 @@ func Binary(t testing.TB, name string) string {
 		t.Fatal(buildErr)
 	}
 	return filepath.Join(buildDir, name)
+}
+
+// InNetNS re-runs the calling test in a private network namespace
+// (unshare -n; CI runs as root) with loopback up and multicast routed on
+// it, and reports whether the caller is that child. The parent returns
+// false after the child finished; the child's output is logged and its
+// failure fails the parent. Binaries are built before the re-exec.
+func InNetNS(t *testing.T) bool {
+	t.Helper()
+	if os.Getenv("CAMWARDEN_IN_NETNS") == "1" {
+		for _, args := range [][]string{{"link", "set", "lo", "up", "multicast", "on"}, {"route", "add", "224.0.0.0/4", "dev", "lo"}} {
+			if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+				t.Fatalf("ip %v: %v\n%s", args, err, out)
+			}
+		}
+		return true
+	}
+	binDir := filepath.Dir(Binary(t, "camwardend"))
+	cmd := exec.Command("unshare", "-n", os.Args[0], "-test.run=^"+t.Name()+"$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), "CAMWARDEN_IN_NETNS=1", "CAMWARDEN_TEST_BIN_DIR="+binDir)
+	out, err := cmd.CombinedOutput()
+	t.Logf("namespace child output:\n%s", out)
+	if err != nil {
+		t.Fatalf("test in a private network namespace failed: %v", err)
+	}
+	if !strings.Contains(string(out), "--- PASS: "+t.Name()) {
+		t.Fatal("the namespace child did not run the test")
+	}
+	return false
 }
 
 // WaitFor polls cond until it is true or the deadline passes.
