@@ -206,7 +206,6 @@ type camOpts struct {
 	sliceSize  int           // bytes of other slices (default 800)
 	gop        int           // frames per GOP (default 10)
 	audio      bool          // add a G.711 and an AAC track
-	udpRTP     string
 }
 
 type testCam struct {
@@ -283,10 +282,7 @@ func startCam(t *testing.T, o camOpts) *testCam {
 	c := &testCam{t: t, opts: o, stop: make(chan struct{}), done: make(chan struct{})}
 	c.srv = &gortsplib.Server{Handler: camHandler{c}, RTSPAddress: o.addr}
 	if o.udp {
-		c.srv.UDPRTPAddress, c.srv.UDPRTCPAddress = "127.0.0.1:0", "127.0.0.1:0"
-		if o.udpRTP != "" {
-			c.srv.UDPRTPAddress = o.udpRTP
-		}
+		c.srv.UDPRTPAddress, c.srv.UDPRTCPAddress = freeUDPPair(t)
 	}
 	if err := c.srv.Start(); err != nil {
 		t.Fatalf("camera start: %v", err)

@@ -13,7 +13,7 @@ import (
 
 func TestOversizedPacketsRepacketised(t *testing.T) {
 	cam := startRawCam(t, "big", "")
-	r := newRig(t, func(c *Config) { c.UDPRTPAddress, c.UDPRTCPAddress = "127.0.0.1:18010", "127.0.0.1:18011" })
+	r := newRig(t, func(c *Config) { c.UDPRTPAddress, c.UDPRTCPAddress = freeUDPPair(t) })
 	r.srv.SetCameras(context.Background(), []CameraSpec{camSpec("cam1", "big", cam.url(), nil)})
 	waitFor(t, 5*time.Second, "live", func() bool { return r.status("cam1/big").State == StateLive })
 	for _, proto := range []gortsplib.Protocol{gortsplib.ProtocolTCP, gortsplib.ProtocolUDP} {
@@ -40,7 +40,7 @@ func TestOversizedPacketsRepacketised(t *testing.T) {
 
 func TestPacketizationMode0Served(t *testing.T) {
 	cam := startCam(t, camOpts{mode0: true, idrSize: 1200})
-	r := newRig(t, func(c *Config) { c.UDPRTPAddress, c.UDPRTCPAddress = "127.0.0.1:18020", "127.0.0.1:18021" })
+	r := newRig(t, func(c *Config) { c.UDPRTPAddress, c.UDPRTCPAddress = freeUDPPair(t) })
 	r.srv.SetCameras(context.Background(), []CameraSpec{camSpec("cam1", "m0", cam.url("live"), func(sp *StreamSpec) {
 		sp.Username, sp.Password = "", nil
 	})})
@@ -278,4 +278,16 @@ func TestSetCamerasBeforeStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "live after Start", func() bool { return s.Streams()[0].State == StateLive })
+}
+
+func TestUDPIngest(t *testing.T) {
+	cam := startCam(t, camOpts{user: "camuser", pass: camPassword, udp: true})
+	r := newRig(t, nil)
+	r.srv.SetCameras(context.Background(), []CameraSpec{camSpec("cam1", "main", cam.url("live"), func(sp *StreamSpec) { sp.Transport = "udp" })})
+	waitFor(t, 5*time.Second, "live", func() bool { return r.status("cam1/main").State == StateLive })
+	if !strings.Contains(r.logs.String(), "transport=UDP") {
+		t.Errorf("camera not pulled over UDP:\n%s", r.logs.String())
+	}
+	rd := mustReader(t, r.url("alice", "alicepw", "cam1/main"), gortsplib.ProtocolTCP)
+	waitFor(t, 3*time.Second, "packets", func() bool { return rd.pkts.Load() > 10 })
 }

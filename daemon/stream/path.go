@@ -65,7 +65,7 @@ func newPath(s *Server, cam, st string) *path {
 		since:   time.Now(),
 		readers: map[*gortsplib.ServerSession]struct{}{},
 		ready:   make(chan struct{}),
-		gopCap:  s.cfg.WriteQueueSize / 2,
+		gopCap:  s.cfg.WriteQueueSize * 7 / 8, // leave room in a new reader's queue for live packets
 	}
 }
 

@@ -151,10 +151,13 @@ func (p *path) pullOnce(ctx context.Context) (liveAt time.Time, err error) {
 		OnDecodeError: func(error) {},
 	}
 	switch sp.Transport {
+	case "", "auto": // gortsplib tries UDP, then falls back to TCP
 	case "tcp":
 		c.Protocol = new(gortsplib.ProtocolTCP)
 	case "udp":
 		c.Protocol = new(gortsplib.ProtocolUDP)
+	default:
+		return time.Time{}, fmt.Errorf("unknown transport %q: use auto, tcp or udp", sp.Transport)
 	}
 	if err := c.Start(); err != nil {
 		return time.Time{}, fmt.Errorf("connect %s: %w", RedactURL(sp.URL), err)

@@ -48,7 +48,7 @@ type Config struct {
 	StalledReaderTimeout time.Duration // a reader whose queue stays full this long is evicted (5 s)
 	ReadTimeout          time.Duration // camera and reader read timeout (10 s)
 	WriteTimeout         time.Duration // reader write timeout (10 s)
-	WriteQueueSize       int           // per-reader packet queue, power of two (512)
+	WriteQueueSize       int           // per-reader packet queue, power of two (1024; the GOP cache replays up to 7/8 of it)
 	ThrottleFailures     int           // failed authentications per window before refusing (5)
 	ThrottleWindow       time.Duration // (1 min)
 	ThrottleBase         time.Duration // first refusal period, doubled each time (1 min, cap 1 h)
@@ -73,7 +73,7 @@ func (c *Config) setDefaults() {
 	d(&c.ThrottleWindow, time.Minute)
 	d(&c.ThrottleBase, time.Minute)
 	if c.WriteQueueSize <= 0 {
-		c.WriteQueueSize = 512
+		c.WriteQueueSize = 1024
 	}
 	if c.ThrottleFailures <= 0 {
 		c.ThrottleFailures = 5

@@ -13,7 +13,7 @@ import (
 
 func TestFanOutOneCameraConnection(t *testing.T) {
 	cam := startCam(t, camOpts{user: "camuser", pass: camPassword})
-	r := newRig(t, func(c *Config) { c.UDPRTPAddress, c.UDPRTCPAddress = "127.0.0.1:18000", "127.0.0.1:18001" })
+	r := newRig(t, func(c *Config) { c.UDPRTPAddress, c.UDPRTCPAddress = freeUDPPair(t) })
 	r.srv.SetCameras(context.Background(), []CameraSpec{camSpec("cam1", "main", cam.url("live"), nil)})
 	waitFor(t, 5*time.Second, "cam1/main live", func() bool { return r.status("cam1/main").State == StateLive })
 
