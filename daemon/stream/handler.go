@@ -302,6 +302,10 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 		return &base.Response{StatusCode: base.StatusNotFound}, nil, nil
 	}
 	h.s.mu.Lock()
+	if !h.s.stillAllowed(user, ver, access.ActionRead, name) {
+		h.s.mu.Unlock()
+		return unauthorized(), nil, liberrors.ErrServerAuth{}
+	}
 	se.user, se.credVer, se.pathName, se.action, se.p = user, ver, name, access.ActionRead, p
 	if ctx.Transport != nil {
 		se.transport = ctx.Transport.Protocol.String()
@@ -356,6 +360,10 @@ func (h *handler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.R
 	}
 	cam, st, _ := parsePath(name)
 	h.s.mu.Lock()
+	if !h.s.stillAllowed(user, ver, access.ActionPublish, name) {
+		h.s.mu.Unlock()
+		return unauthorized(), errRefused
+	}
 	if old := h.s.paths[name]; old != nil {
 		h.s.mu.Unlock()
 		// A configured camera or another publisher holds the path.
@@ -467,6 +475,16 @@ func (s *Server) Kick(id string) bool {
 	}
 	s.closeSessions([]*session{target})
 	return true
+}
+
+// stillAllowed re-checks a right against the current policy while s.mu is
+// held, just before a session is registered with its user. Authorisation
+// happened earlier (and SETUP may wait seconds for an on-demand source); a
+// revocation in between has already swapped the policy before calling
+// Enforce, so either this check or Enforce sees the session.
+func (s *Server) stillAllowed(user string, ver uint64, action access.Action, name string) bool {
+	p := s.cfg.Policy()
+	return p.Active(user, ver) && p.Allows(user, action, name)
 }
 
 // Enforce closes exactly the sessions p no longer allows (user disabled,

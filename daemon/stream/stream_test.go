@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -168,5 +169,40 @@ func TestEnforceAndKick(t *testing.T) {
 	case <-done:
 	case <-time.After(3 * time.Second):
 		t.Fatal("kicked client still connected")
+	}
+}
+
+// TestRevocationBetweenAuthorisationAndRegistration: the policy changes
+// after SETUP was authorised but before the session is registered with
+// its user (SETUP can wait seconds for an on-demand source). Enforce would
+// not see such a session, so registration re-checks the current policy.
+func TestRevocationBetweenAuthorisationAndRegistration(t *testing.T) {
+	cam := startCam(t, camOpts{user: "camuser", pass: camPassword})
+	allow := mustPolicy(t, []string{"alice"}, readGrant("alice", "*"))
+	deny := mustPolicy(t, []string{"alice"})
+	var calls atomic.Int32
+	r := newRig(t, func(c *Config) {
+		// Call 1: DESCRIBE's authorisation; call 2: SETUP's; from call 3
+		// on (the re-check at registration) the right has been revoked.
+		c.Policy = func() *access.Policy {
+			if calls.Add(1) > 2 {
+				return deny
+			}
+			return allow
+		}
+	})
+	r.srv.SetCameras(context.Background(), []CameraSpec{camSpec("cam1", "main", cam.url("live"), nil)})
+	waitFor(t, 5*time.Second, "live", func() bool { return r.status("cam1/main").State == StateLive })
+	if rd, err := startReader(t, r.url("alice", "alicepw", "cam1/main"), gortsplib.ProtocolTCP); err == nil {
+		rd.c.Close()
+		t.Fatal("a reader revoked between authorisation and registration was let in")
+	}
+	if n := calls.Load(); n < 3 {
+		t.Fatalf("policy consulted %d times; the registration re-check did not run", n)
+	}
+	for _, s := range r.srv.Sessions() {
+		if s.User == "alice" {
+			t.Fatal("the revoked reader's session is registered")
+		}
 	}
 }
