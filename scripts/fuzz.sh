@@ -7,7 +7,7 @@ FUZZTIME=${FUZZTIME:-60s}
 status=0
 while IFS=: read -r file _ line; do
   name=$(sed -E 's/^func (Fuzz[A-Za-z0-9_]*)\(.*/\1/' <<<"$line")
-  pkg="./$(dirname "$file")"
+  pkg=$(dirname "$file")
   echo "== fuzz $pkg $name ($FUZZTIME)"
   if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "$pkg" >/tmp/fuzz-$$.log 2>&1; then
     cat /tmp/fuzz-$$.log
