@@ -19,7 +19,13 @@ build:
 test: build
 	$(GO) vet $(PKGS)
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
-	$(GO) test -count=1 -timeout 40m -p 2 $(PKGS)
+	@# Every log the tests capture through testutil.LogFile, and the go test
+	@# output itself, are scanned for the test secrets afterwards.
+	logdir=$$(mktemp -d /tmp/camwarden-test-logs.XXXXXX); \
+	{ CAMWARDEN_TEST_LOGDIR=$$logdir $(GO) test -count=1 -timeout 40m -p 2 $(PKGS); echo $$? >$$logdir/go-test.rc; } 2>&1 | tee $$logdir/go-test.out; \
+	rc=$$(cat $$logdir/go-test.rc); \
+	scripts/scan-secrets.sh $$logdir || rc=1; \
+	exit $$rc
 	FUZZTIME=3s scripts/fuzz.sh
 
 fuzz:
@@ -31,6 +37,12 @@ fuzz-smoke:
 # Simulated cameras, the daemon, discovery, adoption and a viewer; Ctrl-C stops it.
 demo: build
 	scripts/demo.sh
+
+# Cameras, churning readers and admin edits together; fails if threads,
+# fds or RSS grow. make soak DURATION=10m
+DURATION  ?= 10m
+soak: build
+	scripts/soak.sh $(DURATION)
 
 deb: build
 	packaging/build-deb.sh --version $(VERSION) --bin-dir $(BIN) --out dist

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,6 +38,7 @@ type daemonProc struct {
 	logs   *testutil.SyncBuffer
 	notify *testutil.Notify
 	output *testutil.SyncBuffer // every CLI output, for the secret scan
+	cliLog io.Writer            // the same, for the suite-wide scan
 	exited chan error
 }
 
@@ -55,7 +57,9 @@ func startDaemon(t *testing.T, dir string, extra ...string) *daemonProc {
 		"--rtsp-addr", d.rtsp, "--rtsp-udp", "false", "--discovery-interfaces", "none", "--log-level", "debug"}
 	d.cmd = exec.Command(testutil.Binary(t, "camwardend"), append(args, extra...)...)
 	d.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+d.notify.Path)
-	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
+	daemonLog := testutil.TeeLog(t, "camwardend", d.logs)
+	d.cmd.Stdout, d.cmd.Stderr = daemonLog, daemonLog
+	d.cliLog = testutil.LogFile(t, "cli")
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -89,6 +93,9 @@ func (d *daemonProc) cli(stdin string, args ...string) (string, int) {
 	cmd.Stdin = strings.NewReader(stdin)
 	out, _ := cmd.CombinedOutput()
 	d.output.Write(out)
+	if d.cliLog != nil {
+		d.cliLog.Write(out)
+	}
 	return string(out), cmd.ProcessState.ExitCode()
 }
 

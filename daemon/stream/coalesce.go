@@ -24,12 +24,19 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, poolBufSize); ret
 
 type coalescingListener struct {
 	net.Listener
+	firstReadTimeout time.Duration // bound on a new connection's silence
 }
 
 func (l coalescingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
+	}
+	// gortsplib's first read (sniffing for HTTP tunnelling) has no deadline:
+	// without this, a client that connects and sends nothing holds its
+	// socket forever. gortsplib sets its own deadline once a request comes.
+	if l.firstReadTimeout > 0 {
+		c.SetReadDeadline(time.Now().Add(l.firstReadTimeout))
 	}
 	return newCoalescingConn(c), nil
 }

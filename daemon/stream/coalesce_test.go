@@ -16,7 +16,7 @@ func tcpPair(t *testing.T) (client net.Conn, server *coalescingConn) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	cl := coalescingListener{ln}
+	cl := coalescingListener{Listener: ln}
 	ch := make(chan net.Conn, 1)
 	go func() {
 		c, _ := cl.Accept()

@@ -309,6 +309,10 @@ func (p *path) demand() bool {
 	return len(p.readers) > 0 || p.waiting > 0
 }
 
+// connectingWait bounds how long a reader waits for an always-on source
+// that is connecting.
+const connectingWait = 5 * time.Second
+
 // waitReady waits until the path is live, asking an on-demand puller to
 // start. It returns the served stream or nil on timeout.
 func (p *path) waitReady(ctx context.Context, timeout time.Duration) *gortsplib.ServerStream {
@@ -318,20 +322,28 @@ func (p *path) waitReady(ctx context.Context, timeout time.Duration) *gortsplib.
 		p.mu.Unlock()
 		return st
 	}
-	if p.published || !p.spec.OnDemand {
+	if p.published || (!p.spec.OnDemand && p.state != StateConnecting) {
 		p.mu.Unlock()
 		return nil
 	}
-	p.waiting++
 	ready := p.ready
-	p.mu.Unlock()
-	signal(p.notify)
-	defer func() {
-		p.mu.Lock()
-		p.waiting--
+	if p.spec.OnDemand {
+		p.waiting++
 		p.mu.Unlock()
 		signal(p.notify)
-	}()
+		defer func() {
+			p.mu.Lock()
+			p.waiting--
+			p.mu.Unlock()
+			signal(p.notify)
+		}()
+	} else {
+		// An always-on source is connecting (start-up, a camera edit, a
+		// reconnect): a viewer arriving now waits a moment for it rather
+		// than getting 404 and retrying.
+		p.mu.Unlock()
+		timeout = min(timeout, connectingWait)
+	}
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {

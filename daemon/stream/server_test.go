@@ -6,9 +6,11 @@ import (
 	"crypto/md5"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"regexp"
 	"sort"
 	"strconv"
@@ -429,4 +431,26 @@ func TestPublish(t *testing.T) {
 	}
 	c.Close()
 	waitFor(t, 3*time.Second, "path gone with its publisher", func() bool { return r.status("pub/live").Path == "" })
+}
+
+// TestSilentConnectionsAreClosed: a client that connects and never sends a
+// byte is dropped after the read timeout (gortsplib's first read has no
+// deadline of its own).
+func TestSilentConnectionsAreClosed(t *testing.T) {
+	r := newRig(t, func(c *Config) { c.ReadTimeout = 300 * time.Millisecond })
+	conns := make([]net.Conn, 20)
+	for i := range conns {
+		c, err := net.Dial("tcp", r.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	for i, c := range conns {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("connection %d not closed by the server: %v", i, err)
+		}
+	}
 }

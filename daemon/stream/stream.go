@@ -204,13 +204,13 @@ func (s *Server) Start(ctx context.Context) error {
 		WriteQueueSize: s.cfg.WriteQueueSize,
 		Listen: func(network, address string) (net.Listener, error) {
 			if s.cfg.Listener != nil {
-				return coalescingListener{s.cfg.Listener}, nil
+				return coalescingListener{s.cfg.Listener, s.cfg.ReadTimeout}, nil
 			}
 			ln, err := net.Listen(network, address)
 			if err != nil {
 				return nil, err
 			}
-			return coalescingListener{ln}, nil
+			return coalescingListener{ln, s.cfg.ReadTimeout}, nil
 		},
 	}
 	if err := srv.Start(); err != nil {
