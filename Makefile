@@ -38,6 +38,11 @@ fuzz-smoke:
 demo: build
 	scripts/demo.sh
 
+# The benchmark table (fan-out, policy, revocation, start-up, discovery,
+# time to first frame); figures also in bench/results/latest.json.
+bench: build
+	$(GO) run ./bench/cmd/benchrun --bin-dir $(BIN) --out bench/results
+
 # Cameras, churning readers and admin edits together; fails if threads,
 # fds or RSS grow. make soak DURATION=10m
 DURATION  ?= 10m

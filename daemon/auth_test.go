@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/camwarden/camwarden/store"
@@ -123,5 +124,22 @@ func BenchmarkVerifyBasicCached(b *testing.B) {
 		if _, ok := a.VerifyBasic("alice", "alice-password"); !ok {
 			b.Fatal("refused")
 		}
+	}
+}
+
+// TestDummyHashIsValid: the constant must parse with the store's current
+// parameters, or unknown users would be refused faster than known ones.
+func TestDummyHashIsValid(t *testing.T) {
+	ok, err := store.VerifyPassword(dummyHash, "camwarden-dummy-password-never-used")
+	if err != nil || !ok {
+		t.Fatalf("dummy hash: ok=%v err=%v", ok, err)
+	}
+	real, err := store.HashPassword("x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := func(h string) string { return strings.Join(strings.Split(h, "$")[:4], "$") }
+	if params(real) != params(dummyHash) {
+		t.Fatalf("dummy hash parameters %s differ from the store's %s", params(dummyHash), params(real))
 	}
 }

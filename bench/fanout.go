@@ -1,0 +1,195 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/camwarden/camwarden/bench/load"
+)
+
+// FanoutResult is one row of the fan-out table.
+type FanoutResult struct {
+	Readers int `json:"readers"`
+	// Client is rtspload's reader implementation: "gortsplib" or "raw".
+	Client         string  `json:"client"`
+	Connected      int     `json:"connected"` // readers that connected and received
+	RampS          float64 `json:"ramp_s"`
+	WindowS        float64 `json:"window_s"`
+	DaemonCores    float64 `json:"daemon_cores"`
+	BaselineRSSKB  int64   `json:"baseline_rss_kb"` // daemon with the camera live and 0 readers
+	RSSKB          int64   `json:"rss_kb"`
+	RSSPerReaderKB float64 `json:"rss_per_reader_kb"` // (RSS - baseline) / readers
+	// RSSMarginalKB is the growth over the previous (smaller) step, per
+	// added reader: it cancels what the baseline holds that readers reuse
+	// (e.g. the argon2id buffer of the daemon's start-up).
+	RSSMarginalKB   float64 `json:"rss_marginal_kb_per_reader,omitempty"`
+	PacketsPerS     float64 `json:"packets_per_reader_s"`
+	LostTotal       uint64  `json:"lost_total"`
+	LostPerReader   float64 `json:"lost_per_reader"`
+	MaxLostReader   uint64  `json:"max_lost_one_reader"`
+	SeqResets       uint64  `json:"seq_resets"`
+	ReadersEnded    int     `json:"readers_ended"`
+	LatencyP50Ms    float64 `json:"latency_p50_ms"`
+	LatencyP99Ms    float64 `json:"latency_p99_ms"`
+	LatencyMaxMs    float64 `json:"latency_max_ms"`
+	LoadClientCores float64 `json:"load_client_cores"`
+	CamsimCores     float64 `json:"camsim_cores"`
+	// MachineCores is the whole machine's busy CPU in the window; what the
+	// daemon, load client and camsim do not explain is other work on the box.
+	MachineCores float64 `json:"machine_cores"`
+	// DaemonWritesPerPkt is the daemon's write syscalls (write, writev) per
+	// RTP packet delivered to a reader: 1 without coalescing, ~1/16 when a
+	// whole frame burst leaves in one writev.
+	DaemonWritesPerPkt float64 `json:"daemon_writes_per_packet"`
+	// LoadReadsPerPkt is the same for the load client's reads.
+	LoadReadsPerPkt float64 `json:"load_reads_per_packet"`
+	IngestKbps      float64 `json:"ingest_kbps"` // the daemon's view of the camera's bitrate
+	Error           string  `json:"error,omitempty"`
+}
+
+// runFanout measures one camsim camera fanned out to n TCP readers by a
+// fresh daemon.
+func runFanout(ctx context.Context, o *Options, cam *camsimProc, n int, client string) (res FanoutResult) {
+	res.Readers, res.Client = n, client
+	fail := func(err error) FanoutResult {
+		res.Error = err.Error()
+		return res
+	}
+	dir, err := os.MkdirTemp(o.WorkDir, fmt.Sprintf("fanout-%d-", n))
+	if err != nil {
+		return fail(err)
+	}
+	userPW := secret()
+	keyFile, err := prepareState(ctx, dir, []readerUser{{"viewer", userPW, "cam1/*"}})
+	if err != nil {
+		return fail(err)
+	}
+	d, err := startDaemon(ctx, o.BinDir, dir, "--key-file", keyFile)
+	if err != nil {
+		return fail(err)
+	}
+	defer d.stop()
+	if err := d.addCamera(ctx, "cam1", cam.main[0], "admin", o.cameraPassword); err != nil {
+		return fail(err)
+	}
+	base, err := settledRSS(ctx, d.pid())
+	if err != nil {
+		return fail(err)
+	}
+	res.BaselineRSSKB = base.RSSKB
+
+	args := []string{"--addr", d.rtsp, "--path", "cam1/main", "--readers", fmt.Sprint(n),
+		"--user", "viewer", "--password-stdin", "--concurrency", "32", "--client", client,
+		"--warmup", o.Warmup.String(), "--duration", o.Measure.String()}
+	if o.ProfileDir != "" {
+		args = append(args, "--cpuprofile", filepath.Join(o.ProfileDir, fmt.Sprintf("rtspload-%d-%s.pprof", n, client)))
+	}
+	lp, err := startLoad(o.BinDir, userPW+"\n", args...)
+	if err != nil {
+		return fail(err)
+	}
+	defer lp.finish()
+	rctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	ready, err := lp.next(rctx, "ready")
+	if err != nil {
+		return fail(err)
+	}
+	res.RampS = ready.RampMs / 1000
+	if _, err := lp.next(rctx, "measure_start"); err != nil {
+		return fail(err)
+	}
+	d0, err := load.SampleProc(d.pid())
+	if err != nil {
+		return fail(err)
+	}
+	c0, _ := load.SampleProc(cam.pid())
+	m0, _ := load.SampleMachine()
+	var perf *exec.Cmd
+	if o.ProfileDir != "" {
+		// perf samples the daemon's stacks over the window (needs a binary with symbols).
+		perf = exec.Command("perf", "record", "-F", "499", "-g", "-p", fmt.Sprint(d.pid()),
+			"-o", filepath.Join(o.ProfileDir, fmt.Sprintf("camwardend-%d-%s.perf.data", n, client)), "--", "sleep", fmt.Sprint(o.Measure.Seconds()))
+		if err := perf.Start(); err != nil {
+			perf = nil
+			o.Logger.Warn("perf not started", "error", err)
+		}
+	}
+	ev, err := lp.next(rctx, "report")
+	if perf != nil {
+		_ = perf.Wait()
+	}
+	if err != nil {
+		return fail(err)
+	}
+	d1, err := load.SampleProc(d.pid())
+	if err != nil {
+		return fail(err)
+	}
+	c1, _ := load.SampleProc(cam.pid())
+	m1, _ := load.SampleMachine()
+	res.MachineCores = load.MachineCores(m0, m1)
+	if sl, err := d.client.StreamList(ctx); err == nil {
+		for _, s := range sl.Streams {
+			if s.Path == "cam1/main" {
+				res.IngestKbps = s.BitrateKbps
+			}
+		}
+	}
+	r := ev.Report
+	res.Connected = r.Readers - r.ConnectErrors
+	res.WindowS = r.WindowS
+	res.DaemonCores = load.Cores(d0, d1)
+	res.CamsimCores = load.Cores(c0, c1)
+	res.RSSKB = d1.RSSKB
+	if r.Packets > 0 {
+		res.DaemonWritesPerPkt = float64(d1.SyscW-d0.SyscW) / float64(r.Packets)
+		res.LoadReadsPerPkt = float64(r.ReadSyscalls) / float64(r.Packets)
+	}
+	res.RSSPerReaderKB = float64(d1.RSSKB-base.RSSKB) / float64(n)
+	res.PacketsPerS = r.PacketsPerReaderS
+	res.LostTotal = r.Lost
+	res.LostPerReader = r.LostPerReader
+	res.MaxLostReader = r.MaxLostOneReader
+	res.SeqResets = r.SeqResets
+	res.ReadersEnded = r.Ended
+	res.LatencyP50Ms = r.Latency.P50Ms
+	res.LatencyP99Ms = r.Latency.P99Ms
+	res.LatencyMaxMs = r.Latency.MaxMs
+	res.LoadClientCores = r.CPUCores
+	return res
+}
+
+// settledRSS samples the daemon until its RSS has stopped falling (the Go
+// scavenger returns start-up garbage, such as the argon2id buffer of the
+// timing-safe dummy hash, only after the ingest has run some GC cycles):
+// no new minimum for 3 s, at most 30 s.
+func settledRSS(ctx context.Context, pid int) (load.ProcSample, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	low, err := load.SampleProc(pid)
+	if err != nil {
+		return low, err
+	}
+	lowAt := time.Now()
+	for time.Since(lowAt) < 3*time.Second && time.Now().Before(deadline) {
+		if !sleepCtx(ctx, 250*time.Millisecond) {
+			return low, ctx.Err()
+		}
+		s, err := load.SampleProc(pid)
+		if err != nil {
+			return low, err
+		}
+		// 1% hysteresis so page-level noise does not restart the clock.
+		if s.RSSKB < low.RSSKB-low.RSSKB/100 {
+			lowAt = time.Now()
+		}
+		if s.RSSKB < low.RSSKB {
+			low = s
+		}
+	}
+	return low, nil
+}

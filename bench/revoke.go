@@ -1,0 +1,162 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/camwarden/camwarden/daemon/apitype"
+)
+
+// RevocationResult is the revocation scenario.
+type RevocationResult struct {
+	LiveReaders int  `json:"live_readers"`
+	Revocations int  `json:"revocations"`
+	Closed      int  `json:"closed"`   // affected sessions seen closed at the reader
+	Latency     Dist `json:"latency"`  // admin call start -> reader's socket closed
+	APICall     Dist `json:"api_call"` // the Revoke call alone (commit, fsync, enforce)
+	// AfterReturn is the reader's close relative to the Revoke call's
+	// return (negative: closed before the answer arrived).
+	AfterReturn Dist `json:"close_after_return"`
+	// Fsync is write+fsync of 4 KiB in the state directory, measured after
+	// the revocations: the floor under every committed admin change.
+	Fsync          Dist   `json:"fsync"`
+	UnaffectedLost uint64 `json:"unaffected_lost"`
+	UnaffectedGone int    `json:"unaffected_ended"`
+	UnaffectedPkts uint64 `json:"unaffected_packets"`
+	Error          string `json:"error,omitempty"`
+}
+
+// runRevocation keeps 200 readers live (by default 100 users with one
+// reader each, and 100 readers of one unaffected user) and revokes the 100
+// users one by one.
+func runRevocation(ctx context.Context, o *Options, cam *camsimProc) (res RevocationResult) {
+	affected, unaffected := o.RevokeUsers, o.RevokeUnaffected
+	fail := func(err error) RevocationResult {
+		res.Error = err.Error()
+		return res
+	}
+	dir, err := os.MkdirTemp(o.WorkDir, "revoke-")
+	if err != nil {
+		return fail(err)
+	}
+	// The revoked users share one password so that, with ImportUser, one
+	// argon2id hash serves them all.
+	var creds strings.Builder
+	users := make([]string, affected)
+	revPW, keepPW := secret(), secret()
+	var accounts []readerUser
+	for i := range affected {
+		users[i] = fmt.Sprintf("rev%03d", i)
+		accounts = append(accounts, readerUser{users[i], revPW, "cam1/*"})
+		fmt.Fprintf(&creds, "%s:%s\n", users[i], revPW)
+	}
+	accounts = append(accounts, readerUser{"keeper", keepPW, "cam1/*"})
+	for range unaffected {
+		fmt.Fprintf(&creds, "keeper:%s\n", keepPW)
+	}
+	keyFile, err := prepareState(ctx, dir, accounts)
+	if err != nil {
+		return fail(err)
+	}
+	d, err := startDaemon(ctx, o.BinDir, dir, "--key-file", keyFile)
+	if err != nil {
+		return fail(err)
+	}
+	defer d.stop()
+	if err := d.addCamera(ctx, "cam1", cam.main[0], "admin", o.cameraPassword); err != nil {
+		return fail(err)
+	}
+	credFile, err := writeSecretFile(dir, "creds", creds.String())
+	if err != nil {
+		return fail(err)
+	}
+	lp, err := startLoad(o.BinDir, "", "--addr", d.rtsp, "--path", "cam1/main", "--readers", fmt.Sprint(affected+unaffected),
+		"--credentials-file", credFile, "--duration", "0", "--events", "--concurrency", "32")
+	if err != nil {
+		return fail(err)
+	}
+	defer lp.finish()
+	rctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	if _, err := lp.next(rctx, "ready"); err != nil {
+		return fail(err)
+	}
+	if _, err := lp.next(rctx, "measure_start"); err != nil {
+		return fail(err)
+	}
+	res.LiveReaders = affected + unaffected
+	var lat, call, after []time.Duration
+	for _, u := range users {
+		t0 := time.Now()
+		if _, err := d.client.Revoke(rctx, apitype.Grant{Subject: u, Action: "read", Pattern: "cam1/*"}); err != nil {
+			return fail(fmt.Errorf("revoke %s: %w", u, err))
+		}
+		t1 := time.Now()
+		call = append(call, t1.Sub(t0))
+		res.Revocations++
+		wctx, wcancel := context.WithTimeout(rctx, 5*time.Second)
+		for {
+			ev, err := lp.next(wctx, "closed")
+			if err != nil {
+				wcancel()
+				return fail(fmt.Errorf("after revoking %s: %w", u, err))
+			}
+			if ev.User != u {
+				wcancel()
+				return fail(fmt.Errorf("revoking %s closed a session of %s", u, ev.User))
+			}
+			lat = append(lat, time.Unix(0, ev.TimeNs).Sub(t0))
+			after = append(after, time.Unix(0, ev.TimeNs).Sub(t1))
+			res.Closed++
+			break
+		}
+		wcancel()
+	}
+	// Give stray closes a moment to show, then report.
+	if !sleepCtx(ctx, 500*time.Millisecond) {
+		return fail(ctx.Err())
+	}
+	if err := lp.command("report"); err != nil {
+		return fail(err)
+	}
+	ev, err := lp.next(rctx, "report")
+	if err != nil {
+		return fail(err)
+	}
+	if k := ev.Report.ByUser["keeper"]; k != nil {
+		res.UnaffectedLost, res.UnaffectedGone, res.UnaffectedPkts = k.Lost, k.Ended, k.Packets
+	}
+	res.Latency, res.APICall, res.AfterReturn = distOf(lat), distOf(call), distOf(after)
+	fs, err := fsyncTimes(dir, 50)
+	if err != nil {
+		return fail(err)
+	}
+	res.Fsync = distOf(fs)
+	return res
+}
+
+// fsyncTimes writes and fsyncs a 4 KiB block n times in dir.
+func fsyncTimes(dir string, n int) ([]time.Duration, error) {
+	f, err := os.CreateTemp(dir, "fsync-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	block := make([]byte, 4096)
+	var out []time.Duration
+	for i := range n {
+		t := time.Now()
+		if _, err := f.WriteAt(block, int64(i)*4096); err != nil {
+			return nil, err
+		}
+		if err := f.Sync(); err != nil {
+			return nil, err
+		}
+		out = append(out, time.Since(t))
+	}
+	return out, nil
+}

@@ -1,0 +1,89 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"time"
+
+	"github.com/camwarden/camwarden/bench/load"
+)
+
+// TTFFResult is the time-to-first-frame scenario.
+type TTFFResult struct {
+	Readers     int  `json:"readers"`
+	Keyframe    Dist `json:"keyframe"`     // DESCRIBE -> first packet of an IDR picture
+	FirstPacket Dist `json:"first_packet"` // DESCRIBE -> first RTP packet of any kind
+	// GOPS is the camera's keyframe interval, the worst case without a GOP cache.
+	GOPS float64 `json:"gop_s"`
+	// SamplesMs are the keyframe times in join order, to spot outliers.
+	SamplesMs []float64 `json:"samples_ms"`
+	Error     string    `json:"error,omitempty"`
+}
+
+// runTTFF has readers join a live stream one after another at random
+// moments and times their first keyframe.
+func runTTFF(ctx context.Context, o *Options, cam *camsimProc, readers int) (res TTFFResult) {
+	const gop = 2 * time.Second // camsim's main profile
+	res.GOPS = gop.Seconds()
+	fail := func(err error) TTFFResult {
+		res.Error = err.Error()
+		return res
+	}
+	dir, err := os.MkdirTemp(o.WorkDir, "ttff-")
+	if err != nil {
+		return fail(err)
+	}
+	pw := secret()
+	keyFile, err := prepareState(ctx, dir, []readerUser{{"viewer", pw, "cam1/*"}})
+	if err != nil {
+		return fail(err)
+	}
+	d, err := startDaemon(ctx, o.BinDir, dir, "--key-file", keyFile)
+	if err != nil {
+		return fail(err)
+	}
+	defer d.stop()
+	if err := d.addCamera(ctx, "cam1", cam.main[0], "admin", o.cameraPassword); err != nil {
+		return fail(err)
+	}
+	// Joining "a live stream": wait one GOP so the daemon has seen a
+	// keyframe. (A reader that comes within the first GOP after the camera
+	// went live waits for the camera's next keyframe, up to a GOP.)
+	if !sleepCtx(ctx, gop+200*time.Millisecond) {
+		return fail(ctx.Err())
+	}
+	var kf, fp []time.Duration
+	for i := range readers {
+		// A random phase within the GOP.
+		if !sleepCtx(ctx, time.Duration(rand.Int64N(int64(gop)))) {
+			return fail(ctx.Err())
+		}
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		r, err := load.StartReader(sctx, i, load.ReaderConfig{Addr: d.rtsp, Path: "cam1/main", User: "viewer", Password: pw})
+		if err != nil {
+			cancel()
+			return fail(err)
+		}
+		for {
+			if k, ok := r.FirstKeyframe(); ok {
+				kf = append(kf, k)
+				res.SamplesMs = append(res.SamplesMs, load.Ms(k))
+				p, _ := r.FirstPacket()
+				fp = append(fp, p)
+				break
+			}
+			if !sleepCtx(sctx, 2*time.Millisecond) {
+				r.Close()
+				cancel()
+				return fail(fmt.Errorf("reader %d: no keyframe within 10 s", i))
+			}
+		}
+		cancel()
+		r.Close()
+	}
+	res.Readers = len(kf)
+	res.Keyframe, res.FirstPacket = distOf(kf), distOf(fp)
+	return res
+}
