@@ -46,20 +46,12 @@ type RawReader struct {
 	wmu     sync.Mutex // serialises requests (keepalives) on conn
 	cseq    int
 	auth    func(method, uri string) string
-	started time.Time
 	done    chan struct{}
 	cancel  context.CancelFunc
+	haveSeq bool // the read loop alone uses these two
+	lastSeq uint16
 
-	mu       sync.Mutex // guards the counters; the read loop is the only writer
-	stats    ReaderStats
-	haveSeq  bool
-	lastSeq  uint16
-	auSent   time.Time
-	hist     Histogram
-	firstPkt time.Time
-	firstIDR time.Time
-	endedAt  time.Time
-	err      error
+	meter
 }
 
 // rtspResponse is a parsed RTSP response head (and body).
@@ -423,71 +415,13 @@ func (r *RawReader) readLoop(timeout time.Duration) error {
 }
 
 func (r *RawReader) onPacket(p rtpInfo, now time.Time) {
-	pi := Inspect(p.payload)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.haveSeq {
-		switch gap := p.seq - r.lastSeq - 1; {
-		case gap == 0:
-		case gap < 0x8000:
-			r.stats.Lost += uint64(gap)
-		default:
-			r.stats.SeqResets++
-		}
-	}
+	gap, seen := p.seq-r.lastSeq-1, r.haveSeq
 	r.haveSeq, r.lastSeq = true, p.seq
-	r.stats.Packets++
-	r.stats.Bytes += uint64(len(p.payload))
-	if r.firstPkt.IsZero() {
-		r.firstPkt = now
-	}
-	if pi.IDR && r.firstIDR.IsZero() {
-		r.firstIDR = now
-	}
-	if !pi.SentAt.IsZero() {
-		r.auSent = pi.SentAt
-	}
-	if p.marker && !r.auSent.IsZero() {
-		r.hist.Record(now.Sub(r.auSent))
-		r.auSent = time.Time{}
-	}
+	r.record(gap, seen, p.payload, p.marker, now)
 }
 
 func (r *RawReader) ReaderID() int    { return r.ID }
 func (r *RawReader) UserName() string { return r.User }
-
-// Stats returns the cumulative counters.
-func (r *RawReader) Stats() ReaderStats {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.stats
-}
-
-// TakeLatency returns the histogram since the last call and starts anew.
-func (r *RawReader) TakeLatency() Histogram {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	h := r.hist
-	r.hist = Histogram{}
-	return h
-}
-
-// Receiving reports whether a packet arrived.
-func (r *RawReader) Receiving() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.stats.Packets > 0
-}
-
-// FirstKeyframe is the time from DESCRIBE to the first IDR packet.
-func (r *RawReader) FirstKeyframe() (time.Duration, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.firstIDR.IsZero() {
-		return 0, false
-	}
-	return r.firstIDR.Sub(r.started), true
-}
 
 // Done is closed when the session has ended.
 func (r *RawReader) Done() <-chan struct{} { return r.done }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"sync"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v5"
@@ -46,18 +45,10 @@ type Reader struct {
 	User string
 
 	client  *gortsplib.Client
-	started time.Time // just before DESCRIBE
 	done    chan struct{}
+	lastSeq map[*description.Media]uint16 // the client's read goroutine alone uses it
 
-	mu       sync.Mutex // guards everything below; the client's read goroutine is the only writer
-	stats    ReaderStats
-	lastSeq  map[*description.Media]uint16
-	auSent   time.Time // SEI time of the access unit being received
-	hist     Histogram
-	firstPkt time.Time
-	firstIDR time.Time
-	endedAt  time.Time
-	err      error
+	meter
 }
 
 // bufConn gives the client a large user-space read buffer.
@@ -137,81 +128,9 @@ func StartReader(ctx context.Context, id int, cfg ReaderConfig) (*Reader, error)
 }
 
 func (r *Reader) onPacket(m *description.Media, _ format.Format, pkt *rtp.Packet) {
-	now := time.Now()
-	pi := Inspect(pkt.Payload)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if last, ok := r.lastSeq[m]; ok {
-		switch gap := pkt.SequenceNumber - last - 1; {
-		case gap == 0:
-		case gap < 0x8000:
-			r.stats.Lost += uint64(gap)
-		default:
-			r.stats.SeqResets++
-		}
-	}
+	last, seen := r.lastSeq[m]
 	r.lastSeq[m] = pkt.SequenceNumber
-	r.stats.Packets++
-	r.stats.Bytes += uint64(len(pkt.Payload))
-	if r.firstPkt.IsZero() {
-		r.firstPkt = now
-	}
-	if pi.IDR && r.firstIDR.IsZero() {
-		r.firstIDR = now
-	}
-	if !pi.SentAt.IsZero() {
-		r.auSent = pi.SentAt
-	}
-	// Latency is counted when the access unit is complete (marker bit).
-	if pkt.Marker && !r.auSent.IsZero() {
-		r.hist.Record(now.Sub(r.auSent))
-		r.auSent = time.Time{}
-	}
-}
-
-// Stats returns the cumulative counters.
-func (r *Reader) Stats() ReaderStats {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.stats
-}
-
-// TakeLatency returns the latency histogram gathered since the last call and
-// starts a new one.
-func (r *Reader) TakeLatency() Histogram {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	h := r.hist
-	r.hist = Histogram{}
-	return h
-}
-
-// Receiving reports whether at least one packet arrived.
-func (r *Reader) Receiving() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.stats.Packets > 0
-}
-
-// FirstKeyframe is the time from just before DESCRIBE to the first packet
-// carrying an IDR slice; ok is false until one arrived.
-func (r *Reader) FirstKeyframe() (d time.Duration, ok bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.firstIDR.IsZero() {
-		return 0, false
-	}
-	return r.firstIDR.Sub(r.started), true
-}
-
-// FirstPacket is the time from just before DESCRIBE to the first packet.
-func (r *Reader) FirstPacket() (d time.Duration, ok bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.firstPkt.IsZero() {
-		return 0, false
-	}
-	return r.firstPkt.Sub(r.started), true
+	r.record(pkt.SequenceNumber-last-1, seen, pkt.Payload, pkt.Marker, time.Now())
 }
 
 // Done is closed when the session has ended.
