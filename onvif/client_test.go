@@ -1,7 +1,6 @@
 package onvif
 
 import (
-	"bytes"
 	"context"
 	"encoding/xml"
 	"errors"
@@ -9,31 +8,17 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/camwarden/camwarden/internal/testutil"
 )
 
-// syncBuffer collects log output from concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer = testutil.SyncBuffer
 
 // traceLogger logs everything into buf so tests can grep it for secrets.
 func traceLogger(buf *syncBuffer) hclog.Logger {

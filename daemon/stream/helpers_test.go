@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/camwarden/camwarden/daemon/access"
+	"github.com/camwarden/camwarden/internal/testutil"
 )
 
 // 1920x1080 baseline SPS (from gortsplib's tests).
@@ -55,22 +55,7 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 }
 
 // syncBuf is a goroutine-safe log sink.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuf = testutil.SyncBuffer
 
 // testAuth is the daemon's Authenticator reduced to a map.
 type testAuth struct {

@@ -1,7 +1,6 @@
 package camsim
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -9,11 +8,12 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/camwarden/camwarden/internal/testutil"
 )
 
 const (
@@ -21,23 +21,8 @@ const (
 	testPass = "s3cret-Pa55-never-logged"
 )
 
-// syncBuffer collects log output from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer = testutil.SyncBuffer
 
 // startSim starts a Sim on 127.0.0.1 with an ephemeral discovery port and
 // trace logging into the returned buffer; it is closed at cleanup and the

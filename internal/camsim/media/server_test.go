@@ -21,6 +21,8 @@ import (
 	"github.com/bluenviron/gortsplib/v5/pkg/liberrors"
 	"github.com/hashicorp/go-hclog"
 	"github.com/pion/rtp"
+
+	"github.com/camwarden/camwarden/internal/testutil"
 )
 
 const (
@@ -28,22 +30,8 @@ const (
 	testPass = "camsim-media-pw-Kd72q" // grepped for in captured logs; belongs in testdata/test-secrets.txt
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer = testutil.SyncBuffer
 
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
