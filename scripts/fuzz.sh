@@ -9,11 +9,25 @@ while IFS=: read -r file _ line; do
   name=$(sed -E 's/^func (Fuzz[A-Za-z0-9_]*)\(.*/\1/' <<<"$line")
   pkg=$(dirname "$file")
   echo "== fuzz $pkg $name ($FUZZTIME)"
-  if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "$pkg" >/tmp/fuzz-$$.log 2>&1; then
+  corpus="$pkg/testdata/fuzz/$name"
+  before=$(ls "$corpus" 2>/dev/null | wc -l)
+  for try in 1 2; do
+    if go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "$pkg" >/tmp/fuzz-$$.log 2>&1; then
+      break
+    fi
     cat /tmp/fuzz-$$.log
-    echo "FAIL: $pkg $name (a crasher is saved under $pkg/testdata/fuzz/$name; commit it as a regression test)"
-    status=1
-  fi
+    if [ "$(ls "$corpus" 2>/dev/null | wc -l)" -gt "$before" ]; then
+      echo "FAIL: $pkg $name found a crasher, saved under $corpus: commit it as a regression test and fix the bug"
+      status=1
+      break
+    fi
+    # No input was saved: the fuzzing engine itself failed (seen once under
+    # heavy load, a worker that never reported back). Try once more.
+    if [ "$try" = 2 ]; then
+      echo "FAIL: $pkg $name failed twice without a crasher"
+      status=1
+    fi
+  done
 done < <(grep -rn --include='*_test.go' -E '^func Fuzz[A-Za-z0-9_]*\(f \*testing\.F\)' . | grep -v node_modules | sort)
 rm -f /tmp/fuzz-$$.log
 exit $status
