@@ -227,3 +227,32 @@ func flagNames() []string {
 	}
 	return out
 }
+
+// TestSecondDaemonOnSameStateDir: the database is locked by the first
+// daemon; the second gets one clear line naming the file, not a hang.
+func TestSecondDaemonOnSameStateDir(t *testing.T) {
+	dir := t.TempDir()
+	n := testutil.ListenNotify(t, dir)
+	first := exec.Command(testutil.Binary(t, "camwardend"), daemonArgs(dir)...)
+	first.Env = append(os.Environ(), "NOTIFY_SOCKET="+n.Path)
+	var logs testutil.SyncBuffer
+	first.Stdout, first.Stderr = &logs, &logs
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { first.Process.Kill(); first.Wait() })
+	n.WaitIndex(t, 0, "READY=1", 10*time.Second)
+
+	start := time.Now()
+	args := daemonArgs(dir, "--socket", filepath.Join(dir, "second.sock"))
+	out, code := runDaemon(t, nil, args...)
+	if code != 1 || !strings.Contains(out, "locked") || !strings.Contains(out, filepath.Join(dir, "state", "camwarden.db")) {
+		t.Fatalf("second daemon: exit %d, output:\n%s", code, out)
+	}
+	if d := time.Since(start); d > 8*time.Second {
+		t.Fatalf("second daemon took %s to give up", d)
+	}
+	if lines := strings.Count(strings.TrimSpace(out), "\n") + 1; lines > 2 {
+		t.Errorf("want one clear error line, got %d:\n%s", lines, out)
+	}
+}
