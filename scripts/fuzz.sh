@@ -5,18 +5,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 FUZZTIME=${FUZZTIME:-60s}
 status=0
+# files in a corpus directory (0 when it does not exist yet)
+count() { if [ -d "$1" ]; then find "$1" -type f | wc -l; else echo 0; fi; }
 while IFS=: read -r file _ line; do
   name=$(sed -E 's/^func (Fuzz[A-Za-z0-9_]*)\(.*/\1/' <<<"$line")
   pkg=$(dirname "$file")
   echo "== fuzz $pkg $name ($FUZZTIME)"
   corpus="$pkg/testdata/fuzz/$name"
-  before=$(ls "$corpus" 2>/dev/null | wc -l)
+  before=$(count "$corpus")
   for try in 1 2; do
     if go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "$pkg" >/tmp/fuzz-$$.log 2>&1; then
       break
     fi
     cat /tmp/fuzz-$$.log
-    if [ "$(ls "$corpus" 2>/dev/null | wc -l)" -gt "$before" ]; then
+    if [ "$(count "$corpus")" -gt "$before" ]; then
       echo "FAIL: $pkg $name found a crasher, saved under $corpus: commit it as a regression test and fix the bug"
       status=1
       break
