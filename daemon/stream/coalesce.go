@@ -8,16 +8,25 @@ import (
 )
 
 // The cost of restreaming is one write syscall per packet per reader
-// (DESIGN.md 3b). gortsplib writes each interleaved frame with its own Write,
-// so the listener we hand it returns connections whose Write only queues a
-// copy; one flusher goroutine per connection sends everything queued so far
-// with a single writev (net.Buffers). The first packet of a burst goes out at
-// once (no timer, no added latency); the rest of the burst piles up while that
-// syscall runs and leaves together in the next one.
+// (DESIGN.md 3b). gortsplib writes each interleaved frame with its own Write
+// from the session's writer goroutine, so the listener we hand it returns
+// connections whose Write holds back the RTP packets of a frame that is not
+// complete yet and sends the whole burst with one writev (net.Buffers) when
+// its last packet (the RTP marker bit) arrives. A frame cannot be decoded
+// before its last packet anyway, so holding the earlier ones adds no latency
+// to the frame. Everything else (RTSP replies, RTCP, packets with the marker)
+// goes out at once. A burst whose end never comes (a codec that does not
+// mark, a source that paces its packets) is flushed after burstWait, and a
+// burst is never held past burstLimit bytes.
+//
+// The writev runs in the writer's goroutine: no extra goroutine per reader,
+// and a reader that stops reading blocks its own writer until the write
+// deadline gortsplib sets, as with a plain socket.
 
 const (
-	coalesceMaxPending = 512 << 10 // bytes queued before Write blocks (back-pressure)
-	poolBufSize        = 2048
+	burstWait   = 5 * time.Millisecond
+	burstLimit  = 64 << 10
+	poolBufSize = 2048
 )
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, poolBufSize); return &b }}
@@ -38,48 +47,33 @@ func (l coalescingListener) Accept() (net.Conn, error) {
 	if l.firstReadTimeout > 0 {
 		c.SetReadDeadline(time.Now().Add(l.firstReadTimeout))
 	}
-	return newCoalescingConn(c), nil
+	return &coalescingConn{Conn: c}, nil
 }
 
 type coalescingConn struct {
 	net.Conn
 
-	mu       sync.Mutex
+	mu       sync.Mutex // serialises writers, flushes and the burst timer
 	pending  net.Buffers
 	pooled   []*[]byte // pool handles of pending, same order
 	nPending int
+	timer    *time.Timer // flushes a burst whose end never came
+	armed    bool
 	err      error
-	closing  bool
+	closed   bool
 
-	wake      chan struct{} // flusher: something queued or closing
-	space     chan struct{} // writers: room freed
-	done      chan struct{} // flusher exited
-	closeOnce sync.Once
-	deadline  atomic.Int64  // unix nanos of the caller's write deadline; 0 = none
-	flushes   atomic.Uint64 // writev calls, for tests and metrics
+	deadline atomic.Int64  // unix nanos of the caller's write deadline; 0 = none
+	flushes  atomic.Uint64 // writev calls, for tests and metrics
 }
 
-func newCoalescingConn(c net.Conn) *coalescingConn {
-	cc := &coalescingConn{
-		Conn:  c,
-		wake:  make(chan struct{}, 1),
-		space: make(chan struct{}, 1),
-		done:  make(chan struct{}),
-	}
-	go cc.flusher()
-	return cc
+// midFrame reports whether p is an interleaved RTP packet that is not the
+// last of its frame: '$', an even (RTP) channel, RTP version 2, marker 0.
+func midFrame(p []byte) bool {
+	return len(p) >= 4+12 && p[0] == '$' && p[1]&1 == 0 && p[4]>>6 == 2 && p[5]&0x80 == 0
 }
 
-func signal(ch chan struct{}) {
-	select {
-	case ch <- struct{}{}:
-	default:
-	}
-}
-
-// Write queues a copy of p. It blocks only when more than
-// coalesceMaxPending bytes are queued (the peer is not reading), until room
-// frees up or the write deadline passes.
+// Write queues a copy of p and sends everything queued with one writev,
+// unless p is the middle of a frame.
 func (c *coalescingConn) Write(p []byte) (int, error) {
 	var h *[]byte
 	var b []byte
@@ -89,71 +83,91 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 	} else {
 		b = append([]byte(nil), p...)
 	}
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
 	c.mu.Lock()
-	for c.err == nil && !c.closing && c.nPending > 0 && c.nPending+len(b) > coalesceMaxPending {
-		c.mu.Unlock()
-		var timeout <-chan time.Time
-		if d := c.deadline.Load(); d != 0 {
-			wait := time.Until(time.Unix(0, d))
-			if wait <= 0 {
-				c.putBuf(h)
-				return 0, errWriteTimeout
-			}
-			if timer == nil {
-				timer = time.NewTimer(wait)
-			} else {
-				timer.Reset(wait)
-			}
-			timeout = timer.C
+	defer c.mu.Unlock()
+	if c.err != nil || c.closed {
+		putBuf(h)
+		if c.err != nil {
+			return 0, c.err
 		}
-		select {
-		case <-c.space:
-		case <-c.done:
-		case <-timeout:
-			c.putBuf(h)
-			return 0, errWriteTimeout
-		}
-		c.mu.Lock()
-	}
-	if c.err != nil || c.closing {
-		err := c.err
-		c.mu.Unlock()
-		c.putBuf(h)
-		if err == nil {
-			err = net.ErrClosed
-		}
-		return 0, err
+		return 0, net.ErrClosed
 	}
 	c.pending = append(c.pending, b)
 	c.pooled = append(c.pooled, h)
 	c.nPending += len(b)
-	c.mu.Unlock()
-	signal(c.wake)
+	if midFrame(p) && c.nPending < burstLimit {
+		if !c.armed {
+			c.armed = true
+			if c.timer == nil {
+				c.timer = time.AfterFunc(burstWait, c.flushLate)
+			} else {
+				c.timer.Reset(burstWait)
+			}
+		}
+		return len(p), nil
+	}
+	if err := c.flushLocked(time.Time{}); err != nil {
+		return 0, err
+	}
 	return len(p), nil
 }
 
-func (c *coalescingConn) putBuf(h *[]byte) {
+// flushLate sends a burst whose last packet did not come within burstWait.
+func (c *coalescingConn) flushLate() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.armed = false
+	if len(c.pending) > 0 && c.err == nil {
+		_ = c.flushLocked(time.Time{})
+	}
+}
+
+// flushLocked sends everything queued with one writev, within the caller's
+// write deadline or limit (whichever is sooner). An error is sticky and
+// closes the socket.
+func (c *coalescingConn) flushLocked(limit time.Time) error {
+	if c.armed {
+		c.timer.Stop()
+		c.armed = false
+	}
+	if len(c.pending) == 0 {
+		return nil
+	}
+	dl := time.Time{}
+	if d := c.deadline.Load(); d != 0 {
+		dl = time.Unix(0, d)
+	}
+	if !limit.IsZero() && (dl.IsZero() || limit.Before(dl)) {
+		dl = limit
+	}
+	_ = c.Conn.SetWriteDeadline(dl)
+	c.flushes.Add(1)
+	bufs := c.pending // WriteTo consumes the slice header
+	_, err := bufs.WriteTo(c.Conn)
+	for i, h := range c.pooled {
+		putBuf(h)
+		c.pooled[i] = nil
+	}
+	for i := range c.pending {
+		c.pending[i] = nil
+	}
+	c.pending, c.pooled, c.nPending = c.pending[:0], c.pooled[:0], 0
+	if err != nil {
+		c.err = err
+		_ = c.Conn.Close()
+	}
+	return err
+}
+
+func putBuf(h *[]byte) {
 	if h != nil {
 		bufPool.Put(h)
 	}
 }
 
-type timeoutError struct{}
-
-func (timeoutError) Error() string   { return "write timeout: peer is not reading" }
-func (timeoutError) Timeout() bool   { return true }
-func (timeoutError) Temporary() bool { return true }
-
-var errWriteTimeout net.Error = timeoutError{}
-
-// SetWriteDeadline records the caller's deadline; the flusher applies it to
-// the socket for each writev.
+// SetWriteDeadline records the caller's deadline; it is applied to the
+// socket for each writev (gortsplib sets one per packet, most of which are
+// only queued).
 func (c *coalescingConn) SetWriteDeadline(t time.Time) error {
 	if t.IsZero() {
 		c.deadline.Store(0)
@@ -168,76 +182,32 @@ func (c *coalescingConn) SetDeadline(t time.Time) error {
 	return c.Conn.SetReadDeadline(t)
 }
 
-func (c *coalescingConn) flusher() {
-	defer close(c.done)
-	var bufs net.Buffers
-	var handles []*[]byte
-	for {
-		<-c.wake
-		for {
-			c.mu.Lock()
-			bufs, c.pending = c.pending, bufs[:0]
-			handles, c.pooled = c.pooled, handles[:0]
-			c.nPending = 0
-			closing := c.closing
-			c.mu.Unlock()
-			if len(bufs) == 0 {
-				if closing {
-					return
-				}
-				break
-			}
-			signal(c.space)
-			dl := time.Time{}
-			if d := c.deadline.Load(); d != 0 {
-				dl = time.Unix(0, d)
-			}
-			if closing && (dl.IsZero() || time.Until(dl) > time.Second) {
-				dl = time.Now().Add(time.Second) // last flush before close is bounded
-			}
-			_ = c.Conn.SetWriteDeadline(dl)
-			c.flushes.Add(1)
-			toWrite := bufs // WriteTo consumes the slice header
-			_, err := toWrite.WriteTo(c.Conn)
-			for i, h := range handles {
-				c.putBuf(h)
-				handles[i] = nil
-			}
-			for i := range bufs {
-				bufs[i] = nil
-			}
-			bufs, handles = bufs[:0], handles[:0]
-			if err != nil {
-				c.mu.Lock()
-				c.err = err
-				for _, h := range c.pooled {
-					c.putBuf(h)
-				}
-				c.pending, c.pooled, c.nPending = nil, nil, 0
-				c.mu.Unlock()
-				signal(c.space)
-				_ = c.Conn.Close()
-				return
-			}
-		}
+// Close sends what is queued (within about a second, so a reply such as a
+// 401 still reaches the peer) and closes the socket. If a writer is inside
+// a writev right now (perhaps to a peer that stopped reading), the socket is
+// closed first so that revocation does not wait for the write deadline.
+func (c *coalescingConn) Close() error {
+	if !c.mu.TryLock() {
+		_ = c.Conn.Close()
+		c.mu.Lock()
 	}
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	if c.err == nil {
+		_ = c.flushLocked(time.Now().Add(time.Second))
+	}
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	return c.Conn.Close()
 }
 
-// Close sends what is queued (bounded to about a second, so a reply such as
-// a 401 still reaches the peer) and closes the socket.
-func (c *coalescingConn) Close() error {
-	var err error
-	c.closeOnce.Do(func() {
-		c.mu.Lock()
-		c.closing = true
-		c.mu.Unlock()
-		signal(c.wake)
-		select {
-		case <-c.done:
-		case <-time.After(1500 * time.Millisecond):
-		}
-		err = c.Conn.Close()
-		<-c.done
-	})
-	return err
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
 }
