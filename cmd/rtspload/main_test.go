@@ -126,9 +126,14 @@ func TestCommandModeAndCloseEvents(t *testing.T) {
 	}
 	next("ready")
 	next("measure_start")
-	time.Sleep(300 * time.Millisecond)
+	// Ask for reports until packets have been counted, within a deadline.
+	deadline := time.Now().Add(10 * time.Second)
 	io.WriteString(inW, "report\n")
 	rep := next("report").Report
+	for rep.Packets == 0 && time.Now().Before(deadline) {
+		io.WriteString(inW, "report\n")
+		rep = next("report").Report
+	}
 	if rep.Readers != 2 || rep.Packets == 0 || rep.Ended != 0 {
 		t.Fatalf("report %+v", rep)
 	}
