@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"time"
@@ -59,23 +58,12 @@ func runFanout(ctx context.Context, o *Options, cam *camsimProc, n int, client s
 		res.Error = err.Error()
 		return res
 	}
-	dir, err := os.MkdirTemp(o.WorkDir, fmt.Sprintf("fanout-%d-", n))
-	if err != nil {
-		return fail(err)
-	}
 	userPW := secret()
-	keyFile, err := prepareState(ctx, dir, []readerUser{{"viewer", userPW, "cam1/*"}})
-	if err != nil {
-		return fail(err)
-	}
-	d, err := startDaemon(ctx, o.BinDir, dir, "--key-file", keyFile)
+	_, d, err := startScenario(ctx, o, cam, fmt.Sprintf("fanout-%d", n), []readerUser{{"viewer", userPW, "cam1/*"}})
 	if err != nil {
 		return fail(err)
 	}
 	defer d.stop()
-	if err := d.addCamera(ctx, "cam1", cam.main[0], "admin", o.cameraPassword); err != nil {
-		return fail(err)
-	}
 	base, err := settledRSS(ctx, d.pid())
 	if err != nil {
 		return fail(err)

@@ -330,6 +330,29 @@ func (c *camsimProc) stop() {
 
 // readerUser is a user created before the daemon starts, with read access
 // to Pattern.
+// startScenario prepares a state directory (named after the scenario) with
+// users, starts a daemon on it and adds the camsim camera as cam1, the set-up
+// every reader scenario shares. The caller stops the daemon.
+func startScenario(ctx context.Context, o *Options, cam *camsimProc, name string, users []readerUser) (dir string, d *daemonProc, err error) {
+	dir, err = os.MkdirTemp(o.WorkDir, name+"-")
+	if err != nil {
+		return "", nil, err
+	}
+	keyFile, err := prepareState(ctx, dir, users)
+	if err != nil {
+		return "", nil, err
+	}
+	d, err = startDaemon(ctx, o.BinDir, dir, "--key-file", keyFile)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := d.addCamera(ctx, "cam1", cam.main[0], "admin", o.cameraPassword); err != nil {
+		d.stop()
+		return "", nil, err
+	}
+	return dir, d, nil
+}
+
 type readerUser struct {
 	Name, Password, Pattern string
 }

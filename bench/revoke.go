@@ -38,10 +38,6 @@ func runRevocation(ctx context.Context, o *Options, cam *camsimProc) (res Revoca
 		res.Error = err.Error()
 		return res
 	}
-	dir, err := os.MkdirTemp(o.WorkDir, "revoke-")
-	if err != nil {
-		return fail(err)
-	}
 	// The revoked users share one password so that, with ImportUser, one
 	// argon2id hash serves them all.
 	var creds strings.Builder
@@ -57,18 +53,11 @@ func runRevocation(ctx context.Context, o *Options, cam *camsimProc) (res Revoca
 	for range unaffected {
 		fmt.Fprintf(&creds, "keeper:%s\n", keepPW)
 	}
-	keyFile, err := prepareState(ctx, dir, accounts)
-	if err != nil {
-		return fail(err)
-	}
-	d, err := startDaemon(ctx, o.BinDir, dir, "--key-file", keyFile)
+	dir, d, err := startScenario(ctx, o, cam, "revoke", accounts)
 	if err != nil {
 		return fail(err)
 	}
 	defer d.stop()
-	if err := d.addCamera(ctx, "cam1", cam.main[0], "admin", o.cameraPassword); err != nil {
-		return fail(err)
-	}
 	credFile, err := writeSecretFile(dir, "creds", creds.String())
 	if err != nil {
 		return fail(err)

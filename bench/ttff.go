@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"time"
 
 	"github.com/camwarden/camwarden/bench/load"
@@ -31,23 +30,12 @@ func runTTFF(ctx context.Context, o *Options, cam *camsimProc, readers int) (res
 		res.Error = err.Error()
 		return res
 	}
-	dir, err := os.MkdirTemp(o.WorkDir, "ttff-")
-	if err != nil {
-		return fail(err)
-	}
 	pw := secret()
-	keyFile, err := prepareState(ctx, dir, []readerUser{{"viewer", pw, "cam1/*"}})
-	if err != nil {
-		return fail(err)
-	}
-	d, err := startDaemon(ctx, o.BinDir, dir, "--key-file", keyFile)
+	_, d, err := startScenario(ctx, o, cam, "ttff", []readerUser{{"viewer", pw, "cam1/*"}})
 	if err != nil {
 		return fail(err)
 	}
 	defer d.stop()
-	if err := d.addCamera(ctx, "cam1", cam.main[0], "admin", o.cameraPassword); err != nil {
-		return fail(err)
-	}
 	// Joining "a live stream": wait one GOP so the daemon has seen a
 	// keyframe. (A reader that comes within the first GOP after the camera
 	// went live waits for the camera's next keyframe, up to a GOP.)
