@@ -17,26 +17,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/camwarden/camwarden/internal/testutil"
 )
 
 const secret = "camsim-test-Secret-4242"
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// lockedBuffer is a goroutine-safe sink for the child's output.
+type lockedBuffer = testutil.SyncBuffer
 
 var build struct {
 	sync.Once

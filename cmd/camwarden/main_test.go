@@ -20,6 +20,7 @@ import (
 	"github.com/camwarden/camwarden/daemon/api"
 	"github.com/camwarden/camwarden/daemon/api/apitest"
 	"github.com/camwarden/camwarden/daemon/apitype"
+	"github.com/camwarden/camwarden/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -578,16 +579,10 @@ func TestPasswordPromptNoEcho(t *testing.T) {
 	}
 }
 
+// waitFor polls cond for up to d; see testutil.Poll.
 func waitFor(t *testing.T, d time.Duration, cond func() bool) bool {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return true
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return cond()
+	return testutil.Poll(d, cond)
 }
 
 func TestReadPasswordLine(t *testing.T) {

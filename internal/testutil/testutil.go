@@ -87,19 +87,25 @@ func InNetNS(t *testing.T) bool {
 	return false
 }
 
-// WaitFor polls cond until it is true or the deadline passes.
+// WaitFor polls cond until it is true or fails the test when within passes.
 func WaitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		if cond() {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !Poll(within, cond) {
+		t.Fatalf("timed out after %s waiting for %s", within, what)
 	}
+}
+
+// Poll checks cond every 10 ms until it is true or within passes, and
+// reports whether it became true (for callers with their own failure text).
+func Poll(within time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return cond()
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
