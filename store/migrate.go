@@ -18,6 +18,7 @@ var migrations = []struct {
 	apply func(btx *bolt.Tx, now time.Time) error
 }{
 	{"v1 -> v2: camera url becomes a streams list; revisions and credential versions start at 1", migrateV1toV2},
+	{"v2 -> v3: cameras gain allow_basic, a pinned TLS certificate and a pending move (absent: Basic refused, no pin, no move)", migrateV2toV3},
 }
 
 func init() {
@@ -141,5 +142,17 @@ func migrateV1toV2(btx *bolt.Tx, now time.Time) error {
 			r.CredentialVersion = 1
 		}
 		return encode(r)
+	})
+}
+
+// migrateV2toV3 adds no data: v2 camera records are valid v3 records whose
+// new fields are absent (Basic refused, no pinned certificate, no pending
+// move). The version still moves so that a v2 build, which would drop those
+// fields on its next write (re-allowing what an admin refused), refuses the
+// file instead. Every camera record is decoded to prove that.
+func migrateV2toV3(btx *bolt.Tx, _ time.Time) error {
+	return btx.Bucket(bucketCameras).ForEach(func(k, v []byte) error {
+		_, err := decodeCamera(k, v)
+		return err
 	})
 }

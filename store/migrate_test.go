@@ -222,3 +222,65 @@ func TestFailedMigrationLeavesFileUnchanged(t *testing.T) {
 		t.Error("failed migration changed the database")
 	}
 }
+
+// TestMigrateFromSchemaV2 writes a database the way a schema-2 build left it
+// (camera records without allow_basic, cert pin or pending move) and opens
+// it: it is migrated to the current schema with every camera intact, Basic
+// refused and nothing pending; the new fields then round-trip.
+func TestMigrateFromSchemaV2(t *testing.T) {
+	path := dbPath(t)
+	k := mustKey(t)
+	s := openStore(t, path, k, Options{})
+	update(t, s, func(tx *Tx) error {
+		return tx.CreateCamera(Camera{Name: "cam1", Username: "admin",
+			ONVIF:   &ONVIFIdentity{URN: "urn:uuid:1", XAddr: "http://127.0.0.1:80/onvif/device_service"},
+			Streams: []Stream{{Name: "main", URL: "rtsp://127.0.0.1:554/main"}}}, "v2-cam-secret")
+	})
+	s.Close()
+	created := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	v2cam := `{"name":"cam2","username":"u","onvif":{"urn":"urn:uuid:2","xaddr":"http://127.0.0.1:81/onvif/device_service"},` +
+		`"streams":[{"name":"main","url":"rtsp://127.0.0.1:555/main"}],"created":"` + created.Format(time.RFC3339) +
+		`","changed":"` + created.Format(time.RFC3339) + `","revision":4}`
+	rawUpdate(t, path, func(btx *bolt.Tx) error {
+		if err := btx.Bucket(bucketCameras).Put([]byte("cam2"), []byte(v2cam)); err != nil {
+			return err
+		}
+		return btx.Bucket(bucketMeta).Put(metaSchema, binary.BigEndian.AppendUint64(nil, 2))
+	})
+	s = openStore(t, path, k, Options{})
+	defer s.Close()
+	if got := schemaOf(t, path+".schema-v2.bak"); got != 2 {
+		t.Errorf("backup schema %d", got)
+	}
+	view(t, s, func(tx *Tx) error {
+		c, err := tx.Camera("cam2")
+		if err != nil {
+			return err
+		}
+		if c.AllowBasic || c.PendingMove != nil || c.ONVIF == nil || c.ONVIF.CertSHA256 != "" || c.Revision != 4 ||
+			c.ONVIF.XAddr != "http://127.0.0.1:81/onvif/device_service" || len(c.Streams) != 1 {
+			t.Errorf("migrated v2 camera %+v", c)
+		}
+		if pw, err := tx.CameraPassword("cam1"); pw != "v2-cam-secret" || err != nil {
+			t.Errorf("cam1 password %q %v", pw, err)
+		}
+		return nil
+	})
+	seen := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	update(t, s, func(tx *Tx) error {
+		return tx.UpdateCamera("cam2", func(c *Camera) error {
+			c.AllowBasic = true
+			c.ONVIF.CertSHA256 = "ab12"
+			c.PendingMove = &PendingMove{XAddr: "http://127.0.0.1:99/onvif/device_service", SeenAt: seen, Source: "hello", Reason: "plain HTTP"}
+			return nil
+		})
+	})
+	view(t, s, func(tx *Tx) error {
+		c, err := tx.Camera("cam2")
+		want := &PendingMove{XAddr: "http://127.0.0.1:99/onvif/device_service", SeenAt: seen, Source: "hello", Reason: "plain HTTP"}
+		if err != nil || !c.AllowBasic || c.ONVIF.CertSHA256 != "ab12" || !reflect.DeepEqual(c.PendingMove, want) {
+			t.Errorf("round trip %+v %v", c, err)
+		}
+		return err
+	})
+}

@@ -17,9 +17,24 @@ type Stream struct {
 	OnDemand  bool
 }
 
-// ONVIFIdentity is what an adopted ONVIF device reported.
+// ONVIFIdentity is what an adopted ONVIF device reported. CertSHA256 is the
+// hex SHA-256 of the TLS leaf certificate the device presented when it was
+// adopted (or last moved) over HTTPS; "" for plain HTTP. It is the only
+// proof of identity that lets the daemon follow the camera to a new address
+// by itself.
 type ONVIFIdentity struct {
 	URN, XAddr, Manufacturer, Model, Firmware, Serial, HardwareID string
+	CertSHA256                                                    string
+}
+
+// PendingMove is an unconfirmed sighting of an adopted camera's URN at
+// another device address. Discovery messages are unauthenticated, so it is
+// only a hint: nothing is sent to XAddr until an admin confirms the move.
+type PendingMove struct {
+	XAddr  string    // the device service address seen
+	SeenAt time.Time // first sighting at this address
+	Source string    // "hello", "probe", ...
+	Reason string    // why it was not followed automatically
 }
 
 // Camera is a configured camera. Its password is sealed and only available
@@ -28,7 +43,11 @@ type Camera struct {
 	Name        string
 	Username    string
 	HasPassword bool
+	// AllowBasic lets the puller answer an RTSP Basic challenge (the
+	// password in clear); without it only Digest is answered.
+	AllowBasic  bool
 	ONVIF       *ONVIFIdentity
+	PendingMove *PendingMove
 	Streams     []Stream
 	Created     time.Time
 	Changed     time.Time
@@ -110,6 +129,14 @@ type onvifRec struct {
 	Firmware     string `json:"firmware,omitempty"`
 	Serial       string `json:"serial,omitempty"`
 	HardwareID   string `json:"hardware_id,omitempty"`
+	CertSHA256   string `json:"cert_sha256,omitempty"` // schema 3
+}
+
+type pendingMoveRec struct {
+	XAddr  string    `json:"xaddr"`
+	SeenAt time.Time `json:"seen_at"`
+	Source string    `json:"source,omitempty"`
+	Reason string    `json:"reason,omitempty"`
 }
 
 type cameraRec struct {
@@ -121,6 +148,9 @@ type cameraRec struct {
 	Created  time.Time   `json:"created"`
 	Changed  time.Time   `json:"changed"`
 	Revision uint64      `json:"revision"`
+	// Schema 3.
+	AllowBasic  bool            `json:"allow_basic,omitempty"`
+	PendingMove *pendingMoveRec `json:"pending_move,omitempty"`
 }
 
 type userRec struct {
@@ -248,12 +278,16 @@ func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) 
 
 func (r cameraRec) public() Camera {
 	c := Camera{
-		Name: r.Name, Username: r.Username, HasPassword: len(r.Password) > 0,
+		Name: r.Name, Username: r.Username, HasPassword: len(r.Password) > 0, AllowBasic: r.AllowBasic,
 		Created: r.Created, Changed: r.Changed, Revision: r.Revision,
 	}
 	if r.ONVIF != nil {
 		o := ONVIFIdentity(*r.ONVIF)
 		c.ONVIF = &o
+	}
+	if r.PendingMove != nil {
+		m := PendingMove(*r.PendingMove)
+		c.PendingMove = &m
 	}
 	for _, s := range r.Streams {
 		c.Streams = append(c.Streams, Stream(s))
@@ -264,10 +298,16 @@ func (r cameraRec) public() Camera {
 // applyPublic copies the editable fields of c into r.
 func (r *cameraRec) applyPublic(c Camera) {
 	r.Username = c.Username
+	r.AllowBasic = c.AllowBasic
 	r.ONVIF = nil
 	if c.ONVIF != nil {
 		o := onvifRec(*c.ONVIF)
 		r.ONVIF = &o
+	}
+	r.PendingMove = nil
+	if c.PendingMove != nil {
+		m := pendingMoveRec(*c.PendingMove)
+		r.PendingMove = &m
 	}
 	r.Streams = make([]streamRec, 0, len(c.Streams))
 	for _, s := range c.Streams {

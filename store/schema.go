@@ -6,7 +6,7 @@ package store
 // schemaVersion is the version this build writes. Databases with a lower
 // version are migrated on Open (see migrations in store.go); a higher version
 // is refused.
-const schemaVersion uint64 = 2
+const schemaVersion uint64 = 3
 
 // formatMagic marks a bbolt file as a camwarden database (meta/format).
 const formatMagic = "camwarden-db"

@@ -201,8 +201,9 @@ func (tx *Tx) CreateCamera(c Camera, password string) error {
 }
 
 // UpdateCamera loads a camera, lets fn edit it and stores the result, bumping
-// Revision and Changed. fn may change Username, ONVIF and Streams; renaming is
-// refused, and Created/Revision/HasPassword edits are ignored.
+// Revision and Changed. fn may change Username, AllowBasic, ONVIF,
+// PendingMove and Streams; renaming is refused, and
+// Created/Revision/HasPassword edits are ignored.
 func (tx *Tx) UpdateCamera(name string, fn func(*Camera) error) error {
 	b, r, err := tx.cameraRec(name)
 	if err != nil {
