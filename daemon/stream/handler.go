@@ -29,6 +29,19 @@ type connState struct {
 
 	mu         sync.Mutex
 	playUnlock func() // releases a path lock held from OnPlay to OnResponse
+	user       string // who last authenticated on this connection ("" = nobody yet)
+}
+
+func (cs *connState) setUser(user string) {
+	cs.mu.Lock()
+	cs.user = user
+	cs.mu.Unlock()
+}
+
+func (cs *connState) authenticatedAs() string {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.user
 }
 
 func (cs *connState) setPlayUnlock(f func()) {
@@ -51,6 +64,7 @@ func (cs *connState) releasePlay() {
 type session struct {
 	id     string
 	ss     *gortsplib.ServerSession
+	owner  *gortsplib.ServerConn // the connection that created it
 	remote string
 	since  time.Time
 	closed chan struct{}
@@ -118,7 +132,7 @@ func connStateOf(c *gortsplib.ServerConn) *connState {
 }
 
 func (h *handler) OnSessionOpen(ctx *gortsplib.ServerHandlerOnSessionOpenCtx) {
-	se := &session{id: newID(), ss: ctx.Session, since: time.Now(), closed: make(chan struct{})}
+	se := &session{id: newID(), ss: ctx.Session, owner: ctx.Conn, since: time.Now(), closed: make(chan struct{})}
 	if ctx.Conn != nil {
 		se.remote = ctx.Conn.NetConn().RemoteAddr().String()
 	}
@@ -229,7 +243,42 @@ func (h *handler) authorize(conn *gortsplib.ServerConn, req *base.Request, rawPa
 	if !pol.Allows(user, action, name) {
 		return fail()
 	}
+	if cs != nil {
+		cs.setUser(user)
+	}
 	return user, ver, name, nil, nil
+}
+
+// checkSessionConn refuses a request naming a session from a connection
+// that neither created the session nor authenticates as its user.
+// gortsplib lets any connection from the creator's IP address use a session
+// whose id it knows; for us a session id is a handle, not a credential.
+func (h *handler) checkSessionConn(se *session, conn *gortsplib.ServerConn, req *base.Request) (*base.Response, error) {
+	if conn == se.owner {
+		return nil, nil
+	}
+	h.s.mu.Lock()
+	user, name, action := se.user, se.pathName, se.action
+	h.s.mu.Unlock()
+	if user == "" {
+		// Not yet authorised on its own connection: nothing to join.
+		return &base.Response{StatusCode: base.StatusBadRequest}, errRefused
+	}
+	cs := connStateOf(conn)
+	if cs != nil && cs.authenticatedAs() == user {
+		return nil, nil
+	}
+	got, _, _, res, err := h.authorize(conn, req, "/"+name, action)
+	if res != nil {
+		return res, err
+	}
+	if got != user {
+		if cs != nil {
+			h.s.thr.fail(cs.ip)
+		}
+		return unauthorized(), liberrors.ErrServerAuth{}
+	}
+	return nil, nil
 }
 
 // parseBasic decodes a Basic Authorization header; the password is
@@ -276,6 +325,11 @@ func (h *handler) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.R
 func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
 	if ctx.Session.State() == gortsplib.ServerSessionStatePreRecord {
 		// Publisher: authorised at ANNOUNCE on this session.
+		if se := sessionOf(ctx.Session); se != nil {
+			if res, err := h.checkSessionConn(se, ctx.Conn, ctx.Request); res != nil {
+				return res, nil, err
+			}
+		}
 		return &base.Response{StatusCode: base.StatusOK}, nil, nil
 	}
 	user, ver, name, res, err := h.authorize(ctx.Conn, ctx.Request, ctx.Path, access.ActionRead)
@@ -295,6 +349,12 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 	if se.p != nil && se.p != p {
 		h.s.mu.Unlock()
 		return &base.Response{StatusCode: base.StatusBadRequest}, nil, nil
+	}
+	if se.user != "" && se.user != user {
+		// Another user's session: a session id is no credential.
+		h.s.mu.Unlock()
+		h.s.thr.fail(connStateOf(ctx.Conn).ip)
+		return unauthorized(), nil, liberrors.ErrServerAuth{}
 	}
 	h.s.mu.Unlock()
 	st := p.waitReady(h.s.ctx, h.s.cfg.OnDemandStartTimeout)
@@ -319,6 +379,9 @@ func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response,
 	se := sessionOf(ctx.Session)
 	if se == nil || se.p == nil {
 		return &base.Response{StatusCode: base.StatusBadRequest}, errRefused
+	}
+	if res, err := h.checkSessionConn(se, ctx.Conn, ctx.Request); res != nil {
+		return res, err
 	}
 	cs := connStateOf(ctx.Conn)
 	if ctx.Session.State() != gortsplib.ServerSessionStatePrePlay || cs == nil || h.s.cfg.GOPCacheDisabled {
@@ -382,6 +445,9 @@ func (h *handler) OnRecord(ctx *gortsplib.ServerHandlerOnRecordCtx) (*base.Respo
 	se := sessionOf(ctx.Session)
 	if se == nil || se.p == nil || !se.p.published {
 		return &base.Response{StatusCode: base.StatusBadRequest}, errRefused
+	}
+	if res, err := h.checkSessionConn(se, ctx.Conn, ctx.Request); res != nil {
+		return res, err
 	}
 	p := se.p
 	desc := ctx.Session.AnnouncedDescription()

@@ -59,13 +59,21 @@ type rawResp struct {
 }
 
 func (r *rawConn) do(method, url string, hdr map[string]string) (*rawResp, error) {
+	return r.doBody(method, url, hdr, "")
+}
+
+func (r *rawConn) doBody(method, url string, hdr map[string]string, body string) (*rawResp, error) {
 	r.cseq++
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s RTSP/1.0\r\nCSeq: %d\r\n", method, url, r.cseq)
 	for k, v := range hdr {
 		fmt.Fprintf(&b, "%s: %s\r\n", k, v)
 	}
+	if body != "" {
+		fmt.Fprintf(&b, "Content-Length: %d\r\n", len(body))
+	}
 	b.WriteString("\r\n")
+	b.WriteString(body)
 	_ = r.c.SetDeadline(time.Now().Add(3 * time.Second))
 	if _, err := r.c.Write([]byte(b.String())); err != nil {
 		return nil, err
@@ -263,8 +271,25 @@ func TestThrottleBounded(t *testing.T) {
 // returns the connection without reading from it any more.
 func playRaw(t *testing.T, addr, p, user, pass string, rcvBuf int) *rawConn {
 	t.Helper()
+	rc, sess := setupRaw(t, addr, p, user, pass, rcvBuf)
+	auth := map[string]string{"Authorization": basicAuth(user, pass), "Session": sess}
+	res, err := rc.do("PLAY", "rtsp://"+addr+"/"+p+"/", auth)
+	if err != nil || res.status != 200 {
+		t.Fatalf("PLAY %v %+v", err, res)
+	}
+	return rc
+}
+
+func basicAuth(user, pass string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
+}
+
+// setupRaw does DESCRIBE/SETUP over TCP interleaved with Basic auth and
+// returns the connection and the session id, before PLAY.
+func setupRaw(t *testing.T, addr, p, user, pass string, rcvBuf int) (*rawConn, string) {
+	t.Helper()
 	rc := dialRaw(t, addr, rcvBuf)
-	auth := map[string]string{"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))}
+	auth := map[string]string{"Authorization": basicAuth(user, pass)}
 	url := "rtsp://" + addr + "/" + p
 	res, err := rc.do("DESCRIBE", url, auth)
 	if err != nil || res.status != 200 {
@@ -289,12 +314,7 @@ func playRaw(t *testing.T, addr, p, user, pass string, rcvBuf int) *rawConn {
 		t.Fatalf("SETUP %v %+v", err, res)
 	}
 	sess, _, _ := strings.Cut(res.header["session"], ";")
-	auth["Session"] = sess
-	res, err = rc.do("PLAY", url+"/", auth)
-	if err != nil || res.status != 200 {
-		t.Fatalf("PLAY %v %+v", err, res)
-	}
-	return rc
+	return rc, sess
 }
 
 func TestStalledReaderEvicted(t *testing.T) {
