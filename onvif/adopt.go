@@ -23,6 +23,9 @@ type AdoptResult struct {
 	MediaXAddr  string // media service, host fixed up
 	ClockOffset time.Duration
 	Streams     []AdoptedStream
+	// CertSHA256 is the TLS leaf certificate the device presented (https
+	// only): every call of the adoption saw this same certificate.
+	CertSHA256 string
 }
 
 // Adopt queries a camera in one go: date/time (clock offset), device
@@ -41,7 +44,7 @@ func Adopt(ctx context.Context, xaddr string, opts ClientOptions) (AdoptResult, 
 		return fmt.Errorf("adopt %s: %s: %w", host, what, err)
 	}
 	if _, err := c.GetSystemDateAndTime(ctx); err != nil {
-		if errors.Is(err, ErrUnreachable) || ctx.Err() != nil {
+		if errors.Is(err, ErrUnreachable) || errors.Is(err, ErrCertMismatch) || ctx.Err() != nil {
 			return AdoptResult{}, step("get date and time", err)
 		}
 		// Some cameras refuse it; the token then uses our own clock.
@@ -95,6 +98,7 @@ func Adopt(ctx context.Context, xaddr string, opts ClientOptions) (AdoptResult, 
 		res.Streams = append(res.Streams, AdoptedStream{Name: names[i], Profile: p, URI: uris[i]})
 	}
 	res.ClockOffset = c.ClockOffset()
+	res.CertSHA256 = c.CertSHA256()
 	return res, nil
 }
 

@@ -38,6 +38,11 @@ type ClientOptions struct {
 	// so a camera cannot send us to a host the caller did not name.
 	HTTPClient *http.Client
 	Logger     hclog.Logger
+	// CertSHA256 pins an https device's TLS leaf certificate (hex SHA-256):
+	// a handshake presenting another one fails before any request is sent.
+	// Empty: the first certificate seen is learnt (CertSHA256 method) and
+	// every later connection of this client must present it too.
+	CertSHA256 string
 }
 
 // Client talks to one camera's device service and, through it, its media
@@ -49,6 +54,7 @@ type Client struct {
 	timeout  time.Duration
 	hc       *http.Client
 	log      hclog.Logger
+	pin      *certPin // https only
 
 	offset      atomic.Int64 // camera clock minus ours, ns
 	offsetKnown atomic.Bool
@@ -113,6 +119,15 @@ func NewClient(xaddr string, opts ClientOptions) (*Client, error) {
 		hc.Timeout = opts.Timeout
 	}
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	var pin *certPin
+	if u.Scheme == "https" {
+		pin = &certPin{want: strings.ToLower(strings.TrimSpace(opts.CertSHA256))}
+		if hc.Transport, err = pinnedTransport(hc.Transport, pin); err != nil {
+			return nil, err
+		}
+	} else if opts.CertSHA256 != "" {
+		return nil, fmt.Errorf("onvif: device address %q is plain http but a certificate is pinned: refusing to downgrade", u.Redacted())
+	}
 	log := opts.Logger
 	if log == nil {
 		log = hclog.NewNullLogger()
@@ -124,7 +139,17 @@ func NewClient(xaddr string, opts ClientOptions) (*Client, error) {
 		timeout:  opts.Timeout,
 		hc:       &hc,
 		log:      log,
+		pin:      pin,
 	}, nil
+}
+
+// CertSHA256 is the fingerprint of the TLS certificate the device presented
+// ("" for http, or before the first call).
+func (c *Client) CertSHA256() string {
+	if c.pin == nil {
+		return ""
+	}
+	return c.pin.fingerprint()
 }
 
 // XAddr is the device service URL the client talks to.
@@ -222,6 +247,45 @@ func (c *Client) GetDeviceInformation(ctx context.Context) (DeviceInfo, error) {
 	}, nil
 }
 
+// GetNetworkAddresses returns the IPv4 addresses the camera says its
+// enabled interfaces have (manual, DHCP and link-local). Asked over a
+// pinned TLS channel it is the camera's own word on where it lives, which a
+// relay at another address cannot forge.
+func (c *Client) GetNetworkAddresses(ctx context.Context) ([]string, error) {
+	type addr struct {
+		Address string `xml:"Address"`
+	}
+	var resp struct {
+		NICs []struct {
+			Enabled string `xml:"Enabled"`
+			IPv4    struct {
+				Enabled string `xml:"Enabled"`
+				Config  struct {
+					Manual    []addr `xml:"Manual"`
+					LinkLocal addr   `xml:"LinkLocal"`
+					FromDHCP  addr   `xml:"FromDHCP"`
+				} `xml:"Config"`
+			} `xml:"IPv4"`
+		} `xml:"NetworkInterfaces"`
+	}
+	if err := c.call(ctx, c.device, "GetNetworkInterfaces", deviceActionBase+"GetNetworkInterfaces", device.GetNetworkInterfaces{}, &resp); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, n := range resp.NICs {
+		if strings.TrimSpace(n.Enabled) == "false" || strings.TrimSpace(n.IPv4.Enabled) == "false" {
+			continue
+		}
+		cfg := n.IPv4.Config
+		for _, a := range append(append([]addr{}, cfg.Manual...), cfg.LinkLocal, cfg.FromDHCP) {
+			if ip := net.ParseIP(strings.TrimSpace(a.Address)); ip != nil && ip.To4() != nil && len(out) < 64 {
+				out = append(out, ip.String())
+			}
+		}
+	}
+	return out, nil
+}
+
 // MediaXAddr finds the media service (GetCapabilities, falling back to
 // GetServices), with its host replaced by the one we reached the device at.
 // The answer is cached.
@@ -289,6 +353,10 @@ func (c *Client) mediaURL(ctx context.Context) (*url.URL, error) {
 	// Userinfo in a service address would make net/http send it as Basic
 	// auth; we never use it.
 	u.User = nil
+	if c.pin != nil && c.pin.want != "" && u.Scheme != "https" {
+		// A pinned camera's credentials go only over its pinned TLS.
+		return nil, fmt.Errorf("onvif: %s reports a plain-HTTP media service: %w", c.device.Host, ErrUnpinnedService)
+	}
 	if u.String() != reported {
 		c.log.Debug("media service address fixed up", "device", c.device.Host, "using", u.String())
 	}
@@ -500,7 +568,7 @@ func (c *Client) callRaw(ctx context.Context, endpoint *url.URL, op, action stri
 	auth := c.user != ""
 	if auth && !c.offsetKnown.Load() {
 		if _, err := c.GetSystemDateAndTime(ctx); err != nil {
-			if errors.Is(err, ErrUnreachable) || ctx.Err() != nil {
+			if errors.Is(err, ErrUnreachable) || errors.Is(err, ErrCertMismatch) || ctx.Err() != nil {
 				return err
 			}
 			c.log.Debug("cannot learn camera clock; using ours", "device", c.device.Host, "error", err)
@@ -606,6 +674,9 @@ func (c *Client) transportErr(parent context.Context, op string, err error) erro
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err // the URL is already in our message, without credentials
+	}
+	if errors.Is(err, ErrCertMismatch) {
+		return fmt.Errorf("onvif: %s on %s: %w", op, c.device.Host, err)
 	}
 	return fmt.Errorf("onvif: %s on %s: %w: %w", op, c.device.Host, ErrUnreachable, err)
 }

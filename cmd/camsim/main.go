@@ -5,6 +5,10 @@
 // It prints one line per camera on stdout when ready, then READY:
 //
 //	camera name=camsim-1 urn=urn:uuid:... xaddr=http://127.0.0.1:P/onvif/device_service rtsp.main=rtsp://... rtsp.sub=rtsp://...
+//
+// (with --https the xaddr is https://... and the line ends in
+// cert_sha256=HEX, the camera's certificate fingerprint)
+//
 //	discovery unicast=127.0.0.1:3702 multicast=lo
 //	READY
 //
@@ -51,6 +55,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		passStdin    = fs.Bool("password-stdin", false, "read the camera password from the first line of stdin")
 		passFile     = fs.String("password-file", "", "read the camera password from this file")
 		auth         = fs.String("auth", camsim.AuthWSSE, "ONVIF authentication: wsse (WS-UsernameToken digest) or digest (HTTP Digest)")
+		https        = fs.Bool("https", false, "serve ONVIF over HTTPS, each camera with its own self-signed certificate (kept across restarts)")
 		skew         = fs.Duration("clock-skew", 0, "offset of the cameras' clocks from the host clock, e.g. 8760h")
 		seed         = fs.String("seed", "camsim", "seed of the cameras' stable urn:uuid identities")
 		logLevel     = fs.String("log-level", "info", "trace, debug, info, warn or error")
@@ -99,7 +104,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	sim, err := camsim.New(camsim.Options{
 		Cameras: *cameras, Addr: *addr, BasePort: *basePort, DiscoveryPort: *discPort,
 		DiscoveryInterfaces: ifaces, Username: *user, Password: password, Auth: *auth,
-		ClockSkew: *skew, Seed: *seed, Logger: log,
+		ClockSkew: *skew, Seed: *seed, Logger: log, HTTPS: *https,
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -152,6 +157,9 @@ func cameraLine(c *camsim.Camera) string {
 	fmt.Fprintf(&b, "camera name=%s urn=%s xaddr=%s", c.Name(), c.URN(), c.XAddr())
 	for _, p := range c.Profiles() {
 		fmt.Fprintf(&b, " rtsp.%s=%s", p.Name, c.RTSPURL(p.Name))
+	}
+	if fp := c.CertSHA256(); fp != "" {
+		fmt.Fprintf(&b, " cert_sha256=%s", fp)
 	}
 	return b.String()
 }

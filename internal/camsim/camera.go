@@ -2,6 +2,7 @@ package camsim
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -25,6 +26,7 @@ type Camera struct {
 	serial string
 	mac    string
 	log    hclog.Logger
+	cert   *tls.Certificate // HTTPS mode only
 
 	nonces  *nonceCache  // WS-UsernameToken replay protection
 	digests *digestCache // HTTP Digest nonces we issued
@@ -173,9 +175,14 @@ func (c *Camera) listen(startCtx, runCtx context.Context, httpPort, rtspPort int
 	c.faultsMu.Unlock()
 	ms.SetFaults(f)
 	tcp := ln.Addr().(*net.TCPAddr)
+	scheme := "http"
+	if c.cert != nil {
+		scheme = "https"
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{*c.cert}, MinVersion: tls.VersionTLS12})
+	}
 	ep := &endpoints{
 		httpAddr: tcp,
-		xaddr:    "http://" + tcp.String() + "/onvif/device_service",
+		xaddr:    scheme + "://" + tcp.String() + "/onvif/device_service",
 		media:    ms,
 	}
 	ep.httpSrv = &http.Server{

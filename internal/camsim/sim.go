@@ -54,6 +54,11 @@ type Options struct {
 	Seed                string        // derives the stable urn:uuid of each camera; default "camsim"
 	Logger              hclog.Logger
 	Profiles            []media.Profile // nil = DefaultProfiles()
+	// HTTPS serves the ONVIF services over TLS, each camera with its own
+	// self-signed certificate (kept across Restart; a new Sim makes new
+	// ones, so a second Sim with the same Seed is an impostor with the
+	// right URN and the wrong certificate).
+	HTTPS bool
 }
 
 // DefaultProfiles are the two profiles every camera serves by default
@@ -126,7 +131,15 @@ func New(opts Options) (*Sim, error) {
 	}
 	s := &Sim{opts: opts, log: opts.Logger}
 	for i := 0; i < opts.Cameras; i++ {
-		s.cams = append(s.cams, newCamera(s, i))
+		c := newCamera(s, i)
+		if opts.HTTPS {
+			cert, err := SelfSignedCert(c.name, ip)
+			if err != nil {
+				return nil, fmt.Errorf("camsim: %s: certificate: %w", c.name, err)
+			}
+			c.cert = &cert
+		}
+		s.cams = append(s.cams, c)
 	}
 	return s, nil
 }
