@@ -4,8 +4,11 @@
 //
 // One goroutine, the loop in Run, owns all mutable daemon state: admin
 // mutations, discovery results and reloads are handed to it as ops and run
-// one at a time. Readers of the current policy use an immutable snapshot
-// that the loop swaps atomically.
+// one at a time. Everything other goroutines read (configuration, policy,
+// credential verifiers, discovered devices) is in an immutable snapshot
+// that the loop alone builds and swaps atomically (state.go). API handlers
+// read the snapshot, the store and the stream layer, and change things only
+// through mutate (mutate.go); the handlers live in backend_<resource>.go.
 package daemon
 
 import (
@@ -19,7 +22,6 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -32,6 +34,7 @@ import (
 
 	"github.com/camwarden/camwarden/daemon/access"
 	"github.com/camwarden/camwarden/daemon/stream"
+	"github.com/camwarden/camwarden/onvif"
 	"github.com/camwarden/camwarden/store"
 )
 
@@ -44,17 +47,11 @@ type Options struct {
 	Version            string
 }
 
-// snapshot is the immutable view of users and rights that readers consult.
-type snapshot struct {
-	policy *access.Policy
-	hashes map[string]string // user -> argon2id hash, for Basic auth
-}
-
-// Daemon is the running assembly. Its fields other than the atomics and
-// channels are touched only by the loop goroutine.
+// Daemon is the running assembly. store, streams and auth are set before
+// the admin API starts and never replaced; disc is touched only by the loop
+// goroutine; everything else API handlers read is in snap.
 type Daemon struct {
 	opts    Options
-	cfg     Config
 	log     hclog.InterceptLogger
 	store   *store.Store
 	streams *stream.Server
@@ -62,7 +59,8 @@ type Daemon struct {
 	snap    atomic.Pointer[snapshot]
 	started time.Time
 
-	ops chan func()
+	ops     chan func()
+	stopped chan struct{} // closed when the loop has exited: do and post give up
 
 	disc *discovery
 }
@@ -80,9 +78,18 @@ func Run(ctx context.Context, opts Options) error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(defaultGCPercent)
 	}
-	cfg, err := LoadConfig(opts.ConfigFile, opts.ConfigMayBeMissing, opts.Flags)
+	d, err := newDaemon(opts)
 	if err != nil {
 		return err
+	}
+	return d.run(ctx)
+}
+
+// newDaemon loads the configuration and sets up logging; run starts it.
+func newDaemon(opts Options) (*Daemon, error) {
+	cfg, err := LoadConfig(opts.ConfigFile, opts.ConfigMayBeMissing, opts.Flags)
+	if err != nil {
+		return nil, err
 	}
 	out := opts.LogOutput
 	if out == nil {
@@ -94,20 +101,22 @@ func Run(ctx context.Context, opts Options) error {
 		Output:     out,
 		JSONFormat: cfg.LogFormat == "json",
 	})
-	d := &Daemon{opts: opts, cfg: cfg, log: log, started: time.Now(), ops: make(chan func())}
-	return d.run(ctx)
+	d := &Daemon{opts: opts, log: log, started: time.Now(), ops: make(chan func()), stopped: make(chan struct{})}
+	d.snap.Store(&snapshot{cfg: cfg, devices: map[string]onvif.Device{}})
+	return d, nil
 }
 
 func (d *Daemon) run(ctx context.Context) error {
 	log := d.log
-	if err := os.MkdirAll(d.cfg.StateDir, 0o700); err != nil {
-		return fmt.Errorf("cannot create state directory %s: %w", d.cfg.StateDir, err)
+	cfg := d.snap.Load().cfg
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return fmt.Errorf("cannot create state directory %s: %w", cfg.StateDir, err)
 	}
-	key, err := resolveKey(d.cfg, log.Named("key"))
+	key, err := resolveKey(cfg, log.Named("key"))
 	if err != nil {
 		return err
 	}
-	dbPath := filepath.Join(d.cfg.StateDir, dbFileName)
+	dbPath := filepath.Join(cfg.StateDir, dbFileName)
 	st, err := store.Open(dbPath, key, store.Options{Timeout: 2 * time.Second, Logger: log.Named("store")})
 	if err != nil {
 		var km *store.KeyMismatchError
@@ -119,11 +128,10 @@ func (d *Daemon) run(ctx context.Context) error {
 	d.store = st
 	defer st.Close()
 
-	snap, cams, err := d.loadState(ctx)
+	cams, err := d.loadState(ctx)
 	if err != nil {
 		return err
 	}
-	d.snap.Store(snap)
 	d.auth = newAuthenticator(d.snap.Load, st)
 
 	listeners, err := activatedListeners()
@@ -132,27 +140,27 @@ func (d *Daemon) run(ctx context.Context) error {
 	}
 
 	scfg := stream.Config{
-		RTSPAddress: d.cfg.RTSPAddr,
+		RTSPAddress: cfg.RTSPAddr,
 		Listener:    listeners["rtsp"],
 		Logger:      log.Named("stream"),
 		Auth:        d.auth,
 		Policy:      func() *access.Policy { return d.snap.Load().policy },
 	}
-	if d.cfg.RTSPUDP {
-		scfg.UDPRTPAddress, scfg.UDPRTCPAddress = udpAddrs(d.cfg.RTSPAddr)
+	if cfg.RTSPUDP {
+		scfg.UDPRTPAddress, scfg.UDPRTCPAddress = udpAddrs(cfg.RTSPAddr)
 	}
 	d.streams, err = stream.New(scfg)
 	if err != nil {
 		return err
 	}
 	if err := d.streams.Start(ctx); err != nil {
-		return fmt.Errorf("cannot start the RTSP server on %s: %w", d.cfg.RTSPAddr, err)
+		return fmt.Errorf("cannot start the RTSP server on %s: %w", cfg.RTSPAddr, err)
 	}
 	defer d.streams.Close()
 	d.streams.SetCameras(ctx, d.cameraSpecs(cams))
 
 	apiCtx, stopAPI := context.WithCancel(context.Background())
-	apiDone, err := d.startAPI(apiCtx, listeners["admin"])
+	apiDone, err := d.startAPI(apiCtx, cfg, listeners["admin"])
 	if err != nil {
 		stopAPI()
 		return err
@@ -163,16 +171,16 @@ func (d *Daemon) run(ctx context.Context) error {
 	}()
 
 	d.disc = newDiscovery(d)
-	d.disc.restart(d.cfg)
+	d.disc.restart(cfg)
 	defer d.disc.stop()
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	status := fmt.Sprintf("serving RTSP on %s, admin socket %s", d.streams.Addr(), d.cfg.Socket)
+	status := fmt.Sprintf("serving RTSP on %s, admin socket %s", d.streams.Addr(), cfg.Socket)
 	notify(log, "READY=1\nSTATUS="+status)
-	log.Info("camwardend ready", "version", d.opts.Version, "rtsp", d.streams.Addr().String(), "socket", d.cfg.Socket,
+	log.Info("camwardend ready", "version", d.opts.Version, "rtsp", d.streams.Addr().String(), "socket", cfg.Socket,
 		"cameras", len(cams), "key_id", st.MasterKeyID(), "startup", time.Since(d.started).Round(time.Millisecond).String())
 
 	var watchdog <-chan time.Time
@@ -182,6 +190,9 @@ func (d *Daemon) run(ctx context.Context) error {
 		watchdog = t.C
 	}
 
+	// Deferred last, so it runs first: API requests and background
+	// producers waiting on the loop give up before the API drains.
+	defer close(d.stopped)
 	for {
 		select {
 		case <-ctx.Done():
@@ -204,146 +215,32 @@ func (d *Daemon) run(ctx context.Context) error {
 	}
 }
 
-// do runs fn on the loop goroutine and waits for it, or for ctx.
+// errStopped is what do returns once the loop has exited.
+var errStopped = errors.New("daemon is stopping")
+
+// do runs fn on the loop goroutine and waits for it, or for ctx, or for the
+// loop to exit.
 func (d *Daemon) do(ctx context.Context, fn func()) error {
 	done := make(chan struct{})
 	select {
 	case d.ops <- func() { defer close(done); fn() }:
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-d.stopped:
+		return errStopped
 	}
 	<-done
 	return nil
 }
 
 // post hands fn to the loop without waiting (for background producers such
-// as discovery); it gives up when ctx ends.
+// as discovery); it gives up when ctx ends or the loop has exited.
 func (d *Daemon) post(ctx context.Context, fn func()) {
 	select {
 	case d.ops <- fn:
 	case <-ctx.Done():
+	case <-d.stopped:
 	}
-}
-
-func (d *Daemon) loadState(ctx context.Context) (*snapshot, []store.Camera, error) {
-	var snap *snapshot
-	var cams []store.Camera
-	err := d.store.View(ctx, func(tx *store.Tx) error {
-		pd, err := tx.PolicyData()
-		if err != nil {
-			return err
-		}
-		if snap, err = buildSnapshot(pd); err != nil {
-			return err
-		}
-		cams, err = tx.Cameras()
-		return err
-	})
-	return snap, cams, err
-}
-
-// buildSnapshot converts the store's view into an immutable policy.
-func buildSnapshot(pd store.PolicyData) (*snapshot, error) {
-	users := make([]access.User, 0, len(pd.Users))
-	hashes := make(map[string]string, len(pd.Users))
-	for _, u := range pd.Users {
-		users = append(users, access.User{Name: u.Name, Disabled: u.Disabled, CredentialVersion: u.CredentialVersion})
-		hashes[u.Name] = u.PasswordHash
-	}
-	groups := make(map[string][]string, len(pd.Groups))
-	for _, g := range pd.Groups {
-		groups[g.Name] = g.Members
-	}
-	grants := make([]access.Grant, 0, len(pd.Grants))
-	for _, g := range pd.Grants {
-		a, err := access.ParseAction(g.Action)
-		if err != nil {
-			return nil, fmt.Errorf("stored grant %s %s %s: %w", g.Subject, g.Action, g.Pattern, err)
-		}
-		grants = append(grants, access.Grant{Subject: g.Subject, Action: a, Pattern: g.Pattern})
-	}
-	p, err := access.New(users, groups, grants)
-	if err != nil {
-		return nil, err
-	}
-	return &snapshot{policy: p, hashes: hashes}, nil
-}
-
-// cameraSpecs turns stored cameras into what the stream layer runs. The
-// password callback unseals the secret only when a puller connects.
-func (d *Daemon) cameraSpecs(cams []store.Camera) []stream.CameraSpec {
-	specs := make([]stream.CameraSpec, 0, len(cams))
-	for _, c := range cams {
-		spec := stream.CameraSpec{Name: c.Name}
-		name := c.Name
-		var password func(context.Context) (string, error)
-		if c.HasPassword {
-			password = func(ctx context.Context) (string, error) {
-				var pw string
-				err := d.store.View(ctx, func(tx *store.Tx) error {
-					var err error
-					pw, err = tx.CameraPassword(name)
-					return err
-				})
-				return pw, err
-			}
-		}
-		for _, s := range c.Streams {
-			spec.Streams = append(spec.Streams, stream.StreamSpec{
-				Name:      s.Name,
-				URL:       s.URL,
-				Username:  c.Username,
-				Transport: s.Transport,
-				OnDemand:  s.OnDemand,
-				Revision:  fmt.Sprintf("%d|%s|%s|%t", c.Revision, s.URL, s.Transport, s.OnDemand),
-				Password:  password,
-			})
-		}
-		specs = append(specs, spec)
-	}
-	return specs
-}
-
-// reload re-reads the config file on SIGHUP. Settings that can change live
-// are applied; the rest need a restart and are reported. A bad file is
-// rejected and the running config stays in force.
-func (d *Daemon) reload() {
-	notify(d.log, fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d\nSTATUS=reloading configuration", monotonicUsec()))
-	defer notify(d.log, "READY=1\nSTATUS=configuration reloaded")
-	next, err := LoadConfig(d.opts.ConfigFile, d.opts.ConfigMayBeMissing, d.opts.Flags)
-	if err != nil {
-		d.log.Error("reload rejected; the previous configuration stays in force", "error", err)
-		return
-	}
-	var restart []string
-	if next.StateDir != d.cfg.StateDir {
-		restart = append(restart, "state_dir")
-	}
-	if next.Socket != d.cfg.Socket {
-		restart = append(restart, "socket")
-	}
-	if next.RTSPAddr != d.cfg.RTSPAddr || next.RTSPUDP != d.cfg.RTSPUDP {
-		restart = append(restart, "rtsp_addr/rtsp_udp")
-	}
-	if next.KeyFile != d.cfg.KeyFile {
-		restart = append(restart, "key_file")
-	}
-	if next.AdminGroup != d.cfg.AdminGroup {
-		restart = append(restart, "admin_group")
-	}
-	if len(restart) > 0 {
-		d.log.Warn("some settings change only on restart; keeping their running values", "settings", strings.Join(restart, ", "))
-		next.StateDir, next.Socket, next.RTSPAddr, next.RTSPUDP = d.cfg.StateDir, d.cfg.Socket, d.cfg.RTSPAddr, d.cfg.RTSPUDP
-		next.KeyFile, next.AdminGroup = d.cfg.KeyFile, d.cfg.AdminGroup
-	}
-	d.log.SetLevel(hclog.LevelFromString(next.LogLevel))
-	discoveryChanged := strings.Join(next.DiscoveryInterfaces, ",") != strings.Join(d.cfg.DiscoveryInterfaces, ",") ||
-		next.DiscoveryInterval != d.cfg.DiscoveryInterval
-	d.cfg = next
-	if discoveryChanged {
-		d.disc.restart(next)
-	}
-	d.log.Info("configuration reloaded", "log_level", next.LogLevel)
 }
 
 func notify(log hclog.Logger, state string) {

@@ -89,6 +89,7 @@ func (x *discovery) watch(ctx context.Context, opts onvif.ProbeOptions) {
 				if ev.Kind == onvif.Bye {
 					if _, ok := x.devices[ev.Device.URN]; ok {
 						delete(x.devices, ev.Device.URN)
+						x.d.publishDevices(x.devices)
 						x.log.Info("device said Bye", "urn", ev.Device.URN)
 					}
 					return
@@ -116,9 +117,10 @@ func (x *discovery) probeEvery(ctx context.Context, opts onvif.ProbeOptions, eve
 	}
 }
 
-// merge records devices (loop goroutine) and notices adopted cameras that
-// answer from a new address.
+// merge records devices (loop goroutine), publishes them in the snapshot
+// and notices adopted cameras that answer from a new address.
 func (x *discovery) merge(devs []onvif.Device) {
+	defer x.d.publishDevices(x.devices)
 	for _, dev := range devs {
 		if dev.URN == "" {
 			continue
@@ -138,10 +140,10 @@ func (x *discovery) merge(devs []onvif.Device) {
 	}
 }
 
-// list returns the devices sorted by URN (loop goroutine).
-func (x *discovery) list() []onvif.Device {
-	out := make([]onvif.Device, 0, len(x.devices))
-	for _, d := range x.devices {
+// sortedDevices returns the devices sorted by URN.
+func sortedDevices(devices map[string]onvif.Device) []onvif.Device {
+	out := make([]onvif.Device, 0, len(devices))
+	for _, d := range devices {
 		out = append(out, d)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].URN < out[j].URN })

@@ -8,22 +8,16 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"time"
 
+	"github.com/camwarden/camwarden/daemon/api"
 	"github.com/camwarden/camwarden/daemon/apitype"
 	"github.com/camwarden/camwarden/onvif"
 	"github.com/camwarden/camwarden/store"
 )
 
-// who identifies the caller of a mutation for the audit log.
-type who struct {
-	UID, GID, PID int
-	Exe           string
-}
-
 // systemCaller is the daemon itself (renumbering, start-up repairs).
-func systemCaller() who {
-	return who{UID: os.Getuid(), GID: os.Getgid(), PID: os.Getpid(), Exe: "camwardend"}
+func systemCaller() api.Caller {
+	return api.Caller{UID: os.Getuid(), GID: os.Getgid(), PID: os.Getpid(), Exe: "camwardend"}
 }
 
 // changeSet says what a mutation touched, so only those parts are redone.
@@ -37,7 +31,7 @@ type changeSet struct {
 
 // mutation describes one admin change.
 type mutation struct {
-	caller who
+	caller api.Caller
 	action string // audit action, e.g. "grant.revoke"
 	target string
 	args   map[string]string // redacted: never a secret
@@ -64,11 +58,10 @@ func (d *Daemon) mutate(ctx context.Context, m mutation) (apitype.MutationResult
 func (d *Daemon) mutateLocked(ctx context.Context, m mutation) (apitype.MutationResult, error) {
 	var res apitype.MutationResult
 	var ch changeSet
-	var next *snapshot
+	var pv policyView
 	var cams []store.Camera
-	entry := &store.AuditEntry{UID: m.caller.UID, GID: m.caller.GID, PID: m.caller.PID, Exe: m.caller.Exe,
-		Action: m.action, Target: m.target, Outcome: "ok", Args: m.args}
-	err := d.store.Update(ctx, entry, func(tx *store.Tx) error {
+	entry := auditEntry(m.caller, m.action, m.target, "ok", m.args)
+	err := d.store.Update(ctx, &entry, func(tx *store.Tx) error {
 		if err := m.apply(tx, &ch); err != nil {
 			return err
 		}
@@ -76,7 +69,7 @@ func (d *Daemon) mutateLocked(ctx context.Context, m mutation) (apitype.Mutation
 		if err != nil {
 			return err
 		}
-		if next, err = buildSnapshot(pd); err != nil {
+		if pv, err = buildPolicy(pd); err != nil {
 			return err
 		}
 		if ch.cameras {
@@ -86,14 +79,10 @@ func (d *Daemon) mutateLocked(ctx context.Context, m mutation) (apitype.Mutation
 	})
 	if err != nil {
 		apiErr := toAPIError(err)
-		failed := store.AuditEntry{UID: m.caller.UID, GID: m.caller.GID, PID: m.caller.PID, Exe: m.caller.Exe,
-			Action: m.action, Target: m.target, Outcome: "failed: " + apiErr.Code, Args: m.args}
-		if _, aerr := d.store.AppendAudit(ctx, failed); aerr != nil {
-			d.log.Error("cannot audit a failed request", "action", m.action, "error", aerr)
-		}
+		d.audit(ctx, auditEntry(m.caller, m.action, m.target, "failed: "+apiErr.Code, m.args))
 		return res, apiErr
 	}
-	d.snap.Store(next)
+	next := d.publish(func(s *snapshot) { s.policyView = pv })
 	if ch.users {
 		d.auth.reset()
 	}
@@ -230,5 +219,3 @@ func checkTransport(t string) (string, error) {
 	}
 	return "", invalid("invalid transport %q: use auto, tcp or udp", t)
 }
-
-var _ = time.Second

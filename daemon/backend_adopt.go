@@ -1,0 +1,111 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/camwarden/camwarden/daemon/access"
+	"github.com/camwarden/camwarden/daemon/api"
+	"github.com/camwarden/camwarden/daemon/apitype"
+	"github.com/camwarden/camwarden/onvif"
+	"github.com/camwarden/camwarden/store"
+)
+
+func (b backend) CameraAdopt(ctx context.Context, c api.Caller, req apitype.CameraAdoptRequest) (*apitype.MutationResult, error) {
+	d := b.d
+	if err := access.CheckName("camera", req.Name); err != nil {
+		return nil, invalid("%v", err)
+	}
+	if (req.DeviceURN == "") == (req.XAddr == "") {
+		return nil, invalid("give exactly one of --device URN or --xaddr URL")
+	}
+	if req.User == "" {
+		return nil, invalid("adoption needs --user and --password-stdin: the camera's ONVIF credentials")
+	}
+	xaddr, urn := req.XAddr, ""
+	if req.DeviceURN != "" {
+		want, ok := onvif.NormaliseURN(req.DeviceURN)
+		if !ok {
+			return nil, invalid("invalid device URN %q: use urn:uuid:... as shown by camwarden discover", req.DeviceURN)
+		}
+		dev, found := d.snap.Load().devices[want]
+		if !found {
+			return nil, apitype.Errorf(apitype.CodeNotFound, "device %s has not been discovered: run camwarden discover (with --target HOST for another subnet) first, or use --xaddr", want)
+		}
+		urn, xaddr = want, reachableXAddr(dev)
+		if xaddr == "" {
+			return nil, apitype.Errorf(apitype.CodeInvalid, "device %s announced no usable device service address; use --xaddr", want)
+		}
+	} else if u, err := url.Parse(req.XAddr); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return nil, invalid("invalid --xaddr: use http://HOST[:PORT]/onvif/device_service without credentials")
+	}
+	// Refuse a duplicate name before talking to the camera.
+	if _, err := b.CameraShow(ctx, c, req.Name); err == nil {
+		return nil, apitype.Errorf(apitype.CodeConflict, "camera %q already exists", req.Name)
+	}
+	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	res, err := onvif.Adopt(qctx, xaddr, onvif.ClientOptions{Username: req.User, Password: req.Password, Logger: d.log.Named("onvif")})
+	cancel()
+	if err != nil {
+		d.auditFailure(ctx, c, "camera.adopt", req.Name, adoptCode(err))
+		return nil, adoptError(err, xaddr)
+	}
+	if urn == "" {
+		// Adopted by address: learn the URN from discovery if it saw the device.
+		for _, dev := range d.snap.Load().devices {
+			if reachableXAddr(dev) == xaddr {
+				urn = dev.URN
+			}
+		}
+	}
+	cam := store.Camera{Name: req.Name, Username: req.User, ONVIF: &store.ONVIFIdentity{
+		URN: urn, XAddr: xaddr, Manufacturer: res.Info.Manufacturer, Model: res.Info.Model,
+		Firmware: res.Info.FirmwareVersion, Serial: res.Info.SerialNumber, HardwareID: res.Info.HardwareID}}
+	for _, s := range res.Streams {
+		if access.ValidName(s.Name) {
+			cam.Streams = append(cam.Streams, store.Stream{Name: s.Name, URL: s.URI.URI, Transport: "auto"})
+		}
+	}
+	if len(cam.Streams) == 0 {
+		return nil, apitype.Errorf(apitype.CodeInvalid, "the camera at %s reported no usable media profiles", xaddr)
+	}
+	mres, err := d.mutate(ctx, mutation{
+		caller: c, action: "camera.adopt", target: req.Name,
+		args: map[string]string{"urn": urn, "xaddr": xaddr, "user": req.User, "streams": fmt.Sprint(len(cam.Streams)), "password": setOrEmpty(req.Password)},
+		apply: func(tx *store.Tx, ch *changeSet) error {
+			ch.cameras = true
+			return tx.CreateCamera(cam, req.Password)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return b.cameraResult(ctx, mres, req.Name)
+}
+
+func adoptCode(err error) string {
+	switch {
+	case errors.Is(err, onvif.ErrUnauthorized):
+		return "failed: unauthorized"
+	case errors.Is(err, onvif.ErrUnreachable):
+		return "failed: unreachable"
+	case errors.Is(err, onvif.ErrNoProfiles):
+		return "failed: no_profiles"
+	}
+	return "failed: error"
+}
+
+func adoptError(err error, xaddr string) error {
+	switch {
+	case errors.Is(err, onvif.ErrUnauthorized):
+		return apitype.Errorf(apitype.CodeUnauthorized, "the camera at %s refused the credentials (check the user and password; a camera clock far off is compensated)", xaddr)
+	case errors.Is(err, onvif.ErrUnreachable):
+		return apitype.Errorf(apitype.CodeUnavailable, "cannot reach the camera at %s: %v", xaddr, err)
+	case errors.Is(err, onvif.ErrNoProfiles):
+		return apitype.Errorf(apitype.CodeInvalid, "the camera at %s has no media profiles to stream", xaddr)
+	}
+	return apitype.Errorf(apitype.CodeUnavailable, "querying the camera at %s failed: %v", xaddr, err)
+}

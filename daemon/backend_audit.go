@@ -1,0 +1,65 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/camwarden/camwarden/daemon/api"
+	"github.com/camwarden/camwarden/daemon/apitype"
+	"github.com/camwarden/camwarden/store"
+)
+
+// defaultAuditLimit keeps an unfiltered listing readable.
+const defaultAuditLimit = 100
+
+func (b backend) AuditList(ctx context.Context, c api.Caller, req apitype.AuditListRequest) (*apitype.AuditList, error) {
+	limit := req.Limit
+	if limit <= 0 {
+		limit = defaultAuditLimit
+	}
+	if limit > 10000 {
+		return nil, invalid("limit must be at most 10000")
+	}
+	entries, err := b.d.store.AuditList(ctx, req.Since, limit)
+	if err != nil {
+		return nil, toAPIError(err)
+	}
+	out := &apitype.AuditList{Entries: []apitype.AuditEntry{}}
+	for _, e := range entries {
+		out.Entries = append(out.Entries, apitype.AuditEntry{Seq: e.Seq, Time: e.Time,
+			Actor:  fmt.Sprintf("uid=%d gid=%d pid=%d exe=%s", e.UID, e.GID, e.PID, e.Exe),
+			Action: e.Action, Target: e.Target, Detail: auditDetail(e), Hash: e.Hash})
+	}
+	return out, nil
+}
+
+func auditDetail(e store.AuditEntry) string {
+	keys := make([]string, 0, len(e.Args))
+	for k := range e.Args {
+		if e.Args[k] != "" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	parts := []string{e.Outcome}
+	for _, k := range keys {
+		parts = append(parts, k+"="+e.Args[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+func (b backend) AuditVerify(ctx context.Context, c api.Caller) (*apitype.AuditVerify, error) {
+	v, err := b.d.store.VerifyAudit(ctx)
+	if err != nil {
+		return nil, toAPIError(err)
+	}
+	return &apitype.AuditVerify{OK: v.OK, Entries: int(v.Entries), FirstBad: v.FirstBad, Message: v.Reason}, nil
+}
+
+func (b backend) AuditRefusal(ctx context.Context, c api.Caller, method, path, reason string) {
+	d := b.d
+	d.audit(ctx, auditEntry(c, "api.refused", method+" "+path, "refused: "+reason, nil))
+	d.log.Warn("admin request refused", "caller", c.String(), "method", method, "path", path, "reason", reason)
+}

@@ -1,0 +1,216 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+
+	"github.com/camwarden/camwarden/daemon/access"
+	"github.com/camwarden/camwarden/daemon/api"
+	"github.com/camwarden/camwarden/daemon/apitype"
+	"github.com/camwarden/camwarden/store"
+)
+
+func cameraView(c store.Camera) apitype.Camera {
+	out := apitype.Camera{Name: c.Name, User: c.Username, HasPassword: c.HasPassword, Created: c.Created, Changed: c.Changed, Streams: []apitype.Stream{}}
+	if c.ONVIF != nil {
+		out.ONVIF = &apitype.ONVIFIdentity{URN: c.ONVIF.URN, XAddr: c.ONVIF.XAddr, Manufacturer: c.ONVIF.Manufacturer,
+			Model: c.ONVIF.Model, Firmware: c.ONVIF.Firmware, Serial: c.ONVIF.Serial, Hardware: c.ONVIF.HardwareID}
+	}
+	for _, s := range c.Streams {
+		out.Streams = append(out.Streams, apitype.Stream{Name: s.Name, URL: stripUserinfo(s.URL), Transport: s.Transport, OnDemand: s.OnDemand})
+	}
+	return out
+}
+
+// stripUserinfo is a last guard: stored URLs never hold credentials, but a
+// response must not carry one even if a bug put it there.
+func stripUserinfo(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	u.User = nil
+	return u.String()
+}
+
+func (b backend) CameraList(ctx context.Context, c api.Caller) (*apitype.CameraList, error) {
+	out := &apitype.CameraList{Cameras: []apitype.Camera{}}
+	err := b.d.store.View(ctx, func(tx *store.Tx) error {
+		cams, err := tx.Cameras()
+		for _, cam := range cams {
+			out.Cameras = append(out.Cameras, cameraView(cam))
+		}
+		return err
+	})
+	if err != nil {
+		return nil, toAPIError(err)
+	}
+	return out, nil
+}
+
+func (b backend) CameraShow(ctx context.Context, c api.Caller, name string) (*apitype.Camera, error) {
+	var out apitype.Camera
+	err := b.d.store.View(ctx, func(tx *store.Tx) error {
+		cam, err := tx.Camera(name)
+		out = cameraView(cam)
+		return err
+	})
+	if err != nil {
+		return nil, toAPIError(err)
+	}
+	return &out, nil
+}
+
+// cameraResult finishes a camera mutation's answer with the camera after it.
+func (b backend) cameraResult(ctx context.Context, res apitype.MutationResult, name string) (*apitype.MutationResult, error) {
+	res.Changed = true
+	if cam, err := b.CameraShow(ctx, api.Caller{}, name); err == nil {
+		res.Camera = cam
+	}
+	return &res, nil
+}
+
+func (b backend) CameraAdd(ctx context.Context, c api.Caller, req apitype.CameraAddRequest) (*apitype.MutationResult, error) {
+	if err := access.CheckName("camera", req.Name); err != nil {
+		return nil, invalid("%v", err)
+	}
+	if req.Stream == "" {
+		req.Stream = "main"
+	}
+	if err := access.CheckName("stream", req.Stream); err != nil {
+		return nil, invalid("%v", err)
+	}
+	if err := checkStreamURL(req.URL); err != nil {
+		return nil, err
+	}
+	transport, err := checkTransport(req.Transport)
+	if err != nil {
+		return nil, err
+	}
+	if req.Password != "" && req.User == "" {
+		return nil, invalid("a camera password needs --user")
+	}
+	res, err := b.d.mutate(ctx, mutation{
+		caller: c, action: "camera.add", target: req.Name,
+		args: map[string]string{"url": req.URL, "stream": req.Stream, "transport": transport, "user": req.User, "on_demand": fmt.Sprint(req.OnDemand), "password": setOrEmpty(req.Password)},
+		apply: func(tx *store.Tx, ch *changeSet) error {
+			ch.cameras = true
+			return tx.CreateCamera(store.Camera{Name: req.Name, Username: req.User,
+				Streams: []store.Stream{{Name: req.Stream, URL: req.URL, Transport: transport, OnDemand: req.OnDemand}}}, req.Password)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return b.cameraResult(ctx, res, req.Name)
+}
+
+func (b backend) CameraSet(ctx context.Context, c api.Caller, req apitype.CameraSetRequest) (*apitype.MutationResult, error) {
+	args := map[string]string{}
+	if req.URL != nil {
+		if err := checkStreamURL(*req.URL); err != nil {
+			return nil, err
+		}
+		args["url"] = *req.URL
+	}
+	var transport string
+	if req.Transport != nil {
+		t, err := checkTransport(*req.Transport)
+		if err != nil {
+			return nil, err
+		}
+		transport = t
+		args["transport"] = t
+	}
+	if req.OnDemand != nil {
+		args["on_demand"] = fmt.Sprint(*req.OnDemand)
+	}
+	if req.User != nil {
+		args["user"] = *req.User
+	}
+	if req.Password != nil {
+		args["password"] = "(changed)"
+	}
+	if req.Stream != "" {
+		args["stream"] = req.Stream
+	}
+	if len(args) == 0 || (len(args) == 1 && req.Stream != "") {
+		return nil, invalid("nothing to change: give --url, --transport, --on-demand, --user or --password-stdin")
+	}
+	streamFields := req.URL != nil || req.Transport != nil || req.OnDemand != nil
+	res, err := b.d.mutate(ctx, mutation{
+		caller: c, action: "camera.set", target: req.Name, args: args,
+		apply: func(tx *store.Tx, ch *changeSet) error {
+			ch.cameras = true
+			if err := tx.UpdateCamera(req.Name, func(cam *store.Camera) error {
+				if req.User != nil {
+					cam.Username = *req.User
+				}
+				if !streamFields {
+					return nil
+				}
+				idx := -1
+				switch {
+				case req.Stream != "":
+					for i := range cam.Streams {
+						if cam.Streams[i].Name == req.Stream {
+							idx = i
+						}
+					}
+					if idx < 0 {
+						if req.URL == nil {
+							return apitype.Errorf(apitype.CodeNotFound, "camera %q has no stream %q (give --url to add it)", req.Name, req.Stream)
+						}
+						if err := access.CheckName("stream", req.Stream); err != nil {
+							return invalid("%v", err)
+						}
+						cam.Streams = append(cam.Streams, store.Stream{Name: req.Stream, Transport: "auto"})
+						idx = len(cam.Streams) - 1
+					}
+				case len(cam.Streams) == 1:
+					idx = 0
+				default:
+					return invalid("camera %q has several streams: say which with --stream", req.Name)
+				}
+				s := &cam.Streams[idx]
+				if req.URL != nil {
+					s.URL = *req.URL
+				}
+				if req.Transport != nil {
+					s.Transport = transport
+				}
+				if req.OnDemand != nil {
+					s.OnDemand = *req.OnDemand
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+			if req.Password != nil {
+				return tx.SetCameraPassword(req.Name, *req.Password)
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return b.cameraResult(ctx, res, req.Name)
+}
+
+func (b backend) CameraRemove(ctx context.Context, c api.Caller, name string) (*apitype.MutationResult, error) {
+	res, err := b.d.mutate(ctx, mutation{
+		caller: c, action: "camera.remove", target: name,
+		apply: func(tx *store.Tx, ch *changeSet) error {
+			ch.cameras = true
+			ch.removedCameras = append(ch.removedCameras, name)
+			return tx.DeleteCamera(name)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	res.Changed = true
+	return &res, nil
+}

@@ -1,0 +1,127 @@
+package daemon
+
+import (
+	"context"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/camwarden/camwarden/daemon/api"
+	"github.com/camwarden/camwarden/daemon/apitype"
+	"github.com/camwarden/camwarden/onvif"
+	"github.com/camwarden/camwarden/store"
+)
+
+func (b backend) Status(ctx context.Context, c api.Caller) (*apitype.Status, error) {
+	d := b.d
+	cfg := d.snap.Load().cfg
+	st := &apitype.Status{
+		Version: d.opts.Version, PID: os.Getpid(), StartedAt: d.started,
+		RTSPAddr: d.streams.Addr().String(), StateDir: cfg.StateDir,
+		DiscoveryInterfaces: cfg.DiscoveryInterfaces, KeyID: d.store.KeyID(),
+	}
+	err := d.store.View(ctx, func(tx *store.Tx) error {
+		pd, err := tx.PolicyData()
+		if err != nil {
+			return err
+		}
+		st.Users, st.Groups = len(pd.Users), len(pd.Groups)
+		cams, err := tx.Cameras()
+		st.Cameras = len(cams)
+		return err
+	})
+	if err != nil {
+		return nil, toAPIError(err)
+	}
+	for _, s := range d.streams.Streams() {
+		st.Streams++
+		if s.State == "live" {
+			st.StreamsUp++
+		}
+		st.Readers += s.Readers
+	}
+	st.Sessions = len(d.streams.Sessions())
+	return st, nil
+}
+
+// maxDiscoverWindow bounds an admin-requested probe.
+const maxDiscoverWindow = 30 * time.Second
+
+func (b backend) Discover(ctx context.Context, c api.Caller, req apitype.DiscoverRequest) (*apitype.DiscoverResult, error) {
+	d := b.d
+	cfg := d.snap.Load().cfg
+	window := time.Duration(req.TimeoutMS) * time.Millisecond
+	if req.TimeoutMS < 0 || window > maxDiscoverWindow {
+		return nil, invalid("timeout must be between 0 and %s", maxDiscoverWindow)
+	}
+	for _, t := range req.Targets {
+		if err := checkTarget(t); err != nil {
+			return nil, err
+		}
+	}
+	opts := onvif.ProbeOptions{Interfaces: cfg.DiscoveryInterfaces, Targets: req.Targets, Window: window, Logger: d.log.Named("discovery")}
+	if discoveryOff(cfg) {
+		opts.Interfaces = []string{"none"}
+	}
+	devs, err := onvif.Probe(ctx, opts)
+	if err != nil {
+		return nil, apitype.Errorf(apitype.CodeUnavailable, "discovery failed: %v", err)
+	}
+	adopted := map[string]string{}
+	_ = d.store.View(ctx, func(tx *store.Tx) error {
+		cams, err := tx.Cameras()
+		for _, cam := range cams {
+			if cam.ONVIF != nil && cam.ONVIF.URN != "" {
+				adopted[cam.ONVIF.URN] = cam.Name
+			}
+		}
+		return err
+	})
+	var all []onvif.Device
+	if err := d.do(ctx, func() {
+		d.disc.merge(devs)
+		all = sortedDevices(d.snap.Load().devices)
+	}); err != nil {
+		return nil, toAPIError(err)
+	}
+	res := &apitype.DiscoverResult{Devices: []apitype.Device{}}
+	for _, dev := range all {
+		res.Devices = append(res.Devices, apitype.Device{
+			URN: dev.URN, Name: dev.Name, Hardware: dev.Hardware, XAddrs: dev.XAddrs,
+			Addresses: nonEmpty(dev.Addr), Interfaces: dev.Interfaces, AdoptedAs: adopted[dev.URN],
+		})
+	}
+	return res, nil
+}
+
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
+}
+
+func checkTarget(t string) error {
+	host := t
+	if h, _, err := net.SplitHostPort(t); err == nil {
+		host = h
+	}
+	if host == "" || strings.ContainsAny(host, "/@ ") {
+		return invalid("invalid target %q: use HOST or HOST:PORT", t)
+	}
+	return nil
+}
+
+func (b backend) StreamList(ctx context.Context, c api.Caller) (*apitype.StreamList, error) {
+	out := &apitype.StreamList{Streams: []apitype.StreamStatus{}}
+	for _, s := range b.d.streams.Streams() {
+		out.Streams = append(out.Streams, apitype.StreamStatus{
+			Camera: s.Camera, Stream: s.Stream, Path: strings.TrimPrefix(s.Path, "/"), State: s.State,
+			Codec: strings.Join(s.Codecs, ","), Width: s.Width, Height: s.Height,
+			BitrateKbps: s.BitrateBps / 1000, FPS: s.FPS, PacketsLost: s.PacketsLost,
+			Readers: s.Readers, Since: s.Since, LastError: s.LastError, Published: s.Published,
+		})
+	}
+	return out, nil
+}
