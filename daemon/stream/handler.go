@@ -25,12 +25,16 @@ import (
 // connState is our view of one RTSP connection.
 type connState struct {
 	ip     string
+	conn   *gortsplib.ServerConn
 	closed chan struct{}
+	gate   unauthEntry // guarded by Server.unauth's mutex
 
 	mu         sync.Mutex
 	playUnlock func() // releases a path lock held from OnPlay to OnResponse
 	user       string // who last authenticated on this connection ("" = nobody yet)
 }
+
+func (cs *connState) closeConn() { cs.conn.Close() }
 
 func (cs *connState) setUser(user string) {
 	cs.mu.Lock()
@@ -105,12 +109,12 @@ func remoteIP(c *gortsplib.ServerConn) string {
 }
 
 func (h *handler) OnConnOpen(ctx *gortsplib.ServerHandlerOnConnOpenCtx) {
-	cs := &connState{ip: remoteIP(ctx.Conn), closed: make(chan struct{})}
+	cs := &connState{ip: remoteIP(ctx.Conn), conn: ctx.Conn, closed: make(chan struct{})}
 	ctx.Conn.SetUserData(cs)
 	h.s.mu.Lock()
 	h.s.conns[ctx.Conn] = cs
 	h.s.mu.Unlock()
-	if h.s.thr.blocked(cs.ip) {
+	if h.s.thr.blocked(cs.ip) || !h.s.unauth.admit(cs) {
 		ctx.Conn.Close()
 	}
 }
@@ -121,6 +125,7 @@ func (h *handler) OnConnClose(ctx *gortsplib.ServerHandlerOnConnCloseCtx) {
 	delete(h.s.conns, ctx.Conn)
 	h.s.mu.Unlock()
 	if cs != nil {
+		h.s.unauth.leave(cs)
 		cs.releasePlay()
 		close(cs.closed)
 	}
@@ -245,6 +250,7 @@ func (h *handler) authorize(conn *gortsplib.ServerConn, req *base.Request, rawPa
 	}
 	if cs != nil {
 		cs.setUser(user)
+		h.s.unauth.leave(cs)
 	}
 	return user, ver, name, nil, nil
 }

@@ -36,7 +36,17 @@ type rawConn struct {
 
 func dialRaw(t *testing.T, addr string, rcvBuf int) *rawConn {
 	t.Helper()
+	return dialRawFrom(t, "", addr, rcvBuf)
+}
+
+// dialRawFrom connects from the loopback address local ("" = any): Linux
+// routes all of 127.0.0.0/8 to lo, so tests can act as many addresses.
+func dialRawFrom(t *testing.T, local, addr string, rcvBuf int) *rawConn {
+	t.Helper()
 	d := net.Dialer{Timeout: 2 * time.Second}
+	if local != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(local)}
+	}
 	if rcvBuf > 0 {
 		d.Control = func(_, _ string, rc syscall.RawConn) error {
 			return rc.Control(func(fd uintptr) {

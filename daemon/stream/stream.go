@@ -53,6 +53,9 @@ type Config struct {
 	ThrottleWindow       time.Duration // (1 min)
 	ThrottleBase         time.Duration // first refusal period, doubled each time (1 min, cap 1 h)
 	ThrottleMaxEntries   int           // addresses tracked at most (10000)
+	AuthTimeout          time.Duration // a connection that has not authenticated this long is closed (30 s)
+	MaxUnauthPerAddr     int           // unauthenticated connections from one address; more are closed at once (64: a VMS starting many streams at once is one address)
+	MaxUnauth            int           // unauthenticated connections in total; the oldest is closed to make room (1024)
 	GOPCacheDisabled     bool          // do not send new readers the packets since the last keyframe
 }
 
@@ -72,6 +75,13 @@ func (c *Config) setDefaults() {
 	d(&c.WriteTimeout, 10*time.Second)
 	d(&c.ThrottleWindow, time.Minute)
 	d(&c.ThrottleBase, time.Minute)
+	d(&c.AuthTimeout, 30*time.Second)
+	if c.MaxUnauthPerAddr <= 0 {
+		c.MaxUnauthPerAddr = 64
+	}
+	if c.MaxUnauth <= 0 {
+		c.MaxUnauth = 1024
+	}
 	if c.WriteQueueSize <= 0 {
 		c.WriteQueueSize = 1024
 	}
@@ -138,6 +148,8 @@ type Server struct {
 	log  hclog.Logger
 	rtsp *gortsplib.Server
 	thr  *throttle
+	// unauth bounds connections that have not authenticated yet.
+	unauth *unauthGate
 
 	mu       sync.Mutex
 	paths    map[string]*path // "cam/stream"
@@ -172,6 +184,7 @@ func New(cfg Config) (*Server, error) {
 		sessions: map[*gortsplib.ServerSession]*session{},
 		conns:    map[*gortsplib.ServerConn]*connState{},
 	}
+	s.unauth = newUnauthGate(cfg.MaxUnauthPerAddr, cfg.MaxUnauth, cfg.AuthTimeout)
 	s.thr = newThrottle(cfg.ThrottleFailures, cfg.ThrottleWindow, cfg.ThrottleBase, cfg.ThrottleMaxEntries, cfg.Logger)
 	return s, nil
 }
