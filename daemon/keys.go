@@ -60,7 +60,7 @@ func resolveKey(cfg Config, log hclog.Logger) (store.Key, error) {
 	return k, nil
 }
 
-func loadKey(path string, log hclog.Logger) (store.Key, error) {
+func loadKey(path string, _ hclog.Logger) (store.Key, error) {
 	k, err := store.LoadKey(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -68,8 +68,8 @@ func loadKey(path string, log hclog.Logger) (store.Key, error) {
 		}
 		return store.Key{}, fmt.Errorf("master key %s: %w", path, err)
 	}
-	if store.KeyFileWorldReadable(path) {
-		log.Warn("master key file is readable by other users: chmod 600 it", "key_file", path)
+	if err := store.CheckKeyFileMode(path); err != nil {
+		return store.Key{}, err
 	}
 	return k, nil
 }

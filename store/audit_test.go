@@ -2,12 +2,14 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -56,7 +58,7 @@ func TestAuditChainAndList(t *testing.T) {
 	}
 	prev := ""
 	for i, e := range all {
-		if e.Seq != uint64(i+1) || e.PrevHash != prev || e.Hash != auditHash(auditRec(e)) {
+		if e.Seq != uint64(i+1) || e.PrevHash != prev || e.Hash != auditMAC(deriveAuditKey(k), auditRec(e)) || e.Hash == legacyAuditHash(auditRec(e)) {
 			t.Errorf("entry %d: %+v", i, e)
 		}
 		prev = e.Hash
@@ -110,11 +112,18 @@ func TestAuditTamperingDetected(t *testing.T) {
 			r.Outcome = "denied"
 			return putRec(b, 3, r)
 		}, 3, "modified"},
-		{"edited and re-hashed", func(btx *bolt.Tx) error {
+		{"edited and re-hashed without the key", func(btx *bolt.Tx) error {
 			b := btx.Bucket(bucketAudit)
 			r := getRec(b, 3)
 			r.Target = "innocent"
-			r.Hash = auditHash(r)
+			r.Hash = legacyAuditHash(r)
+			return putRec(b, 3, r)
+		}, 3, "modified"},
+		{"edited and re-MACed with the key", func(btx *bolt.Tx) error {
+			b := btx.Bucket(bucketAudit)
+			r := getRec(b, 3)
+			r.Target = "innocent"
+			r.Hash = auditMAC(deriveAuditKey(k), r)
 			return putRec(b, 3, r)
 		}, 4, "does not link"},
 		{"edited raw bytes", func(btx *bolt.Tx) error {
@@ -146,9 +155,31 @@ func TestAuditTamperingDetected(t *testing.T) {
 			b := btx.Bucket(bucketAudit)
 			r := getRec(b, 5)
 			n := auditRec{Seq: 6, Time: r.Time, Action: "forged", Outcome: "ok", PrevHash: r.Hash}
-			n.Hash = auditHash(n)
+			n.Hash = legacyAuditHash(n)
+			return putRec(b, 6, n)
+		}, 6, "modified"},
+		{"entry appended outside camwarden with the key", func(btx *bolt.Tx) error {
+			b := btx.Bucket(bucketAudit)
+			r := getRec(b, 5)
+			n := auditRec{Seq: 6, Time: r.Time, Action: "forged", Outcome: "ok", PrevHash: r.Hash}
+			n.Hash = auditMAC(deriveAuditKey(k), n)
 			return putRec(b, 6, n)
 		}, 6, "outside"},
+		{"last 2 deleted and the head pointed at entry 3", func(btx *bolt.Tx) error {
+			return truncateTail(btx, 2, "")
+		}, 3, "head (entry 3) was rewritten"},
+		{"last 2 deleted, head rewritten keeping the old head's MAC", func(btx *bolt.Tx) error {
+			return truncateTail(btx, 2, "keep")
+		}, 3, "rewritten"},
+		{"key mark removed and entry 3 edited, to pass for an unkeyed chain", func(btx *bolt.Tx) error {
+			b := btx.Bucket(bucketAudit)
+			r := getRec(b, 3)
+			r.Target = "innocent"
+			if err := putRec(b, 3, r); err != nil {
+				return err
+			}
+			return btx.Bucket(bucketMeta).Delete(metaAuditKey)
+		}, 1, "re-keyed at entry 6 without being verified"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -174,12 +205,12 @@ func TestAuditCanonicalEncodingIsUnambiguous(t *testing.T) {
 	base := auditRec{Seq: 1, Time: time.Unix(1, 2), Action: "a", Target: "bc", Args: map[string]string{"k": "v"}}
 	other := base
 	other.Action, other.Target = "ab", "c"
-	if auditHash(base) == auditHash(other) {
+	if legacyAuditHash(base) == legacyAuditHash(other) {
 		t.Error("field boundary not part of the hash")
 	}
 	other = base
 	other.Args = map[string]string{"k": "v", "": ""}
-	if auditHash(base) == auditHash(other) {
+	if legacyAuditHash(base) == legacyAuditHash(other) {
 		t.Error("empty arg not part of the hash")
 	}
 	// Map iteration order does not matter.
@@ -189,8 +220,210 @@ func TestAuditCanonicalEncodingIsUnambiguous(t *testing.T) {
 	}
 	a := auditRec{Args: m}
 	for range 20 {
-		if auditHash(a) != auditHash(auditRec{Args: m}) {
+		if legacyAuditHash(a) != legacyAuditHash(auditRec{Args: m}) {
 			t.Fatal("hash depends on map order")
 		}
 	}
+}
+
+// truncateTail deletes the last n entries and points the head at the new
+// last one, as someone holding the file but not the key would: keep "keep"
+// leaves the old head's MAC in place, "" drops it.
+func truncateTail(btx *bolt.Tx, n int, keep string) error {
+	b, meta := btx.Bucket(bucketAudit), btx.Bucket(bucketMeta)
+	old, err := readHead(meta)
+	if err != nil {
+		return err
+	}
+	for range n {
+		k, _ := b.Cursor().Last()
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	k, v := b.Cursor().Last()
+	r, err := decodeAudit(k, v)
+	if err != nil {
+		return err
+	}
+	h := auditHead{Seq: r.Seq, Hash: r.Hash}
+	if keep == "keep" {
+		h.MAC = old.MAC
+	}
+	val, err := encode(h)
+	if err != nil {
+		return err
+	}
+	return meta.Put(metaAuditHead, val)
+}
+
+// TestAuditTailTruncationNeedsTheKey is the hostile test's finding: cut the
+// last 5 entries off a 12-entry chain and rewrite the head to match. Before
+// the chain was keyed this verified.
+func TestAuditTailTruncationNeedsTheKey(t *testing.T) {
+	path := dbPath(t)
+	k := mustKey(t)
+	s := openStore(t, path, k, Options{})
+	for i := range 12 {
+		if _, err := s.AppendAudit(context.Background(), AuditEntry{Action: "user.add", Target: fmt.Sprint("u", i), Outcome: "ok"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	rawUpdate(t, path, func(btx *bolt.Tx) error { return truncateTail(btx, 5, "") })
+	s = openStore(t, path, k, Options{})
+	defer s.Close()
+	v, err := s.VerifyAudit(context.Background())
+	if err != nil || v.OK || v.FirstBad != 7 || !strings.Contains(v.Reason, "rewritten") {
+		t.Fatalf("VerifyAudit after truncating 5 = %+v %v; want broken at 7 (head rewritten)", v, err)
+	}
+}
+
+// TestAuditKeyMarkRestored: removing only the key mark (to make the
+// chain look unkeyed and have it re-keyed) gains nothing: a chain that
+// verifies under the key just gets its mark back, with no rekey entry.
+func TestAuditKeyMarkRestored(t *testing.T) {
+	path, k, _ := auditFixture(t)
+	rawUpdate(t, path, func(btx *bolt.Tx) error { return btx.Bucket(bucketMeta).Delete(metaAuditKey) })
+	s := openStore(t, path, k, Options{})
+	defer s.Close()
+	v, err := s.VerifyAudit(context.Background())
+	if err != nil || !v.OK || v.Entries != 5 {
+		t.Fatalf("VerifyAudit = %+v %v", v, err)
+	}
+}
+
+// TestAuditOtherMasterKeyReanchored: a database without sealed secrets
+// opens with any master key (nothing sealed to check the key against); its
+// chain, keyed under the old key, is re-keyed under the new one, and
+// verify says for good that the entries before could not be checked.
+func TestAuditOtherMasterKeyReanchored(t *testing.T) {
+	path, k, _ := auditFixture(t)
+	rawUpdate(t, path, func(btx *bolt.Tx) error { // no sealed secrets any more
+		meta := btx.Bucket(bucketMeta)
+		meta.Delete(metaMasterKeyID)
+		return meta.Delete(metaDataKey)
+	})
+	other := mustKey(t)
+	s := openStore(t, path, other, Options{})
+	defer s.Close()
+	ctx := context.Background()
+	if _, err := s.AppendAudit(ctx, AuditEntry{Action: "user.add", Outcome: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.VerifyAudit(ctx)
+	if err != nil || v.OK || v.FirstBad != 1 || v.Entries != 7 || !strings.Contains(v.Reason, k.ID()) || !strings.Contains(v.Reason, "1..5") {
+		t.Fatalf("VerifyAudit = %+v %v; want entries 1..5 reported as unverified under %s", v, err, k.ID())
+	}
+}
+
+func TestAuditEntriesAreCapped(t *testing.T) {
+	path := dbPath(t)
+	s := openStore(t, path, mustKey(t), Options{})
+	defer s.Close()
+	huge := strings.Repeat("é", 100_000)
+	args := map[string]string{}
+	for i := range 1000 {
+		args[fmt.Sprintf("%04d%s", i, huge[:300])] = huge
+	}
+	before, _ := os.Stat(path)
+	e, err := s.AppendAudit(context.Background(), AuditEntry{Exe: huge, Action: huge, Target: huge, Outcome: huge, Args: args})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.AuditList(context.Background(), time.Time{}, 1)
+	r := got[0]
+	if len(r.Exe) > auditMaxExe || len(r.Action) > auditMaxAction || len(r.Target) > auditMaxTarget || len(r.Outcome) > auditMaxOutcome {
+		t.Errorf("strings not capped: %d %d %d %d", len(r.Exe), len(r.Action), len(r.Target), len(r.Outcome))
+	}
+	if len(r.Args) != auditMaxArgs+1 || r.Args[auditArgsCut] != "968" {
+		t.Errorf("args: %d kept, dropped %q", len(r.Args), r.Args[auditArgsCut])
+	}
+	size := 0
+	for k, v := range r.Args {
+		size += len(k) + len(v)
+		if !utf8.ValidString(k) || !utf8.ValidString(v) || len(k) > auditMaxArgKey || len(v) > auditMaxArgVal {
+			t.Fatalf("arg %q not capped on a rune boundary", k)
+		}
+	}
+	if !utf8.ValidString(r.Target) || !strings.HasSuffix(r.Target, "…") || e.Hash != r.Hash {
+		t.Errorf("target %q", r.Target)
+	}
+	if size > 40_000 {
+		t.Errorf("entry args hold %d bytes", size)
+	}
+	if v, err := s.VerifyAudit(context.Background()); err != nil || !v.OK {
+		t.Errorf("verify %+v %v", v, err)
+	}
+	after, _ := os.Stat(path)
+	if grown := after.Size() - before.Size(); grown > 256<<10 {
+		t.Errorf("one capped entry grew the file by %d bytes", grown)
+	}
+}
+
+// TestAuditMirrorDetectsRollback: every append hands its head to the
+// mirror; a database file replaced by an older copy of itself verifies on
+// its own (it is a genuine chain) but not against the newest mirrored head.
+func TestAuditMirrorDetectsRollback(t *testing.T) {
+	path := dbPath(t)
+	k := mustKey(t)
+	var heads []AuditHead
+	mirror := func(h AuditHead) { heads = append(heads, h) }
+	ctx := context.Background()
+	s := openStore(t, path, k, Options{AuditMirror: mirror})
+	for i := range 3 {
+		if _, err := s.AppendAudit(ctx, AuditEntry{Action: "user.add", Target: fmt.Sprint("u", i), Outcome: "ok"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	old, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, path, k, Options{AuditMirror: mirror})
+	for i := range 4 {
+		if _, err := s.AppendAudit(ctx, AuditEntry{Action: "grant.revoke", Target: fmt.Sprint("g", i), Outcome: "ok"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	newest := heads[len(heads)-1]
+	if newest.Seq != 7 || len(newest.Hash) != 64 || newest.KeyID != deriveAuditKey(k).ID() {
+		t.Fatalf("mirrored heads %+v", heads)
+	}
+	// Heads came in order, one per append (plus one at each Open).
+	for i := 1; i < len(heads); i++ {
+		if heads[i].Seq < heads[i-1].Seq {
+			t.Fatalf("heads out of order: %+v", heads)
+		}
+	}
+	if v, err := s.VerifyAuditHead(ctx, &newest); err != nil || !v.OK {
+		t.Fatalf("intact database against its own head: %+v %v", v, err)
+	}
+	s.Close()
+
+	// Roll the file back to the copy taken after 3 entries.
+	if err := os.WriteFile(path, old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, path, k, Options{})
+	if v, err := s.VerifyAudit(ctx); err != nil || !v.OK {
+		t.Fatalf("the old copy is a valid chain on its own: %+v %v", v, err)
+	}
+	v, err := s.VerifyAuditHead(ctx, &newest)
+	if err != nil || v.OK || v.FirstBad != 4 || !strings.Contains(v.Reason, "rolled back") {
+		t.Fatalf("rolled-back database against the mirrored head: %+v %v", v, err)
+	}
+	// Appending to the rolled-back copy until it is as long again: the
+	// entry at the mirrored seq is another one.
+	for range 4 {
+		if _, err := s.AppendAudit(ctx, AuditEntry{Action: "user.add", Outcome: "ok"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, err = s.VerifyAuditHead(ctx, &newest)
+	if err != nil || v.OK || v.FirstBad != 7 || !strings.Contains(v.Reason, "replaced") {
+		t.Fatalf("rolled back and re-grown: %+v %v", v, err)
+	}
+	s.Close()
 }

@@ -24,6 +24,8 @@ var (
 	ErrNoKey = errors.New("no master key loaded")
 	// ErrSealed: a sealed blob could not be opened (wrong record, tampered, unknown key).
 	ErrSealed = errors.New("cannot open sealed secret")
+	// ErrNoSpace: a write failed because the file system is full; nothing was changed.
+	ErrNoSpace = errors.New("no space left on the device")
 	// ErrTxClosed: a Tx was used after its function returned.
 	ErrTxClosed = errors.New("transaction already closed")
 )

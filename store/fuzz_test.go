@@ -43,7 +43,8 @@ func FuzzDecodeRecords(f *testing.F) {
 		}
 		_, _ = decodeGrant(key, val)
 		if r, err := decodeAudit(key, val); err == nil {
-			_ = auditHash(r)
+			_ = legacyAuditHash(r)
+			_ = capAudit(r)
 			_ = r.public()
 		}
 	})

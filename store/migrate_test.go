@@ -86,7 +86,7 @@ func TestGenerateSchemaV1Fixture(t *testing.T) {
 		prev := ""
 		for i, target := range []string{"cam1", "cam2"} {
 			r := auditRec{Seq: uint64(i + 1), Time: created, UID: 0, Action: "camera.add", Target: target, Outcome: "ok", PrevHash: prev}
-			r.Hash = auditHash(r)
+			r.Hash = legacyAuditHash(r)
 			prev = r.Hash
 			if err := btx.Bucket(bucketAudit).Put(seqKey(r.Seq), must(encode(r))); err != nil {
 				return err
@@ -174,8 +174,15 @@ func TestMigrateFromSchemaV1(t *testing.T) {
 		}
 		return nil
 	})
-	if v, err := s.VerifyAudit(context.Background()); err != nil || !v.OK || v.Entries != 2 {
+	// The unkeyed chain was checked, re-keyed under the master key and the
+	// re-keying recorded in the chain itself.
+	if v, err := s.VerifyAudit(context.Background()); err != nil || !v.OK || v.Entries != 3 {
 		t.Errorf("audit after migration: %+v %v", v, err)
+	}
+	if all, err := s.AuditList(context.Background(), time.Time{}, 0); err != nil || len(all) != 3 ||
+		all[2].Action != "audit.rekey" || all[2].Args["entries"] != "2" || all[2].Args[rekeyUnverifiedFrom] != "" ||
+		all[0].Target != "cam1" || all[1].Hash != all[2].PrevHash || all[0].Hash == legacyAuditHash(auditRec(all[0])) {
+		t.Errorf("audit entries after migration: %+v %v", all, err)
 	}
 	s.Close()
 	if got := schemaOf(t, path); got != schemaVersion {

@@ -77,7 +77,8 @@ type Grant struct {
 }
 
 // AuditEntry is one record of the audit chain. PrevHash and Hash are hex
-// SHA-256; Hash covers the canonical encoding of every other field.
+// HMAC-SHA256 under the audit key; Hash covers the canonical encoding of
+// every other field.
 type AuditEntry struct {
 	Seq      uint64
 	Time     time.Time
@@ -192,6 +193,7 @@ type auditRec struct {
 type auditHead struct {
 	Seq  uint64 `json:"seq"`
 	Hash string `json:"hash"`
+	MAC  string `json:"mac,omitempty"` // headMAC; absent before the chain was keyed
 }
 
 // decode unmarshals a stored value (always copying out of the bbolt page) and

@@ -35,6 +35,7 @@ var (
 	metaDataKey     = []byte("data_key")      // the data key, sealed under the master key (absent until the first secret)
 	metaMasterKeyID = []byte("master_key_id") // plain id of the master key that wraps data_key (for ProbeSealed and errors)
 	metaAuditHead   = []byte("audit_head")    // auditHead (JSON): last seq and hash, so a dropped tail is detected
+	metaAuditKey    = []byte("audit_key")     // auditKeyMark (JSON): which key MACs the chain; absent before keying
 )
 
 // Sealed-field identities: the associated data of every blob binds it to

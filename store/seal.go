@@ -137,6 +137,22 @@ func KeyFileWorldReadable(path string) bool {
 	return fi.Mode().Perm()&0o004 != 0
 }
 
+// CheckKeyFileMode refuses a master key file that users other than its
+// owner and group may read or write, or that its group may write (as ssh
+// refuses an open private key): 0600, 0400, 0640 and 0440 pass; 0644, 0666,
+// 0660 do not. The error names the file and its mode.
+func CheckKeyFileMode(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("master key file: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o027 != 0 {
+		return fmt.Errorf("master key file %s has mode %04o, open to users other than its owner and group; "+
+			"refusing to use it: chmod 600 %s (0640 with a trusted group is fine)", path, perm, path)
+	}
+	return nil
+}
+
 // WriteNewKeyFile creates path (O_EXCL, mode 0600) holding a fresh key as 64
 // hex characters and a newline, fsyncs the file and its directory, and returns
 // the key. It never overwrites an existing file.

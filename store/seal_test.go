@@ -407,3 +407,26 @@ func TestSealFormat(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckKeyFileMode(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "master.key")
+	if _, err := WriteNewKeyFile(p); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		mode os.FileMode
+		ok   bool
+	}{{0o600, true}, {0o400, true}, {0o640, true}, {0o440, true}, {0o644, false}, {0o666, false}, {0o660, false}, {0o604, false}} {
+		if err := os.Chmod(p, tc.mode); err != nil {
+			t.Fatal(err)
+		}
+		err := CheckKeyFileMode(p)
+		if (err == nil) != tc.ok {
+			t.Errorf("mode %04o: %v", tc.mode, err)
+		}
+		if err != nil && (!strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), fmt.Sprintf("%04o", tc.mode))) {
+			t.Errorf("mode %04o: error does not name the file and the mode: %v", tc.mode, err)
+		}
+	}
+}

@@ -25,6 +25,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -40,6 +41,12 @@ type Options struct {
 	Timeout time.Duration    // bbolt lock timeout, default 2s
 	Now     func() time.Time // default time.Now
 	Logger  hclog.Logger     // default: discard
+
+	// AuditMirror, if set, is given the chain's head after every committed
+	// append, in sequence order, and once at Open. The daemon writes it to
+	// the journal, outside the database, so that a rollback of the whole
+	// file to an older copy shows (VerifyAuditHead). It must not block.
+	AuditMirror func(AuditHead)
 }
 
 // Store is an open camwarden database. Its methods are safe for concurrent use.
@@ -54,6 +61,9 @@ type Store struct {
 	// can still unwrap its snapshot's data key.
 	masters   atomic.Pointer[[]Key]
 	dataKeyID atomic.Pointer[string]
+	// auditKeyPtr: the chain's HMAC key, derived from the current master.
+	auditKeyPtr atomic.Pointer[Key]
+	auditMirror func(AuditHead)
 
 	// writeMu serialises write transactions with the master-key swap in
 	// RewrapMasterKey, so no writer wraps a new data key under a master
@@ -79,7 +89,7 @@ func Open(path string, master Key, opts Options) (*Store, error) {
 		if master.IsZero() {
 			return nil, fmt.Errorf("create database %s: %w", path, ErrNoKey)
 		}
-		if err := create(path, opts); err != nil {
+		if err := create(path, master, opts); err != nil {
 			return nil, err
 		}
 		opts.Logger.Info("created database", "path", path, "schema", schemaVersion)
@@ -103,8 +113,10 @@ func Open(path string, master Key, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, openErr(path, opts.Timeout, err)
 	}
-	s := &Store{path: path, db: db, log: opts.Logger, now: opts.Now}
+	s := &Store{path: path, db: db, log: opts.Logger, now: opts.Now, auditMirror: opts.AuditMirror}
 	s.masters.Store(&[]Key{master})
+	ak := deriveAuditKey(master)
+	s.auditKeyPtr.Store(&ak)
 	// Re-check under the write lock: the file may have changed between the
 	// read-only inspection and taking the lock.
 	if err := db.View(func(btx *bolt.Tx) error {
@@ -122,6 +134,16 @@ func Open(path string, master Key, opts Options) (*Store, error) {
 		}
 	}
 	s.dataKeyID.Store(&info.dataKeyID)
+	// A migration above already wrote a backup of the file as it was.
+	if err := s.rekeyAuditChain(context.Background(), info.schema, info.schema == schemaVersion); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if s.auditMirror != nil {
+		if h, err := s.AuditHead(context.Background()); err == nil {
+			s.auditMirror(h)
+		}
+	}
 	s.log.Debug("opened database", "path", path, "master_key", master.ID(), "data_key", info.dataKeyID)
 	return s, nil
 }
@@ -193,12 +215,24 @@ func (s *Store) update(ctx context.Context, audit *AuditEntry, fn func(tx *Tx) e
 		return ctx.Err()
 	})
 	if err != nil {
-		return err
+		return s.noSpace(err)
 	}
 	if audit != nil {
 		*audit = filled
+		s.mirrorHead(filled.Seq, filled.Hash)
 	}
 	return nil
+}
+
+// noSpace turns a write that failed because the file system is full into
+// an error naming the directory whose device is full. bbolt rolled the
+// transaction back: the file holds every earlier commit and nothing of this
+// one.
+func (s *Store) noSpace(err error) error {
+	if !errors.Is(err, syscall.ENOSPC) {
+		return err
+	}
+	return fmt.Errorf("%w holding %s: nothing was changed; free space there and retry", ErrNoSpace, dirOf(s.path))
 }
 
 // View runs fn in one read-only transaction (a consistent snapshot).
@@ -302,7 +336,11 @@ func (s *Store) RewrapMasterKey(ctx context.Context, newMaster Key) error {
 	old := s.knownMasters()
 	pending := append(append([]Key{}, old...), newMaster)
 	s.masters.Store(&pending)
+	newAudit := deriveAuditKey(newMaster)
 	err := s.update(ctx, nil, func(tx *Tx) error {
+		if err := tx.rekeyChainTo(ctx, newAudit, newMaster.ID()); err != nil {
+			return err
+		}
 		dk, err := tx.dataKey()
 		if err != nil || dk.IsZero() {
 			return err
@@ -313,6 +351,7 @@ func (s *Store) RewrapMasterKey(ctx context.Context, newMaster Key) error {
 		s.masters.Store(&old)
 		return fmt.Errorf("rewrap master key: %w", err)
 	}
+	s.auditKeyPtr.Store(&newAudit)
 	// Keep the previous masters known (a handful at most) so transactions
 	// still reading an older snapshot can unwrap its data key.
 	next := append([]Key{newMaster}, old...)
@@ -342,7 +381,7 @@ func ProbeSealed(path string) (hasSealedData bool, masterKeyID string, err error
 // create builds a complete new database under a temporary name and links it
 // into place only when it is whole, so a crash never leaves a half-made file
 // at path. If path appeared meanwhile (another process), that file wins.
-func create(path string, opts Options) error {
+func create(path string, master Key, opts Options) error {
 	var rnd [6]byte
 	if _, err := io.ReadFull(rand.Reader, rnd[:]); err != nil {
 		return err
@@ -366,7 +405,24 @@ func create(path string, opts Options) error {
 		if err := meta.Put(metaSchema, binary.BigEndian.AppendUint64(nil, schemaVersion)); err != nil {
 			return err
 		}
-		return meta.Put(metaCreated, []byte(opts.Now().UTC().Format(time.RFC3339)))
+		if err := meta.Put(metaCreated, []byte(opts.Now().UTC().Format(time.RFC3339))); err != nil {
+			return err
+		}
+		// A new chain is keyed from the start, and its empty head signed
+		// so that deleting every entry and the head shows too.
+		ak := deriveAuditKey(master)
+		mark, err := encode(auditKeyMark{KeyID: ak.ID(), MasterKeyID: master.ID()})
+		if err != nil {
+			return err
+		}
+		head, err := encode(auditHead{MAC: headMAC(ak, 0, "")})
+		if err != nil {
+			return err
+		}
+		if err := meta.Put(metaAuditHead, head); err != nil {
+			return err
+		}
+		return meta.Put(metaAuditKey, mark)
 	})
 	if cerr := db.Close(); err == nil {
 		err = cerr

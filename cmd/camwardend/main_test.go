@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -141,6 +142,13 @@ func TestBadInputRefusesToStart(t *testing.T) {
 	os.WriteFile(wrongKey, bytes.Repeat([]byte{9}, 32), 0o600)
 	shortKey := filepath.Join(base, "short.key")
 	os.WriteFile(shortKey, []byte("too short"), 0o600)
+	openKeys := map[os.FileMode]string{}
+	for _, mode := range []os.FileMode{0o644, 0o666} {
+		p := filepath.Join(base, fmt.Sprintf("open-%o.key", mode))
+		os.WriteFile(p, bytes.Repeat([]byte{7}, 32), 0o600)
+		os.Chmod(p, mode) // WriteFile's mode is masked by the umask
+		openKeys[mode] = p
+	}
 	foreign := t.TempDir()
 	os.MkdirAll(filepath.Join(foreign, "state"), 0o700)
 	os.WriteFile(filepath.Join(foreign, "state", "camwarden.db"), bytes.Repeat([]byte("not a database "), 400), 0o600)
@@ -156,6 +164,8 @@ func TestBadInputRefusesToStart(t *testing.T) {
 		{"missing key file", "does not exist", daemonArgs(base, "--key-file", filepath.Join(base, "absent.key")), 1},
 		{"wrong-length key", "master key", daemonArgs(base, "--key-file", shortKey), 1},
 		{"wrong key", "key", daemonArgs(base, "--key-file", wrongKey), 1},
+		{"key file mode 0644", openKeys[0o644] + " has mode 0644", daemonArgs(base, "--key-file", openKeys[0o644]), 1},
+		{"key file mode 0666", openKeys[0o666] + " has mode 0666", daemonArgs(base, "--key-file", openKeys[0o666]), 1},
 		{"no key configured for a sealed database", "--key-file", daemonArgs(base), 1},
 		{"foreign database", "camwarden", daemonArgs(foreign, "--key-file", keyFile), 1},
 		{"invalid config", "rtsp_addr", []string{"--config", badConf, "--state-dir", t.TempDir()}, 1},
