@@ -112,13 +112,14 @@ func (d *Daemon) cameraSpecs(cams []store.Camera) []stream.CameraSpec {
 		}
 		for _, s := range c.Streams {
 			spec.Streams = append(spec.Streams, stream.StreamSpec{
-				Name:      s.Name,
-				URL:       s.URL,
-				Username:  c.Username,
-				Transport: s.Transport,
-				OnDemand:  s.OnDemand,
-				Revision:  fmt.Sprintf("%d|%s|%s|%t", c.Revision, s.URL, s.Transport, s.OnDemand),
-				Password:  password,
+				Name:       s.Name,
+				URL:        s.URL,
+				Username:   c.Username,
+				Transport:  s.Transport,
+				OnDemand:   s.OnDemand,
+				AllowBasic: c.AllowBasic,
+				Revision:   fmt.Sprintf("%d|%s|%s|%t|%t", c.Revision, s.URL, s.Transport, s.OnDemand, c.AllowBasic),
+				Password:   password,
 			})
 		}
 		specs = append(specs, spec)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v5"
@@ -27,6 +28,9 @@ type path struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 	notify   chan struct{} // demand or reader count changed
+	// sawDigest: the camera has challenged this path with Digest; a later
+	// Basic-only challenge is a downgrade and is refused.
+	sawDigest atomic.Bool
 
 	mu      sync.Mutex
 	stream  *gortsplib.ServerStream

@@ -133,12 +133,22 @@ func (p *path) pullOnce(ctx context.Context) (liveAt time.Time, err error) {
 	}
 
 	var rawSDP atomic.Value
+	guard := &cameraGuard{camera: p.camera, host: u.Host, allowBasic: sp.AllowBasic, sawDigest: &p.sawDigest}
+	// refused prefers the guard's reason: the client's own error for a
+	// challenge it was not allowed to answer says only "no methods".
+	refused := func(err error) error {
+		if gerr := guard.err(); gerr != nil {
+			return gerr
+		}
+		return err
+	}
 	c := &gortsplib.Client{
 		Scheme:       u.Scheme,
 		Host:         u.Host,
 		ReadTimeout:  p.s.cfg.ReadTimeout,
 		WriteTimeout: p.s.cfg.WriteTimeout,
 		OnResponse: func(res *base.Response) {
+			guard.onResponse(res)
 			if ct, ok := res.Header["Content-Type"]; ok && len(ct) == 1 && strings.HasPrefix(ct[0], "application/sdp") {
 				rawSDP.Store(string(res.Body))
 			}
@@ -173,7 +183,7 @@ func (p *path) pullOnce(ctx context.Context) (liveAt time.Time, err error) {
 			raw, _ := rawSDP.Load().(string)
 			return time.Time{}, fmt.Errorf("camera SDP rejected: %v; SDP: %q", err, truncate(scrub(raw, pass), 1024))
 		}
-		return time.Time{}, fmt.Errorf("describe: %w", err)
+		return time.Time{}, fmt.Errorf("describe: %w", refused(err))
 	}
 	var medias []*description.Media
 	for _, m := range desc.Medias {
@@ -182,7 +192,7 @@ func (p *path) pullOnce(ctx context.Context) (liveAt time.Time, err error) {
 		}
 	}
 	if err := c.SetupAll(desc.BaseURL, medias); err != nil {
-		return time.Time{}, fmt.Errorf("setup: %w", err)
+		return time.Time{}, fmt.Errorf("setup: %w", refused(err))
 	}
 	if err := p.goLive(&description.Session{Title: desc.Title, Medias: medias}); err != nil {
 		raw, _ := rawSDP.Load().(string)
@@ -192,7 +202,7 @@ func (p *path) pullOnce(ctx context.Context) (liveAt time.Time, err error) {
 		p.ingest(m, pkt)
 	})
 	if _, err := c.Play(nil); err != nil {
-		return time.Time{}, fmt.Errorf("play: %w", err)
+		return time.Time{}, fmt.Errorf("play: %w", refused(err))
 	}
 	liveAt = time.Now()
 	p.markLive()

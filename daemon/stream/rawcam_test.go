@@ -29,6 +29,71 @@ type rawCam struct {
 	mu       sync.Mutex
 	conns    []net.Conn
 	closed   chan struct{}
+	// auth (under mu): "" none, "basic", "digest", "both" (Basic offered
+	// first, then Digest), "redirect <url>"; authz records every
+	// Authorization header received.
+	auth  string
+	authz []string
+}
+
+func (c *rawCam) setAuth(mode string) {
+	c.mu.Lock()
+	c.auth = mode
+	c.mu.Unlock()
+}
+
+// authorizations returns the Authorization headers received so far.
+func (c *rawCam) authorizations() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.authz...)
+}
+
+// dropConnections closes every open connection (the puller reconnects).
+func (c *rawCam) dropConnections() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, conn := range c.conns {
+		conn.Close()
+	}
+	c.conns = nil
+}
+
+// challenge answers a request without acceptable credentials: the 401 (or
+// redirect) to send, or "" to serve the request.
+func (c *rawCam) challenge(cseq string, hdr textproto.MIMEHeader) string {
+	c.mu.Lock()
+	mode := c.auth
+	got := hdr.Get("Authorization")
+	if got != "" {
+		c.authz = append(c.authz, got)
+	}
+	c.mu.Unlock()
+	basic := "WWW-Authenticate: Basic realm=\"raw\"\r\n"
+	digest := "WWW-Authenticate: Digest realm=\"raw\", nonce=\"0123456789abcdef\"\r\n"
+	var offer string
+	switch {
+	case mode == "":
+		return ""
+	case strings.HasPrefix(mode, "redirect "):
+		return fmt.Sprintf("RTSP/1.0 302 Found\r\nCSeq: %s\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n", cseq, strings.TrimPrefix(mode, "redirect "))
+	case mode == "basic":
+		if strings.HasPrefix(got, "Basic ") {
+			return ""
+		}
+		offer = basic
+	case mode == "digest":
+		if strings.HasPrefix(got, "Digest ") {
+			return ""
+		}
+		offer = digest
+	case mode == "both":
+		if got != "" {
+			return ""
+		}
+		offer = basic + digest
+	}
+	return fmt.Sprintf("RTSP/1.0 401 Unauthorized\r\nCSeq: %s\r\n%sContent-Length: 0\r\n\r\n", cseq, offer)
 }
 
 func startRawCam(t *testing.T, mode, sdp string) *rawCam {
@@ -115,6 +180,14 @@ func (c *rawCam) serve(conn net.Conn) {
 		}
 		method := strings.Fields(line)[0]
 		cseq := hdr.Get("Cseq")
+		if method != "OPTIONS" {
+			if ch := c.challenge(cseq, hdr); ch != "" {
+				if err := write([]byte(ch)); err != nil {
+					return
+				}
+				continue
+			}
+		}
 		var extra, body string
 		switch method {
 		case "DESCRIBE":

@@ -109,8 +109,11 @@ type CameraSpec struct {
 type StreamSpec struct {
 	Name, URL, Username, Transport string // Transport "auto"|"tcp"|"udp" ("" = auto)
 	OnDemand                       bool
-	Revision                       string                                    // changes whenever the source (URL, creds, transport, on-demand) changes
-	Password                       func(ctx context.Context) (string, error) // unseals the camera password; nil = no password
+	// AllowBasic lets the puller answer a Basic challenge (the camera
+	// password in clear on the wire); otherwise only Digest is answered.
+	AllowBasic bool
+	Revision   string                                    // changes whenever the source (URL, creds, transport, on-demand, allow-basic) changes
+	Password   func(ctx context.Context) (string, error) // unseals the camera password; nil = no password
 }
 
 // Stream states.
