@@ -501,7 +501,8 @@ func TestDebContents(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dpkg-deb --field: %v\n%s", err, stderr)
 	}
-	for _, f := range []string{"Package: camwarden", "Version: 0.1.0", "Architecture: amd64", "Depends: passwd"} {
+	for _, f := range []string{"Package: camwarden", "Version: 0.1.0", "Architecture: amd64",
+		"Depends: passwd, init-system-helpers (>= 1.54~)"} {
 		if !strings.Contains(control, f+"\n") {
 			t.Errorf("control lacks %q:\n%s", f, control)
 		}
@@ -803,6 +804,41 @@ func hostChecksums(t *testing.T) map[string]string {
 		sums[p] = strconv.FormatBool(err == nil)
 	}
 	return sums
+}
+
+// TestMaintainerScriptsFailLoudly: with a deb-systemd-helper whose enable
+// (then whose unmask) fails, installing fails with a message naming the
+// step, and the package is left unconfigured rather than silently
+// "installed" with a service that never starts.
+func TestMaintainerScriptsFailLoudly(t *testing.T) {
+	requireRoot(t)
+	deb := builtDebs(t)["0.1.0"]
+	ctx := testCtx(t, 2*time.Minute)
+	r := newThrowawayRoot(t, ctx)
+	if out, err := r.nsenter(ctx, nil, "cp", deb, filepath.Join(r.root, "tmp", "0.1.0.deb")); err != nil {
+		t.Fatalf("copy: %v\n%s", err, out)
+	}
+	helper := r.must(ctx, "sh", "-c", "command -v deb-systemd-helper")
+	r.must(ctx, "mv", strings.TrimSpace(helper), "/tmp/real-deb-systemd-helper")
+	for _, step := range []struct{ verb, want string }{
+		{"enable", "could not enable camwardend.service"},
+		{"unmask", "could not unmask camwardend.service"},
+	} {
+		fake := "#!/bin/sh\nfor a; do [ \"$a\" = " + step.verb + " ] && { echo 'simulated failure' >&2; exit 1; }; done\nexec /tmp/real-deb-systemd-helper \"$@\"\n"
+		r.must(ctx, "sh", "-c", `printf '%s' "$1" >"$2" && chmod 755 "$2"`, "sh", fake, strings.TrimSpace(helper))
+		out, err := r.chroot(ctx, "dpkg", "-i", "/tmp/0.1.0.deb")
+		if err == nil {
+			t.Errorf("%s failing: dpkg -i succeeded:\n%s", step.verb, out)
+		}
+		if !strings.Contains(out, step.want) {
+			t.Errorf("%s failing: output lacks %q:\n%s", step.verb, step.want, out)
+		}
+		st, _ := r.chroot(ctx, "dpkg-query", "-W", "-f=${Status}", "camwarden")
+		if strings.Contains(st, "installed") && !strings.Contains(st, "half-configured") {
+			t.Errorf("%s failing: package status %q, want half-configured", step.verb, st)
+		}
+		r.chroot(ctx, "dpkg", "--purge", "--force-all", "camwarden")
+	}
 }
 
 // TestInstallUpgradeRemovePurge installs the package into a throwaway root,
