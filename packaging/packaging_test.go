@@ -992,7 +992,9 @@ func TestInstallUpgradeRemovePurge(t *testing.T) {
 	}
 	// A database whose key went missing gets no new (wrong) key, only a warning.
 	r.must(ctx, "rm", "/etc/camwarden/master.key")
-	out := r.must(ctx, "/var/lib/dpkg/info/camwarden.postinst", "configure", "0.1.1")
+	// Run as dpkg runs it (deb-systemd-helper refuses to run outside dpkg).
+	out := r.must(ctx, "env", "DPKG_MAINTSCRIPT_PACKAGE=camwarden", "DPKG_MAINTSCRIPT_NAME=postinst",
+		"/var/lib/dpkg/info/camwarden.postinst", "configure", "0.1.1")
 	if !strings.Contains(out, "master.key is missing but /var/lib/camwarden holds a database") {
 		t.Errorf("postinst did not warn about the missing key: %q", out)
 	}
