@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"time"
 
 	"github.com/camwarden/camwarden/daemon/access"
@@ -16,14 +15,8 @@ import (
 
 func (b backend) CameraAdopt(ctx context.Context, c api.Caller, req apitype.CameraAdoptRequest) (*apitype.MutationResult, error) {
 	d := b.d
-	if err := access.CheckName("camera", req.Name); err != nil {
-		return nil, invalid("%v", err)
-	}
-	if (req.DeviceURN == "") == (req.XAddr == "") {
-		return nil, invalid("give exactly one of --device URN or --xaddr URL")
-	}
-	if req.User == "" {
-		return nil, invalid("adoption needs --user and --password-stdin: the camera's ONVIF credentials")
+	if err := req.Validate(); err != nil {
+		return nil, err
 	}
 	xaddr, urn := req.XAddr, ""
 	if req.DeviceURN != "" {
@@ -39,8 +32,6 @@ func (b backend) CameraAdopt(ctx context.Context, c api.Caller, req apitype.Came
 		if xaddr == "" {
 			return nil, apitype.Errorf(apitype.CodeInvalid, "device %s announced no usable device service address; use --xaddr", want)
 		}
-	} else if u, err := url.Parse(req.XAddr); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-		return nil, invalid("invalid --xaddr: use http://HOST[:PORT]/onvif/device_service without credentials")
 	}
 	// Refuse a duplicate name before talking to the camera.
 	if _, err := b.CameraShow(ctx, c, req.Name); err == nil {

@@ -19,8 +19,8 @@ func (b backend) AuditList(ctx context.Context, c api.Caller, req apitype.AuditL
 	if limit <= 0 {
 		limit = defaultAuditLimit
 	}
-	if limit > 10000 {
-		return nil, invalid("limit must be at most 10000")
+	if err := req.Validate(); err != nil {
+		return nil, err
 	}
 	entries, err := b.d.store.AuditList(ctx, req.Since, limit)
 	if err != nil {

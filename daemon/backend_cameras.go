@@ -3,9 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"net/url"
 
-	"github.com/camwarden/camwarden/daemon/access"
 	"github.com/camwarden/camwarden/daemon/api"
 	"github.com/camwarden/camwarden/daemon/apitype"
 	"github.com/camwarden/camwarden/store"
@@ -18,20 +16,9 @@ func cameraView(c store.Camera) apitype.Camera {
 			Model: c.ONVIF.Model, Firmware: c.ONVIF.Firmware, Serial: c.ONVIF.Serial, Hardware: c.ONVIF.HardwareID}
 	}
 	for _, s := range c.Streams {
-		out.Streams = append(out.Streams, apitype.Stream{Name: s.Name, URL: stripUserinfo(s.URL), Transport: s.Transport, OnDemand: s.OnDemand})
+		out.Streams = append(out.Streams, apitype.Stream{Name: s.Name, URL: apitype.StripUserinfo(s.URL), Transport: s.Transport, OnDemand: s.OnDemand})
 	}
 	return out
-}
-
-// stripUserinfo is a last guard: stored URLs never hold credentials, but a
-// response must not carry one even if a bug put it there.
-func stripUserinfo(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparseable URL)"
-	}
-	u.User = nil
-	return u.String()
 }
 
 func (b backend) CameraList(ctx context.Context, c api.Caller) (*apitype.CameraList, error) {
@@ -72,25 +59,14 @@ func (b backend) cameraResult(ctx context.Context, res apitype.MutationResult, n
 }
 
 func (b backend) CameraAdd(ctx context.Context, c api.Caller, req apitype.CameraAddRequest) (*apitype.MutationResult, error) {
-	if err := access.CheckName("camera", req.Name); err != nil {
-		return nil, invalid("%v", err)
+	if err := req.Validate(); err != nil {
+		return nil, err
 	}
 	if req.Stream == "" {
-		req.Stream = "main"
+		req.Stream = apitype.DefaultStream
 	}
-	if err := access.CheckName("stream", req.Stream); err != nil {
-		return nil, invalid("%v", err)
-	}
-	if err := checkStreamURL(req.URL); err != nil {
-		return nil, err
-	}
-	transport, err := checkTransport(req.Transport)
-	if err != nil {
-		return nil, err
-	}
-	if req.Password != "" && req.User == "" {
-		return nil, invalid("a camera password needs --user")
-	}
+	t, _ := apitype.ParseTransport(req.Transport) // valid: Validate parsed it
+	transport := string(t)
 	res, err := b.d.mutate(ctx, mutation{
 		caller: c, action: "camera.add", target: req.Name,
 		args: map[string]string{"url": req.URL, "stream": req.Stream, "transport": transport, "user": req.User, "on_demand": fmt.Sprint(req.OnDemand), "password": setOrEmpty(req.Password)},
@@ -107,21 +83,18 @@ func (b backend) CameraAdd(ctx context.Context, c api.Caller, req apitype.Camera
 }
 
 func (b backend) CameraSet(ctx context.Context, c api.Caller, req apitype.CameraSetRequest) (*apitype.MutationResult, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
 	args := map[string]string{}
 	if req.URL != nil {
-		if err := checkStreamURL(*req.URL); err != nil {
-			return nil, err
-		}
 		args["url"] = *req.URL
 	}
 	var transport string
 	if req.Transport != nil {
-		t, err := checkTransport(*req.Transport)
-		if err != nil {
-			return nil, err
-		}
-		transport = t
-		args["transport"] = t
+		t, _ := apitype.ParseTransport(*req.Transport) // valid: Validate parsed it
+		transport = string(t)
+		args["transport"] = transport
 	}
 	if req.OnDemand != nil {
 		args["on_demand"] = fmt.Sprint(*req.OnDemand)
@@ -134,9 +107,6 @@ func (b backend) CameraSet(ctx context.Context, c api.Caller, req apitype.Camera
 	}
 	if req.Stream != "" {
 		args["stream"] = req.Stream
-	}
-	if len(args) == 0 || (len(args) == 1 && req.Stream != "") {
-		return nil, invalid("nothing to change: give --url, --transport, --on-demand, --user or --password-stdin")
 	}
 	streamFields := req.URL != nil || req.Transport != nil || req.OnDemand != nil
 	res, err := b.d.mutate(ctx, mutation{
@@ -161,9 +131,6 @@ func (b backend) CameraSet(ctx context.Context, c api.Caller, req apitype.Camera
 					if idx < 0 {
 						if req.URL == nil {
 							return apitype.Errorf(apitype.CodeNotFound, "camera %q has no stream %q (give --url to add it)", req.Name, req.Stream)
-						}
-						if err := access.CheckName("stream", req.Stream); err != nil {
-							return invalid("%v", err)
 						}
 						cam.Streams = append(cam.Streams, store.Stream{Name: req.Stream, Transport: "auto"})
 						idx = len(cam.Streams) - 1

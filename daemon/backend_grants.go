@@ -4,21 +4,14 @@ import (
 	"context"
 	"strings"
 
-	"github.com/camwarden/camwarden/daemon/access"
 	"github.com/camwarden/camwarden/daemon/api"
 	"github.com/camwarden/camwarden/daemon/apitype"
 	"github.com/camwarden/camwarden/store"
 )
 
-// checkGrant validates a grant and that its subject exists.
-func checkGrant(tx *store.Tx, g apitype.Grant) error {
-	if _, err := access.ParseAction(g.Action); err != nil {
-		return invalid("%v", err)
-	}
-	if err := access.ValidatePattern(g.Pattern); err != nil {
-		return invalid("%v", err)
-	}
-	if name, isGroup := strings.CutPrefix(g.Subject, "@"); isGroup {
+// checkSubjectExists refuses a grant to a user or @group that does not exist.
+func checkSubjectExists(tx *store.Tx, subject string) error {
+	if name, isGroup := strings.CutPrefix(subject, "@"); isGroup {
 		gs, err := tx.Groups()
 		if err != nil {
 			return err
@@ -30,16 +23,16 @@ func checkGrant(tx *store.Tx, g apitype.Grant) error {
 		}
 		return apitype.Errorf(apitype.CodeNotFound, "group %q not found (create it with: camwarden group add %s)", name, name)
 	}
-	if err := access.CheckName("user", g.Subject); err != nil {
-		return invalid("%v (a group is written @name)", err)
-	}
-	_, err := tx.User(g.Subject)
+	_, err := tx.User(subject)
 	return err
 }
 
 func (b backend) Grant(ctx context.Context, c api.Caller, g apitype.Grant) (*apitype.MutationResult, error) {
+	if err := g.Validate(); err != nil {
+		return nil, err
+	}
 	return b.grantMutation(ctx, c, "grant.add", g, func(tx *store.Tx) error {
-		if err := checkGrant(tx, g); err != nil {
+		if err := checkSubjectExists(tx, g.Subject); err != nil {
 			return err
 		}
 		return tx.AddGrant(store.Grant{Subject: g.Subject, Action: g.Action, Pattern: g.Pattern})

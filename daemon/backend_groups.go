@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 
-	"github.com/camwarden/camwarden/daemon/access"
 	"github.com/camwarden/camwarden/daemon/api"
 	"github.com/camwarden/camwarden/daemon/apitype"
 	"github.com/camwarden/camwarden/store"
@@ -29,8 +28,8 @@ func (b backend) GroupList(ctx context.Context, c api.Caller) (*apitype.GroupLis
 }
 
 func (b backend) GroupAdd(ctx context.Context, c api.Caller, name string) (*apitype.MutationResult, error) {
-	if err := access.CheckName("group", name); err != nil {
-		return nil, invalid("%v", err)
+	if err := apitype.CheckName("group", name); err != nil {
+		return nil, err
 	}
 	return b.userMutation(ctx, c, "group.add", name, nil, func(tx *store.Tx) error { return tx.CreateGroup(name) })
 }
@@ -40,6 +39,9 @@ func (b backend) GroupRemove(ctx context.Context, c api.Caller, name string) (*a
 }
 
 func (b backend) GroupMemberAdd(ctx context.Context, c api.Caller, req apitype.GroupMemberRequest) (*apitype.MutationResult, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
 	return b.userMutation(ctx, c, "group.member.add", req.Group, map[string]string{"user": req.User}, func(tx *store.Tx) error { return tx.AddMember(req.Group, req.User) })
 }
 

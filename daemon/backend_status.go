@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"net"
 	"os"
 	"strings"
 	"time"
@@ -45,21 +44,13 @@ func (b backend) Status(ctx context.Context, c api.Caller) (*apitype.Status, err
 	return st, nil
 }
 
-// maxDiscoverWindow bounds an admin-requested probe.
-const maxDiscoverWindow = 30 * time.Second
-
 func (b backend) Discover(ctx context.Context, c api.Caller, req apitype.DiscoverRequest) (*apitype.DiscoverResult, error) {
 	d := b.d
 	cfg := d.snap.Load().cfg
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
 	window := time.Duration(req.TimeoutMS) * time.Millisecond
-	if req.TimeoutMS < 0 || window > maxDiscoverWindow {
-		return nil, invalid("timeout must be between 0 and %s", maxDiscoverWindow)
-	}
-	for _, t := range req.Targets {
-		if err := checkTarget(t); err != nil {
-			return nil, err
-		}
-	}
 	opts := onvif.ProbeOptions{Interfaces: cfg.DiscoveryInterfaces, Targets: req.Targets, Window: window, Logger: d.log.Named("discovery")}
 	if discoveryOff(cfg) {
 		opts.Interfaces = []string{"none"}
@@ -100,17 +91,6 @@ func nonEmpty(s string) []string {
 		return nil
 	}
 	return []string{s}
-}
-
-func checkTarget(t string) error {
-	host := t
-	if h, _, err := net.SplitHostPort(t); err == nil {
-		host = h
-	}
-	if host == "" || strings.ContainsAny(host, "/@ ") {
-		return invalid("invalid target %q: use HOST or HOST:PORT", t)
-	}
-	return nil
 }
 
 func (b backend) StreamList(ctx context.Context, c api.Caller) (*apitype.StreamList, error) {

@@ -3,9 +3,7 @@ package daemon
 import (
 	"context"
 	"sort"
-	"strings"
 
-	"github.com/camwarden/camwarden/daemon/access"
 	"github.com/camwarden/camwarden/daemon/api"
 	"github.com/camwarden/camwarden/daemon/apitype"
 	"github.com/camwarden/camwarden/store"
@@ -40,22 +38,6 @@ func (b backend) UserList(ctx context.Context, c api.Caller) (*apitype.UserList,
 	return out, nil
 }
 
-// minPasswordLen is the shortest user password accepted.
-const minPasswordLen = 8
-
-func checkPassword(pw string) error {
-	if len(pw) < minPasswordLen {
-		return invalid("password too short: use at least %d characters", minPasswordLen)
-	}
-	if len(pw) > 1024 {
-		return invalid("password too long: at most 1024 bytes")
-	}
-	if strings.ContainsAny(pw, "\r\n\x00") {
-		return invalid("password must not contain line breaks or NUL")
-	}
-	return nil
-}
-
 func (b backend) userMutation(ctx context.Context, c api.Caller, action, name string, args map[string]string, apply func(tx *store.Tx) error) (*apitype.MutationResult, error) {
 	res, err := b.d.mutate(ctx, mutation{
 		caller: c, action: action, target: name, args: args,
@@ -72,17 +54,14 @@ func (b backend) userMutation(ctx context.Context, c api.Caller, action, name st
 }
 
 func (b backend) UserAdd(ctx context.Context, c api.Caller, req apitype.UserAddRequest) (*apitype.MutationResult, error) {
-	if err := access.CheckName("user", req.Name); err != nil {
-		return nil, invalid("%v", err)
-	}
-	if err := checkPassword(req.Password); err != nil {
+	if err := req.Validate(); err != nil {
 		return nil, err
 	}
 	return b.userMutation(ctx, c, "user.add", req.Name, nil, func(tx *store.Tx) error { return tx.CreateUser(req.Name, req.Password) })
 }
 
 func (b backend) UserPasswd(ctx context.Context, c api.Caller, req apitype.UserPasswdRequest) (*apitype.MutationResult, error) {
-	if err := checkPassword(req.Password); err != nil {
+	if err := req.Validate(); err != nil {
 		return nil, err
 	}
 	return b.userMutation(ctx, c, "user.passwd", req.Name, nil, func(tx *store.Tx) error { return tx.SetUserPassword(req.Name, req.Password) })

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
 	"strings"
 
@@ -174,48 +172,4 @@ func (d *Daemon) applyRenumber(name, urn, oldXAddr, newXAddr string, res onvif.A
 		d.log.Info("renumbered camera updated; only its pullers restart", "camera", name, "urn", urn, "xaddr", newXAddr)
 	}
 	return err
-}
-
-// checkStreamURL validates a camera stream URL given by an admin: rtsp or
-// rtsps, a host, and no credentials (those go to --user/--password-stdin).
-func checkStreamURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return invalid("invalid stream URL: %v", redactParseError(err))
-	}
-	if u.Scheme != "rtsp" && u.Scheme != "rtsps" {
-		return invalid("stream URL must start with rtsp:// or rtsps://")
-	}
-	if u.User != nil {
-		return invalid("put camera credentials in --user and --password-stdin, not in the URL")
-	}
-	if u.Hostname() == "" {
-		return invalid("stream URL has no host")
-	}
-	if p := u.Port(); p != "" {
-		if _, err := net.LookupPort("tcp", p); err != nil {
-			return invalid("stream URL has an invalid port")
-		}
-	}
-	return nil
-}
-
-// redactParseError drops the URL text from url.Parse errors: it could carry
-// a password the admin pasted by mistake.
-func redactParseError(err error) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err.Error()
-	}
-	return "malformed"
-}
-
-func checkTransport(t string) (string, error) {
-	switch t {
-	case "", "auto":
-		return "auto", nil
-	case "tcp", "udp":
-		return t, nil
-	}
-	return "", invalid("invalid transport %q: use auto, tcp or udp", t)
 }

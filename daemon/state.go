@@ -6,6 +6,7 @@ import (
 	"maps"
 
 	"github.com/camwarden/camwarden/daemon/access"
+	"github.com/camwarden/camwarden/daemon/apitype"
 	"github.com/camwarden/camwarden/daemon/stream"
 	"github.com/camwarden/camwarden/onvif"
 	"github.com/camwarden/camwarden/store"
@@ -115,7 +116,7 @@ func (d *Daemon) cameraSpecs(cams []store.Camera) []stream.CameraSpec {
 				Name:       s.Name,
 				URL:        s.URL,
 				Username:   c.Username,
-				Transport:  s.Transport,
+				Transport:  apitype.Transport(s.Transport),
 				OnDemand:   s.OnDemand,
 				AllowBasic: c.AllowBasic,
 				Revision:   fmt.Sprintf("%d|%s|%s|%t|%t", c.Revision, s.URL, s.Transport, s.OnDemand, c.AllowBasic),

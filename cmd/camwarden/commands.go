@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
 	"time"
 
@@ -74,33 +73,13 @@ func (o *optBool) Set(v string) error {
 	return nil
 }
 
-const credsInURL = "put credentials in --user/--password-stdin, not the URL"
-
-// checkStreamURL refuses URLs carrying user:pass; the URL itself is never
-// echoed since it may hold a secret.
-func checkStreamURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		if strings.Contains(raw, "@") {
-			return usagef("%s", credsInURL)
-		}
-		return usagef("--url is not a valid URL")
-	}
-	if u.User != nil {
-		return usagef("%s", credsInURL)
-	}
-	if u.Scheme != "rtsp" && u.Scheme != "rtsps" {
-		return usagef("--url must be an rtsp:// or rtsps:// URL")
-	}
-	return nil
-}
-
-func checkTransport(t string) error {
-	switch t {
-	case "auto", "tcp", "udp":
+// invalid turns a request's own validation (apitype, the same rules the
+// daemon applies) into a usage error: exit 2, before anything is sent.
+func invalid(err error) error {
+	if err == nil {
 		return nil
 	}
-	return usagef("--transport must be auto, tcp or udp, not %q", t)
+	return usagef("%s", err.Error())
 }
 
 func mutationDone(e *env, what string, r *apitype.MutationResult) error {
@@ -179,12 +158,16 @@ var commands = []command{
 			var targets stringList
 			fs.Var(&targets, "target", "probe this HOST[:PORT] directly (repeatable)")
 			return func(e *env, _ []string) error {
-				if *timeout <= 0 || *timeout > 5*time.Minute {
-					return usagef("--timeout must be between 0 and 5m")
+				req := apitype.DiscoverRequest{TimeoutMS: int(timeout.Milliseconds()), Targets: targets}
+				if *timeout <= 0 {
+					return usagef("--timeout must be between 0 and %s", apitype.MaxDiscoverWindow)
+				}
+				if err := req.Validate(); err != nil {
+					return invalid(err)
 				}
 				ctx, cancel := context.WithTimeout(e.base, *timeout+30*time.Second)
 				defer cancel()
-				r, err := e.cl.Discover(ctx, apitype.DiscoverRequest{TimeoutMS: int(timeout.Milliseconds()), Targets: targets})
+				r, err := e.cl.Discover(ctx, req)
 				if err != nil {
 					return err
 				}
@@ -209,13 +192,10 @@ var commands = []command{
 				if *rawURL == "" {
 					return usagef("--url is required")
 				}
-				if err := checkStreamURL(*rawURL); err != nil {
-					return err
-				}
-				if err := checkTransport(*transport); err != nil {
-					return err
-				}
 				req := apitype.CameraAddRequest{Name: args[0], URL: *rawURL, User: *user, Stream: *stream, Transport: *transport, OnDemand: *onDemand}
+				if err := req.Validate(); err != nil {
+					return invalid(err)
+				}
 				if *pwStdin && *user == "" {
 					return usagef("--password-stdin needs --user")
 				}
@@ -241,22 +221,16 @@ var commands = []command{
 			user := fs.String("user", "", "ONVIF user name")
 			pwStdin := fs.Bool("password-stdin", false, "read the ONVIF password from stdin (one line)")
 			return func(e *env, args []string) error {
-				if (*device == "") == (*xaddr == "") {
-					return usagef("give exactly one of --device and --xaddr")
-				}
-				if *xaddr != "" {
-					if u, err := url.Parse(*xaddr); err != nil || u.User != nil {
-						return usagef("put credentials in --user/--password-stdin, not the URL")
-					}
-				}
-				if *user == "" {
-					return usagef("--user is required")
+				req := apitype.CameraAdoptRequest{Name: args[0], DeviceURN: *device, XAddr: *xaddr, User: *user}
+				if err := req.Validate(); err != nil {
+					return invalid(err)
 				}
 				pw, err := e.password(*pwStdin, "ONVIF password for "+args[0]+": ", false)
 				if err != nil {
 					return err
 				}
-				r, err := e.cl.CameraAdopt(e.ctx, apitype.CameraAdoptRequest{Name: args[0], DeviceURN: *device, XAddr: *xaddr, User: *user, Password: pw})
+				req.Password = pw
+				r, err := e.cl.CameraAdopt(e.ctx, req)
 				if err != nil {
 					return err
 				}
@@ -289,6 +263,9 @@ var commands = []command{
 	{path: "camera show", args: "NAME", summary: "show one camera", minArgs: 1, maxArgs: 1,
 		setup: func(fs *flag.FlagSet) runFunc {
 			return func(e *env, args []string) error {
+				if err := apitype.CheckName("camera", args[0]); err != nil {
+					return invalid(err)
+				}
 				c, err := e.cl.CameraShow(e.ctx, args[0])
 				if err != nil {
 					return err
@@ -324,15 +301,9 @@ var commands = []command{
 			return func(e *env, args []string) error {
 				req := apitype.CameraSetRequest{Name: args[0], Stream: stream.v}
 				if rawURL.set {
-					if err := checkStreamURL(rawURL.v); err != nil {
-						return err
-					}
 					req.URL = &rawURL.v
 				}
 				if transport.set {
-					if err := checkTransport(transport.v); err != nil {
-						return err
-					}
 					req.Transport = &transport.v
 				}
 				if onDemand.set {
@@ -341,15 +312,18 @@ var commands = []command{
 				if user.set {
 					req.User = &user.v
 				}
+				var pw string
 				if *pwStdin {
-					pw, err := e.password(true, "", false)
-					if err != nil {
-						return err
-					}
 					req.Password = &pw
 				}
-				if req.URL == nil && req.Transport == nil && req.OnDemand == nil && req.User == nil && req.Password == nil {
-					return usagef("nothing to change: give at least one of --url, --transport, --on-demand, --user, --password-stdin")
+				if err := req.Validate(); err != nil {
+					return invalid(err)
+				}
+				if *pwStdin {
+					var err error
+					if pw, err = e.password(true, "", false); err != nil {
+						return err
+					}
 				}
 				r, err := e.cl.CameraSet(e.ctx, req)
 				if err != nil {
@@ -361,6 +335,9 @@ var commands = []command{
 	{path: "camera remove", args: "NAME", summary: "remove a camera and close its sessions", minArgs: 1, maxArgs: 1,
 		setup: func(fs *flag.FlagSet) runFunc {
 			return func(e *env, args []string) error {
+				if err := apitype.CheckName("camera", args[0]); err != nil {
+					return invalid(err)
+				}
 				r, err := e.cl.CameraRemove(e.ctx, args[0])
 				if err != nil {
 					return err
@@ -391,11 +368,18 @@ var commands = []command{
 		setup: func(fs *flag.FlagSet) runFunc {
 			pwStdin := fs.Bool("password-stdin", false, "read the password from stdin (one line)")
 			return func(e *env, args []string) error {
+				if err := apitype.CheckName("user", args[0]); err != nil {
+					return invalid(err)
+				}
 				pw, err := e.password(*pwStdin, "Password for "+args[0]+": ", true)
 				if err != nil {
 					return err
 				}
-				r, err := e.cl.UserAdd(e.ctx, apitype.UserAddRequest{Name: args[0], Password: pw})
+				req := apitype.UserAddRequest{Name: args[0], Password: pw}
+				if err := req.Validate(); err != nil {
+					return invalid(err)
+				}
+				r, err := e.cl.UserAdd(e.ctx, req)
 				if err != nil {
 					return err
 				}
@@ -406,11 +390,18 @@ var commands = []command{
 		setup: func(fs *flag.FlagSet) runFunc {
 			pwStdin := fs.Bool("password-stdin", false, "read the new password from stdin (one line)")
 			return func(e *env, args []string) error {
+				if err := apitype.CheckName("user", args[0]); err != nil {
+					return invalid(err)
+				}
 				pw, err := e.password(*pwStdin, "New password for "+args[0]+": ", true)
 				if err != nil {
 					return err
 				}
-				r, err := e.cl.UserPasswd(e.ctx, apitype.UserPasswdRequest{Name: args[0], Password: pw})
+				req := apitype.UserPasswdRequest{Name: args[0], Password: pw}
+				if err := req.Validate(); err != nil {
+					return invalid(err)
+				}
+				r, err := e.cl.UserPasswd(e.ctx, req)
 				if err != nil {
 					return err
 				}
@@ -418,14 +409,23 @@ var commands = []command{
 			}
 		}},
 	simple("user disable", "NAME", "disable a user and close their sessions", func(e *env, a []string) (*apitype.MutationResult, string, error) {
+		if err := apitype.CheckName("user", a[0]); err != nil {
+			return nil, "", invalid(err)
+		}
 		r, err := e.cl.UserDisable(e.ctx, a[0])
 		return r, "user " + a[0] + " disabled", err
 	}),
 	simple("user enable", "NAME", "enable a user", func(e *env, a []string) (*apitype.MutationResult, string, error) {
+		if err := apitype.CheckName("user", a[0]); err != nil {
+			return nil, "", invalid(err)
+		}
 		r, err := e.cl.UserEnable(e.ctx, a[0])
 		return r, "user " + a[0] + " enabled", err
 	}),
 	simple("user remove", "NAME", "remove a user and close their sessions", func(e *env, a []string) (*apitype.MutationResult, string, error) {
+		if err := apitype.CheckName("user", a[0]); err != nil {
+			return nil, "", invalid(err)
+		}
 		r, err := e.cl.UserRemove(e.ctx, a[0])
 		return r, "user " + a[0] + " removed", err
 	}),
@@ -449,19 +449,33 @@ var commands = []command{
 			}
 		}},
 	simple("group add", "G", "create a group", func(e *env, a []string) (*apitype.MutationResult, string, error) {
+		if err := apitype.CheckName("group", a[0]); err != nil {
+			return nil, "", invalid(err)
+		}
 		r, err := e.cl.GroupAdd(e.ctx, a[0])
 		return r, "group " + a[0] + " added", err
 	}),
 	simple("group remove", "G", "remove a group", func(e *env, a []string) (*apitype.MutationResult, string, error) {
+		if err := apitype.CheckName("group", a[0]); err != nil {
+			return nil, "", invalid(err)
+		}
 		r, err := e.cl.GroupRemove(e.ctx, a[0])
 		return r, "group " + a[0] + " removed", err
 	}),
 	simple("group member add", "G USER", "add a user to a group", func(e *env, a []string) (*apitype.MutationResult, string, error) {
-		r, err := e.cl.GroupMemberAdd(e.ctx, apitype.GroupMemberRequest{Group: a[0], User: a[1]})
+		req := apitype.GroupMemberRequest{Group: a[0], User: a[1]}
+		if err := req.Validate(); err != nil {
+			return nil, "", invalid(err)
+		}
+		r, err := e.cl.GroupMemberAdd(e.ctx, req)
 		return r, "user " + a[1] + " added to group " + a[0], err
 	}),
 	simple("group member remove", "G USER", "remove a user from a group", func(e *env, a []string) (*apitype.MutationResult, string, error) {
-		r, err := e.cl.GroupMemberRemove(e.ctx, apitype.GroupMemberRequest{Group: a[0], User: a[1]})
+		req := apitype.GroupMemberRequest{Group: a[0], User: a[1]}
+		if err := req.Validate(); err != nil {
+			return nil, "", invalid(err)
+		}
+		r, err := e.cl.GroupMemberRemove(e.ctx, req)
 		return r, "user " + a[1] + " removed from group " + a[0], err
 	}),
 	{path: "group list", summary: "list the groups and their members", maxArgs: 0,
@@ -480,11 +494,19 @@ var commands = []command{
 			}
 		}},
 	simple("grant", "SUBJECT ACTION PATTERN", "allow a user or @group to read|publish camera/stream, camera/* or *", func(e *env, a []string) (*apitype.MutationResult, string, error) {
-		r, err := e.cl.Grant(e.ctx, apitype.Grant{Subject: a[0], Action: a[1], Pattern: a[2]})
+		g := apitype.Grant{Subject: a[0], Action: a[1], Pattern: a[2]}
+		if err := g.Validate(); err != nil {
+			return nil, "", invalid(err)
+		}
+		r, err := e.cl.Grant(e.ctx, g)
 		return r, "granted " + a[1] + " on " + a[2] + " to " + a[0], err
 	}),
 	simple("revoke", "SUBJECT ACTION PATTERN", "remove a grant and close the sessions it allowed", func(e *env, a []string) (*apitype.MutationResult, string, error) {
-		r, err := e.cl.Revoke(e.ctx, apitype.Grant{Subject: a[0], Action: a[1], Pattern: a[2]})
+		g := apitype.Grant{Subject: a[0], Action: a[1], Pattern: a[2]}
+		if err := g.Validate(); err != nil {
+			return nil, "", invalid(err)
+		}
+		r, err := e.cl.Revoke(e.ctx, g)
 		return r, "revoked " + a[1] + " on " + a[2] + " from " + a[0], err
 	}),
 	{path: "grants", args: "[SUBJECT]", summary: "list the grants (of one user or @group)", maxArgs: 1,
@@ -493,6 +515,9 @@ var commands = []command{
 				subject := ""
 				if len(args) == 1 {
 					subject = args[0]
+					if err := apitype.CheckSubject(subject); err != nil {
+						return invalid(err)
+					}
 				}
 				r, err := e.cl.Grants(e.ctx, subject)
 				if err != nil {
@@ -542,6 +567,9 @@ var commands = []command{
 					return usagef("--limit must not be negative")
 				}
 				req.Limit = *limit
+				if err := req.Validate(); err != nil {
+					return invalid(err)
+				}
 				r, err := e.cl.AuditList(e.ctx, req)
 				if err != nil {
 					return err
@@ -576,7 +604,7 @@ var commands = []command{
 				return nil
 			}
 		}},
-	{path: "key rotate", summary: "re-seal every stored secret under a new master key", maxArgs: 0,
+	{path: "key rotate", summary: "re-seal every stored secret under a new data key (the master key file is not changed)", maxArgs: 0,
 		setup: func(fs *flag.FlagSet) runFunc {
 			return func(e *env, _ []string) error {
 				r, err := e.cl.KeyRotate(e.ctx)
@@ -584,7 +612,7 @@ var commands = []command{
 					return err
 				}
 				return e.print(r, func(w io.Writer) {
-					fmt.Fprintf(w, "new key %s; re-sealed %d secret(s)\n", r.KeyID, r.Resealed)
+					fmt.Fprintf(w, "new data key %s; re-sealed %d secret(s)\n", r.KeyID, r.Resealed)
 				})
 			}
 		}},

@@ -5,9 +5,10 @@ package access
 
 import (
 	"fmt"
-	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/camwarden/camwarden/daemon/apitype"
 )
 
 // Action is what a subject wants to do on a path.
@@ -28,7 +29,7 @@ func ParseAction(s string) (Action, error) {
 	case "publish":
 		return ActionPublish, nil
 	}
-	return 0, fmt.Errorf("unknown action %q: use read or publish", s)
+	return 0, apitype.CheckAction(s)
 }
 
 func (a Action) String() string {
@@ -41,32 +42,15 @@ func (a Action) String() string {
 	return fmt.Sprintf("action(%d)", uint8(a))
 }
 
-// nameRe is the documented safe set for camera, stream, user and group names.
-var nameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
-
-// ValidName reports whether s is in the safe name set: lower-case letters,
-// digits, '_' and '-', starting with a letter or digit, at most 64 bytes.
-func ValidName(s string) bool { return nameRe.MatchString(s) }
+// ValidName reports whether s is in the safe name set (apitype.ValidName,
+// where the rule is written once for the CLI and the daemon).
+func ValidName(s string) bool { return apitype.ValidName(s) }
 
 // CheckName returns a descriptive error when s is not a valid name.
-func CheckName(kind, s string) error {
-	if !ValidName(s) {
-		return fmt.Errorf("invalid %s name %q: use 1-64 characters a-z 0-9 _ - starting with a letter or digit", kind, s)
-	}
-	return nil
-}
+func CheckName(kind, s string) error { return apitype.CheckName(kind, s) }
 
 // ValidatePattern accepts "camera/stream", "camera/*" and "*".
-func ValidatePattern(p string) error {
-	if p == "*" {
-		return nil
-	}
-	cam, st, ok := strings.Cut(p, "/")
-	if !ok || !ValidName(cam) || (st != "*" && !ValidName(st)) {
-		return fmt.Errorf("invalid pattern %q: use camera/stream, camera/* or *", p)
-	}
-	return nil
-}
+func ValidatePattern(p string) error { return apitype.CheckPattern(p) }
 
 // User is one account as the policy sees it.
 type User struct {

@@ -16,6 +16,8 @@ import (
 	"github.com/bluenviron/gortsplib/v5/pkg/format"
 	"github.com/bluenviron/gortsplib/v5/pkg/liberrors"
 	"github.com/pion/rtp"
+
+	"github.com/camwarden/camwarden/daemon/apitype"
 )
 
 // displayURL is the stream's URL as shown to admins: redacted, with the
@@ -29,7 +31,7 @@ func displayURL(sp StreamSpec) string {
 		u.User = url.User(sp.Username)
 		return u.String()
 	}
-	return RedactURL(raw)
+	return apitype.RedactURL(raw)
 }
 
 // errIdle ends a connection because an on-demand stream lost its readers.
@@ -102,7 +104,7 @@ func (p *path) pullOnce(ctx context.Context) (liveAt time.Time, err error) {
 	sp := p.spec
 	u, err := base.ParseURL(sp.URL)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("invalid camera URL %s", RedactURL(sp.URL))
+		return time.Time{}, fmt.Errorf("invalid camera URL %s", apitype.RedactURL(sp.URL))
 	}
 	user, pass := sp.Username, ""
 	if u.User != nil {
@@ -161,16 +163,16 @@ func (p *path) pullOnce(ctx context.Context) (liveAt time.Time, err error) {
 		OnDecodeError: func(error) {},
 	}
 	switch sp.Transport {
-	case "", "auto": // gortsplib tries UDP, then falls back to TCP
-	case "tcp":
+	case "", apitype.TransportAuto: // gortsplib tries UDP, then falls back to TCP
+	case apitype.TransportTCP:
 		c.Protocol = new(gortsplib.ProtocolTCP)
-	case "udp":
+	case apitype.TransportUDP:
 		c.Protocol = new(gortsplib.ProtocolUDP)
-	default:
+	default: // the daemon parsed it with apitype.ParseTransport; a bug if reached
 		return time.Time{}, fmt.Errorf("unknown transport %q: use auto, tcp or udp", sp.Transport)
 	}
 	if err := c.Start(); err != nil {
-		return time.Time{}, fmt.Errorf("connect %s: %w", RedactURL(sp.URL), err)
+		return time.Time{}, fmt.Errorf("connect %s: %w", apitype.RedactURL(sp.URL), err)
 	}
 	defer c.Close()
 	// gortsplib's calls take no context: closing the client unblocks them.

@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/camwarden/camwarden/daemon/access"
+	"github.com/camwarden/camwarden/daemon/apitype"
 )
 
 // Authenticator checks reader credentials; it is implemented by the daemon.
@@ -107,8 +108,9 @@ type CameraSpec struct {
 
 // StreamSpec is one stream of a camera.
 type StreamSpec struct {
-	Name, URL, Username, Transport string // Transport "auto"|"tcp"|"udp" ("" = auto)
-	OnDemand                       bool
+	Name, URL, Username string
+	Transport           apitype.Transport // parsed once by the daemon; "" = auto
+	OnDemand            bool
 	// AllowBasic lets the puller answer a Basic challenge (the camera
 	// password in clear on the wire); otherwise only Digest is answered.
 	AllowBasic bool
