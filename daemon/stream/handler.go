@@ -26,6 +26,7 @@ import (
 type connState struct {
 	ip     string
 	conn   *gortsplib.ServerConn
+	opened time.Time
 	closed chan struct{}
 	gate   unauthEntry // guarded by Server.unauth's mutex
 
@@ -73,6 +74,11 @@ type session struct {
 	since  time.Time
 	closed chan struct{}
 
+	// when its first connection opened (time to first frame counts from here)
+	connected time.Time
+	// why we closed it on purpose (a Close* reason), under Server.mu
+	closeReason string
+
 	// set once authorised (under Server.mu)
 	user      string
 	credVer   uint64
@@ -109,7 +115,7 @@ func remoteIP(c *gortsplib.ServerConn) string {
 }
 
 func (h *handler) OnConnOpen(ctx *gortsplib.ServerHandlerOnConnOpenCtx) {
-	cs := &connState{ip: remoteIP(ctx.Conn), conn: ctx.Conn, closed: make(chan struct{})}
+	cs := &connState{ip: remoteIP(ctx.Conn), conn: ctx.Conn, opened: time.Now(), closed: make(chan struct{})}
 	ctx.Conn.SetUserData(cs)
 	h.s.mu.Lock()
 	h.s.conns[ctx.Conn] = cs
@@ -138,8 +144,12 @@ func connStateOf(c *gortsplib.ServerConn) *connState {
 
 func (h *handler) OnSessionOpen(ctx *gortsplib.ServerHandlerOnSessionOpenCtx) {
 	se := &session{id: newID(), ss: ctx.Session, owner: ctx.Conn, since: time.Now(), closed: make(chan struct{})}
+	se.connected = se.since
 	if ctx.Conn != nil {
 		se.remote = ctx.Conn.NetConn().RemoteAddr().String()
+		if cs := connStateOf(ctx.Conn); cs != nil {
+			se.connected = cs.opened
+		}
 	}
 	ctx.Session.SetUserData(se)
 	h.s.mu.Lock()
@@ -153,7 +163,9 @@ func (h *handler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) 
 	delete(h.s.sessions, ctx.Session)
 	var p *path
 	var pub bool
+	reason, counted := "", false
 	if se != nil {
+		reason, counted = se.closeReason, se.user != ""
 		p = se.p
 		pub = p != nil && p.published && p.publisher == ctx.Session
 		if pub && h.s.paths[p.name] == p {
@@ -168,6 +180,12 @@ func (h *handler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) 
 		} else {
 			p.removeReader(ctx.Session)
 		}
+	}
+	if counted {
+		if reason == "" {
+			reason = closeReason(ctx.Error)
+		}
+		h.s.cfg.Observer.SessionClosed(reason)
 	}
 	if se != nil {
 		close(se.closed)
@@ -203,7 +221,9 @@ func (h *handler) authorize(conn *gortsplib.ServerConn, req *base.Request, rawPa
 		return "", 0, "", unauthorized(), liberrors.ErrServerAuth{}
 	}
 	ok := false
+	method := "other"
 	if bu, bp, isBasic := parseBasic(hv); isBasic {
+		method = "basic"
 		// Our own Basic parsing: gortsplib's refuses passwords holding ':'.
 		ah.Method, ah.Username = headers.AuthMethodBasic, bu
 		ver, ok = h.s.cfg.Auth.VerifyBasic(bu, bp)
@@ -211,9 +231,11 @@ func (h *handler) authorize(conn *gortsplib.ServerConn, req *base.Request, rawPa
 	} else if perr := ah.Unmarshal(hv); perr == nil {
 		switch ah.Method {
 		case headers.AuthMethodBasic:
+			method = "basic"
 			ver, ok = h.s.cfg.Auth.VerifyBasic(ah.Username, ah.BasicPass)
 			ensureNonce(conn, req)
 		case headers.AuthMethodDigest:
+			method = "digest"
 			var secret string
 			secret, ver, ok = h.s.cfg.Auth.DigestSecret(ah.Username)
 			if ok && secret != "" {
@@ -231,6 +253,7 @@ func (h *handler) authorize(conn *gortsplib.ServerConn, req *base.Request, rawPa
 	user = ah.Username
 	fail := func() (string, uint64, string, *base.Response, error) {
 		h.s.thr.fail(ip)
+		h.s.cfg.Observer.AuthFailed(method)
 		return "", 0, "", unauthorized(), liberrors.ErrServerAuth{}
 	}
 	if !ok {
@@ -391,6 +414,11 @@ func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response,
 	}
 	cs := connStateOf(ctx.Conn)
 	if ctx.Session.State() != gortsplib.ServerSessionStatePrePlay || cs == nil || h.s.cfg.GOPCacheDisabled {
+		if ctx.Session.State() == gortsplib.ServerSessionStatePrePlay {
+			se.p.mu.Lock()
+			se.p.awaitKeyframeLocked(ctx.Session, se.connected)
+			se.p.mu.Unlock()
+		}
 		return &base.Response{StatusCode: base.StatusOK}, nil
 	}
 	// Send the packets since the last keyframe, then keep the ingest side
@@ -403,7 +431,12 @@ func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response,
 		p.mu.Unlock()
 		return &base.Response{StatusCode: base.StatusOK}, nil
 	}
-	p.replayGOPLocked(ctx.Session)
+	if p.replayGOPLocked(ctx.Session) > 0 {
+		// The cache starts at a keyframe: that was the first frame.
+		h.s.cfg.Observer.FirstFrame(time.Since(se.connected))
+	} else {
+		p.awaitKeyframeLocked(ctx.Session, se.connected)
+	}
 	var once sync.Once
 	unlock := func() { once.Do(p.mu.Unlock) }
 	cs.setPlayUnlock(unlock)
@@ -493,6 +526,7 @@ func (h *handler) OnStreamWriteError(ctx *gortsplib.ServerHandlerOnStreamWriteEr
 	}
 	se.errMu.Unlock()
 	if evict {
+		h.s.markClosing(se, CloseEvicted)
 		h.s.log.Warn("evicting reader that stopped reading", "session", se.id, "user", se.user, "path", se.pathName, "remote", se.remote, "stalled_for", now.Sub(se.errFirst).Round(time.Millisecond))
 		ctx.Session.Close()
 		for _, c := range ctx.Session.Conns() {
@@ -545,6 +579,7 @@ func (s *Server) Kick(id string) bool {
 	if target == nil {
 		return false
 	}
+	s.markClosing(target, CloseKicked)
 	s.closeSessions([]*session{target})
 	return true
 }
@@ -574,11 +609,23 @@ func (s *Server) Enforce(p *access.Policy) int {
 		}
 	}
 	s.mu.Unlock()
+	for _, se := range victims {
+		s.markClosing(se, CloseRevoked)
+	}
 	s.closeSessions(victims)
 	if len(victims) > 0 {
 		s.log.Info("closed sessions the new policy no longer allows", "count", len(victims))
 	}
 	return len(victims)
+}
+
+// markClosing records why we are about to close se; the first reason wins.
+func (s *Server) markClosing(se *session, reason string) {
+	s.mu.Lock()
+	if se.closeReason == "" {
+		se.closeReason = reason
+	}
+	s.mu.Unlock()
 }
 
 // closeSessions closes the sessions and their connections and waits (at most

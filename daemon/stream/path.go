@@ -47,9 +47,13 @@ type path struct {
 	width   int
 	height  int
 	lost    uint64
-	readers map[*gortsplib.ServerSession]struct{}
-	waiting int
-	ready   chan struct{} // closed while live
+	// counters since the path was created, for metrics
+	bytesIn, pktsIn, frames, reconnects uint64
+	lastFrame                           time.Time
+	awaitKey                            map[*gortsplib.ServerSession]time.Time // readers waiting for a keyframe, since they connected
+	readers                             map[*gortsplib.ServerSession]struct{}
+	waiting                             int
+	ready                               chan struct{} // closed while live
 }
 
 type gopPkt struct {
@@ -221,6 +225,8 @@ func (p *path) ingest(srcMedia *description.Media, pkt *rtp.Packet) {
 	if p.stream == nil {
 		return
 	}
+	p.pktsIn++
+	p.bytesIn += uint64(pkt.MarshalSize())
 	mf := p.fwds[srcMedia]
 	if mf == nil {
 		return
@@ -240,6 +246,9 @@ func (p *path) ingest(srcMedia *description.Media, pkt *rtp.Packet) {
 		}
 	}
 	for _, out := range outs {
+		if mf.video && len(p.awaitKey) > 0 && ff.isKey(out.Payload) {
+			p.keyframeLocked(now)
+		}
 		if mf.video && !p.s.cfg.GOPCacheDisabled && ff.isKey(out.Payload) &&
 			(!p.gopOn || out.Timestamp != p.gopTS) {
 			// A new keyframe: the cache restarts here.
@@ -253,6 +262,10 @@ func (p *path) ingest(srcMedia *description.Media, pkt *rtp.Packet) {
 			}
 		}
 		p.win.add(now, out.MarshalSize(), mf.video && out.Marker)
+		if mf.video && out.Marker {
+			p.frames++
+			p.lastFrame = now
+		}
 		_ = p.stream.WritePacketRTP(mf.served, out)
 	}
 }
@@ -300,6 +313,7 @@ func (p *path) removeReader(ss *gortsplib.ServerSession) {
 	p.mu.Lock()
 	_, ok := p.readers[ss]
 	delete(p.readers, ss)
+	delete(p.awaitKey, ss)
 	p.mu.Unlock()
 	if ok {
 		signal(p.notify)
@@ -381,6 +395,12 @@ func (p *path) status() StreamStatus {
 		LastError:   p.lastErr,
 		Published:   p.published,
 		PacketsLost: p.lost,
+
+		BytesReceived:   p.bytesIn,
+		PacketsReceived: p.pktsIn,
+		Frames:          p.frames,
+		Reconnects:      p.reconnects,
+		LastFrame:       p.lastFrame,
 	}
 	if !p.published {
 		st.URL = displayURL(p.spec)

@@ -71,6 +71,9 @@ func (p *path) runPuller(ctx context.Context) {
 		}
 		delay := backoff(p.s.cfg.BackoffMin, p.s.cfg.BackoffMax, attempt)
 		attempt++
+		p.mu.Lock()
+		p.reconnects++
+		p.mu.Unlock()
 		msg := err.Error()
 		log.Warn("camera stream failed; retrying", "error", msg, "retry_in", delay.Round(time.Millisecond))
 		p.goDown(StateBackoff, msg)

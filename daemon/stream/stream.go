@@ -58,6 +58,7 @@ type Config struct {
 	MaxUnauthPerAddr     int           // unauthenticated connections from one address; more are closed at once (64: a VMS starting many streams at once is one address)
 	MaxUnauth            int           // unauthenticated connections in total; the oldest is closed to make room (1024)
 	GOPCacheDisabled     bool          // do not send new readers the packets since the last keyframe
+	Observer             Observer      // optional: hears of closed sessions, first frames, failed logins
 }
 
 func (c *Config) setDefaults() {
@@ -97,6 +98,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Policy == nil {
 		c.Policy = func() *access.Policy { return nil }
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
 	}
 }
 
@@ -138,6 +142,10 @@ type StreamStatus struct {
 	Readers                          int
 	LastError                        string
 	Published                        bool
+	// Since the path was created (counters for metrics):
+	BytesReceived, PacketsReceived, Frames uint64
+	Reconnects                             uint64    // source connections that failed and were retried
+	LastFrame                              time.Time // zero until the first video frame
 }
 
 // SessionInfo describes one authenticated RTSP session.
@@ -162,6 +170,9 @@ type Server struct {
 	conns    map[*gortsplib.ServerConn]*connState
 	started  bool
 	closed   bool
+
+	serveDone chan struct{} // closed when gortsplib's server stops
+	serveErr  error         // why; read only after serveDone is closed
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -237,6 +248,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	s.rtsp = srv
+	s.serveDone = s.watchServe(srv)
 	for _, p := range s.paths {
 		if !p.published {
 			p.start()

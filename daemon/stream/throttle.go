@@ -113,6 +113,20 @@ func (t *throttle) evictLocked(now time.Time) {
 	}
 }
 
+// blockedCount is how many addresses are refused now.
+func (t *throttle) blockedCount() int {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, e := range t.entries {
+		if now.Before(e.blockedUntil) {
+			n++
+		}
+	}
+	return n
+}
+
 func (t *throttle) size() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
