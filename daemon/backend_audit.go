@@ -60,6 +60,7 @@ func (b backend) AuditVerify(ctx context.Context, c api.Caller) (*apitype.AuditV
 
 func (b backend) AuditRefusal(ctx context.Context, c api.Caller, method, path, reason string) {
 	d := b.d
+	d.metrics.AdminRefused()
 	d.audit(ctx, auditEntry(c, "api.refused", method+" "+path, "refused: "+reason, nil))
 	d.log.Warn("admin request refused", "caller", c.String(), "method", method, "path", path, "reason", reason)
 }

@@ -28,6 +28,7 @@ type Config struct {
 	LogLevel            string
 	LogFormat           string
 	AdminGroup          string
+	MetricsAddr         string // "" = no metrics listener; an empty host means loopback
 }
 
 // Defaults for a packaged install.
@@ -72,6 +73,27 @@ var configKeys = map[string]func(c *Config, v string) error{
 			return fmt.Errorf("want HOST:PORT such as :8554 or 127.0.0.1:8554: %v", err)
 		}
 		c.RTSPAddr = v
+		return nil
+	},
+	// The monitoring listener (/metrics, /healthz). Off when empty. An empty
+	// host means loopback, so ":9108" never opens it to the network by
+	// accident; 0.0.0.0:9108 does, on purpose.
+	"metrics_addr": func(c *Config, v string) error {
+		if v == "" {
+			c.MetricsAddr = ""
+			return nil
+		}
+		host, port, err := net.SplitHostPort(v)
+		if err != nil {
+			return fmt.Errorf("want HOST:PORT such as 127.0.0.1:9108, or empty for off: %v", err)
+		}
+		if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			return fmt.Errorf("want a port number, such as 127.0.0.1:9108")
+		}
+		if host == "" {
+			host = "127.0.0.1"
+		}
+		c.MetricsAddr = net.JoinHostPort(host, port)
 		return nil
 	},
 	"rtsp_udp": func(c *Config, v string) error {

@@ -33,6 +33,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/camwarden/camwarden/daemon/access"
+	"github.com/camwarden/camwarden/daemon/metrics"
 	"github.com/camwarden/camwarden/daemon/stream"
 	"github.com/camwarden/camwarden/onvif"
 	"github.com/camwarden/camwarden/store"
@@ -58,6 +59,7 @@ type Daemon struct {
 	auth    *authenticator
 	snap    atomic.Pointer[snapshot]
 	started time.Time
+	metrics *metrics.Metrics // nil when monitoring is off
 
 	ops     chan func()
 	stopped chan struct{} // closed when the loop has exited: do and post give up
@@ -116,8 +118,13 @@ func (d *Daemon) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	listeners, err := activatedListeners()
+	if err != nil {
+		return err
+	}
+	d.metrics = d.newMetrics(cfg, listeners["metrics"])
 	dbPath := filepath.Join(cfg.StateDir, dbFileName)
-	st, err := store.Open(dbPath, key, store.Options{Timeout: 2 * time.Second, Logger: log.Named("store")})
+	st, err := store.Open(dbPath, key, store.Options{Timeout: 2 * time.Second, Logger: log.Named("store"), Committed: d.metrics.Committed})
 	if err != nil {
 		var km *store.KeyMismatchError
 		if errors.As(err, &km) {
@@ -134,17 +141,15 @@ func (d *Daemon) run(ctx context.Context) error {
 	}
 	d.auth = newAuthenticator(d.snap.Load, st)
 
-	listeners, err := activatedListeners()
-	if err != nil {
-		return err
-	}
-
 	scfg := stream.Config{
 		RTSPAddress: cfg.RTSPAddr,
 		Listener:    listeners["rtsp"],
 		Logger:      log.Named("stream"),
 		Auth:        d.auth,
 		Policy:      func() *access.Policy { return d.snap.Load().policy },
+	}
+	if d.metrics != nil {
+		scfg.Observer = d.metrics
 	}
 	if cfg.RTSPUDP {
 		scfg.UDPRTPAddress, scfg.UDPRTCPAddress = udpAddrs(cfg.RTSPAddr)
@@ -168,6 +173,19 @@ func (d *Daemon) run(ctx context.Context) error {
 	defer func() {
 		stopAPI()
 		<-apiDone
+	}()
+
+	metricsCtx, stopMetrics := context.WithCancel(context.Background())
+	metricsDone, err := d.startMetrics(metricsCtx, cfg, listeners["metrics"])
+	if err != nil {
+		stopMetrics()
+		return err
+	}
+	defer func() {
+		stopMetrics()
+		if metricsDone != nil {
+			<-metricsDone
+		}
 	}()
 
 	d.disc = newDiscovery(d)
@@ -205,11 +223,11 @@ func (d *Daemon) run(ctx context.Context) error {
 			d.reload()
 		case <-watchdog:
 			// Sent from the loop that runs every mutation: if the loop or
-			// the store hangs, systemd stops hearing from us.
-			if err := st.View(ctx, func(*store.Tx) error { return nil }); err == nil {
+			// the store hangs or fails, systemd stops hearing from us.
+			if err := d.checkHealthLoop(ctx); err == nil {
 				notify(log, "WATCHDOG=1")
 			} else {
-				log.Error("store check failed; withholding watchdog ping", "error", err)
+				log.Error("health check failed; withholding watchdog ping", "error", err)
 			}
 		}
 	}
@@ -260,8 +278,8 @@ func monotonicUsec() int64 {
 var activationOnce sync.Once
 
 // activatedListeners returns systemd socket-activated listeners by their
-// FileDescriptorName ("rtsp", "admin"). Unnamed sockets are refused with a
-// clear error rather than guessed at.
+// FileDescriptorName ("rtsp", "admin", "metrics"). Unnamed sockets are
+// refused with a clear error rather than guessed at.
 func activatedListeners() (map[string]net.Listener, error) {
 	out := map[string]net.Listener{}
 	var err error
@@ -273,8 +291,8 @@ func activatedListeners() (map[string]net.Listener, error) {
 			return
 		}
 		for name, ls := range named {
-			if name != "rtsp" && name != "admin" {
-				err = fmt.Errorf("socket activation: unexpected socket name %q; name sockets rtsp or admin with FileDescriptorName=", name)
+			if name != "rtsp" && name != "admin" && name != "metrics" {
+				err = fmt.Errorf("socket activation: unexpected socket name %q; name sockets rtsp, admin or metrics with FileDescriptorName=", name)
 				return
 			}
 			if len(ls) != 1 || ls[0] == nil {

@@ -35,10 +35,13 @@ func (d *Daemon) reload() {
 	if next.AdminGroup != cur.AdminGroup {
 		restart = append(restart, "admin_group")
 	}
+	if next.MetricsAddr != cur.MetricsAddr {
+		restart = append(restart, "metrics_addr")
+	}
 	if len(restart) > 0 {
 		d.log.Warn("some settings change only on restart; keeping their running values", "settings", strings.Join(restart, ", "))
 		next.StateDir, next.Socket, next.RTSPAddr, next.RTSPUDP = cur.StateDir, cur.Socket, cur.RTSPAddr, cur.RTSPUDP
-		next.KeyFile, next.AdminGroup = cur.KeyFile, cur.AdminGroup
+		next.KeyFile, next.AdminGroup, next.MetricsAddr = cur.KeyFile, cur.AdminGroup, cur.MetricsAddr
 	}
 	d.log.SetLevel(hclog.LevelFromString(next.LogLevel))
 	discoveryChanged := strings.Join(next.DiscoveryInterfaces, ",") != strings.Join(cur.DiscoveryInterfaces, ",") ||

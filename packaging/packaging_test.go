@@ -240,7 +240,7 @@ func TestDefaultConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys := []string{"state_dir", "socket", "rtsp_addr", "rtsp_udp", "key_file",
-		"discovery_interfaces", "discovery_interval", "log_level", "log_format", "admin_group"}
+		"discovery_interfaces", "discovery_interval", "log_level", "log_format", "admin_group", "metrics_addr"}
 	setting := regexp.MustCompile(`^#([a-z_]+) =( .*)?$`)
 	seen := map[string]int{}
 	for i, line := range strings.Split(string(data), "\n") {

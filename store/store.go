@@ -47,6 +47,11 @@ type Options struct {
 	// the journal, outside the database, so that a rollback of the whole
 	// file to an older copy shows (VerifyAuditHead). It must not block.
 	AuditMirror func(AuditHead)
+	// Committed, if set, hears of every write transaction that tried to
+	// commit (not those fn rolled back): how long it took, fsync included,
+	// how many audit entries it appended, and why it failed. For metrics:
+	// it runs on the writer's goroutine and must be cheap.
+	Committed func(took time.Duration, auditEntries int, err error)
 }
 
 // Store is an open camwarden database. Its methods are safe for concurrent use.
@@ -55,6 +60,8 @@ type Store struct {
 	db   *bolt.DB
 	log  hclog.Logger
 	now  func() time.Time
+
+	committed func(took time.Duration, auditEntries int, err error)
 
 	// masters: the current master key first, then any this process replaced
 	// (RewrapMasterKey), so a read transaction that started before a rewrap
@@ -113,7 +120,7 @@ func Open(path string, master Key, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, openErr(path, opts.Timeout, err)
 	}
-	s := &Store{path: path, db: db, log: opts.Logger, now: opts.Now, auditMirror: opts.AuditMirror}
+	s := &Store{path: path, db: db, log: opts.Logger, now: opts.Now, auditMirror: opts.AuditMirror, committed: opts.Committed}
 	s.masters.Store(&[]Key{master})
 	ak := deriveAuditKey(master)
 	s.auditKeyPtr.Store(&ak)
@@ -200,6 +207,8 @@ func (s *Store) update(ctx context.Context, audit *AuditEntry, fn func(tx *Tx) e
 		return err
 	}
 	var filled AuditEntry
+	var committing time.Time // set once fn and the audit entry are in: bbolt commits next
+	start := time.Now()
 	err := s.db.Update(func(btx *bolt.Tx) error {
 		tx := &Tx{s: s, btx: btx, now: s.now().UTC()}
 		defer func() { tx.closed = true }()
@@ -212,8 +221,19 @@ func (s *Store) update(ctx context.Context, audit *AuditEntry, fn func(tx *Tx) e
 				return err
 			}
 		}
-		return ctx.Err()
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		committing = time.Now()
+		return nil
 	})
+	if s.committed != nil && !committing.IsZero() {
+		n := 0
+		if audit != nil {
+			n = 1
+		}
+		s.committed(time.Since(start), n, err)
+	}
 	if err != nil {
 		return s.noSpace(err)
 	}

@@ -30,6 +30,7 @@ var flagKeys = []struct{ flag, key, usage string }{
 	{"log-level", "log_level", "trace, debug, info, warn or error (default info)"},
 	{"log-format", "log_format", "text or json (default text)"},
 	{"admin-group", "admin_group", "group allowed to use the admin socket (default " + daemon.DefaultAdminGroup + ")"},
+	{"metrics-addr", "metrics_addr", "monitoring listener HOST:PORT for /metrics and /healthz, e.g. 127.0.0.1:9108; empty host = loopback (default off)"},
 }
 
 func main() {
