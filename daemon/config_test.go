@@ -72,3 +72,24 @@ func TestUDPAddrs(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsAddr: off by default; an empty host means loopback; a bad
+// address is refused with an example.
+func TestMetricsAddr(t *testing.T) {
+	if DefaultConfig().MetricsAddr != "" {
+		t.Fatal("metrics listener on by default")
+	}
+	for in, want := range map[string]string{"": "", ":9108": "127.0.0.1:9108", "127.0.0.1:9108": "127.0.0.1:9108",
+		"0.0.0.0:9108": "0.0.0.0:9108", "[::1]:9108": "[::1]:9108"} {
+		var c Config
+		if err := c.Set("metrics_addr", in); err != nil || c.MetricsAddr != want {
+			t.Errorf("metrics_addr %q -> %q, %v; want %q", in, c.MetricsAddr, err, want)
+		}
+	}
+	for _, bad := range []string{"9108", "localhost", "127.0.0.1:http", "127.0.0.1:70000"} {
+		var c Config
+		if err := c.Set("metrics_addr", bad); err == nil || !strings.Contains(err.Error(), "127.0.0.1:9108") {
+			t.Errorf("metrics_addr %q: %v, want a refusal with an example", bad, err)
+		}
+	}
+}

@@ -46,6 +46,14 @@ type daemonProc struct {
 // come last and so win (e.g. --discovery-interfaces lo in a namespace).
 func startDaemon(t *testing.T, dir string, extra ...string) *daemonProc {
 	t.Helper()
+	return startDaemonIn(t, dir, nil, extra...)
+}
+
+// startDaemonIn is startDaemon with the daemon run by a wrapper command
+// (wrapper... camwardend args...), e.g. one that mounts its state directory
+// in a private mount namespace first.
+func startDaemonIn(t *testing.T, dir string, wrapper []string, extra ...string) *daemonProc {
+	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
@@ -55,7 +63,8 @@ func startDaemon(t *testing.T, dir string, extra ...string) *daemonProc {
 	d.notify = testutil.ListenNotify(t, t.TempDir())
 	args := []string{"--config", "/dev/null", "--state-dir", filepath.Join(dir, "state"), "--socket", d.sock,
 		"--rtsp-addr", d.rtsp, "--rtsp-udp", "false", "--discovery-interfaces", "none", "--log-level", "debug"}
-	d.cmd = exec.Command(testutil.Binary(t, "camwardend"), append(args, extra...)...)
+	argv := append(append(append([]string(nil), wrapper...), testutil.Binary(t, "camwardend")), append(args, extra...)...)
+	d.cmd = exec.Command(argv[0], argv[1:]...)
 	d.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+d.notify.Path)
 	daemonLog := testutil.TeeLog(t, "camwardend", d.logs)
 	d.cmd.Stdout, d.cmd.Stderr = daemonLog, daemonLog

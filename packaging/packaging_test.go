@@ -482,6 +482,7 @@ func TestDebContents(t *testing.T) {
 		"/usr/share/man/man1/camwarden.1.gz":               "-rw-r--r--",
 		"/usr/share/bash-completion/completions/camwarden": "-rw-r--r--",
 		"/usr/share/doc/camwarden/copyright":               "-rw-r--r--",
+		"/usr/share/doc/camwarden/grafana-dashboard.json":  "-rw-r--r--",
 		"/usr/share/doc/camwarden/changelog.gz":            "-rw-r--r--",
 		"/usr/share/lintian/overrides/camwarden":           "-rw-r--r--",
 	}
