@@ -5,9 +5,9 @@ import "context"
 // DamagedSecret is a sealed blob that no longer opens: a flipped byte, a
 // blob copied from another record, or a blob under an unknown key.
 type DamagedSecret struct {
-	Kind   string // "camera" or "user"
+	Kind   string // "camera", "user" or "directory"
 	Name   string
-	Field  string // "password" or "digest"
+	Field  string // "password", "digest" or "bind_password"
 	Reason string // never contains key material or plaintext
 }
 
@@ -48,13 +48,20 @@ func (s *Store) CheckSealed(ctx context.Context) ([]DamagedSecret, error) {
 		if err != nil {
 			return err
 		}
-		return users.ForEach(func(k, v []byte) error {
+		if err := users.ForEach(func(k, v []byte) error {
 			r, err := decodeUser(k, v)
 			if err == nil {
 				check(kindUser, r.Name, fieldDigest, r.Digest)
 			}
 			return err
-		})
+		}); err != nil {
+			return err
+		}
+		dir, ok, err := tx.directoryRec()
+		if ok {
+			check(kindDirectory, directoryKey, fieldBindPassword, dir.BindPassword)
+		}
+		return err
 	})
 	return out, err
 }

@@ -42,6 +42,12 @@ func FuzzDecodeRecords(f *testing.F) {
 			_ = r.public()
 		}
 		_, _ = decodeGrant(key, val)
+		_, _ = decodeIssuer(key, val)
+		if r, err := decodeDirectory(key, val); err == nil {
+			_ = r.public()
+		}
+		_, _ = decodeGroupMap(key, val)
+		_, _ = decodeRevokedToken(key, val)
 		if r, err := decodeAudit(key, val); err == nil {
 			_ = legacyAuditHash(r)
 			_ = capAudit(r)

@@ -19,6 +19,7 @@ var migrations = []struct {
 }{
 	{"v1 -> v2: camera url becomes a streams list; revisions and credential versions start at 1", migrateV1toV2},
 	{"v2 -> v3: cameras gain allow_basic, a pinned TLS certificate and a pending move (absent: Basic refused, no pin, no move)", migrateV2toV3},
+	{"v3 -> v4: empty identity buckets (token issuers, directory, group mappings, revoked tokens)", migrateV3toV4},
 }
 
 func init() {
@@ -155,4 +156,15 @@ func migrateV2toV3(btx *bolt.Tx, _ time.Time) error {
 		_, err := decodeCamera(k, v)
 		return err
 	})
+}
+
+// migrateV3toV4 creates the identity buckets, empty: a v3 database has no
+// issuers, no directory, no mappings and no revocations.
+func migrateV3toV4(btx *bolt.Tx, _ time.Time) error {
+	for _, name := range identityBuckets {
+		if _, err := btx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	return nil
 }

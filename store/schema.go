@@ -6,7 +6,7 @@ package store
 // schemaVersion is the version this build writes. Databases with a lower
 // version are migrated on Open (see migrations in store.go); a higher version
 // is refused.
-const schemaVersion uint64 = 3
+const schemaVersion uint64 = 4
 
 // formatMagic marks a bbolt file as a camwarden database (meta/format).
 const formatMagic = "camwarden-db"
@@ -19,12 +19,22 @@ var (
 	bucketGrants  = []byte("grants")  // grantKey(g) -> grantRec (JSON)
 	bucketAudit   = []byte("audit")   // seqKey(seq) -> auditRec (JSON)
 
+	// Schema 4: identity (store/identity.go).
+	bucketIssuers       = []byte("issuers")        // issuer name -> issuerRec (JSON)
+	bucketDirectory     = []byte("directory")      // "config" -> directoryRec (JSON)
+	bucketGroupMaps     = []byte("group_maps")     // groupMapKey(m) -> groupMapRec (JSON)
+	bucketRevokedTokens = []byte("revoked_tokens") // jti -> revokedTokenRec (JSON)
+
+	// identityBuckets came with schema 4: an older file lacks them until
+	// migrateV3toV4 creates them.
+	identityBuckets = [][]byte{bucketIssuers, bucketDirectory, bucketGroupMaps, bucketRevokedTokens}
+
 	// allBuckets is what a new database is created with (and what Open
 	// requires to exist).
-	allBuckets = [][]byte{bucketMeta, bucketCameras, bucketUsers, bucketGroups, bucketGrants, bucketAudit}
+	allBuckets = append([][]byte{bucketMeta, bucketCameras, bucketUsers, bucketGroups, bucketGrants, bucketAudit}, identityBuckets...)
 
 	// policyBuckets decide IsEmpty.
-	policyBuckets = [][]byte{bucketCameras, bucketUsers, bucketGroups, bucketGrants}
+	policyBuckets = append([][]byte{bucketCameras, bucketUsers, bucketGroups, bucketGrants}, identityBuckets...)
 )
 
 // Keys of the meta bucket.

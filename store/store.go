@@ -13,6 +13,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -23,6 +24,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -333,6 +335,20 @@ func (s *Store) RotateKey(ctx context.Context, audit *AuditEntry) (newKeyID stri
 				return err
 			}
 		}
+		if dir, ok, err := tx.directoryRec(); err != nil {
+			return err
+		} else if ok && len(dir.BindPassword) > 0 {
+			if dir.BindPassword, err = reseal(kindDirectory, directoryKey, fieldBindPassword, dir.BindPassword); err != nil {
+				return err
+			}
+			db, err := tx.bucket(bucketDirectory)
+			if err != nil {
+				return err
+			}
+			if err := tx.put(db, kindDirectory, directoryKey, []byte(directoryKey), dir); err != nil {
+				return err
+			}
+		}
 		newKeyID = nk.ID()
 		return tx.putDataKey(nk, s.master())
 	})
@@ -546,6 +562,9 @@ func inspectTx(path string, btx *bolt.Tx, masters []Key, check bool) (info dbInf
 		return info, fmt.Errorf("%w: %s: schema version 0", ErrCorrupt, path)
 	}
 	for _, name := range allBuckets {
+		if info.schema < 4 && slices.ContainsFunc(identityBuckets, func(b []byte) bool { return bytes.Equal(b, name) }) {
+			continue // migrateV3toV4 creates it
+		}
 		if btx.Bucket(name) == nil {
 			return info, fmt.Errorf("%w: %s: bucket %q missing", ErrCorrupt, path, name)
 		}
@@ -620,6 +639,10 @@ func decodeAll(btx *bolt.Tx) error {
 		{bucketUsers, func(k, v []byte) error { _, err := decodeUser(k, v); return err }},
 		{bucketGroups, func(k, v []byte) error { _, err := decodeGroup(k, v); return err }},
 		{bucketGrants, func(k, v []byte) error { _, err := decodeGrant(k, v); return err }},
+		{bucketIssuers, func(k, v []byte) error { _, err := decodeIssuer(k, v); return err }},
+		{bucketDirectory, func(k, v []byte) error { _, err := decodeDirectory(k, v); return err }},
+		{bucketGroupMaps, func(k, v []byte) error { _, err := decodeGroupMap(k, v); return err }},
+		{bucketRevokedTokens, func(k, v []byte) error { _, err := decodeRevokedToken(k, v); return err }},
 	}
 	for _, st := range steps {
 		if err := btx.Bucket(st.bucket).ForEach(st.dec); err != nil {

@@ -448,6 +448,9 @@ func (tx *Tx) DeleteGroup(name string) error {
 	if err := b.Delete([]byte(name)); err != nil {
 		return err
 	}
+	if err := tx.dropGroupMappings(func(m GroupMapping) bool { return m.Group == name }); err != nil {
+		return err
+	}
 	return tx.dropGrants("@" + name)
 }
 
