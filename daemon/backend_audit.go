@@ -58,9 +58,9 @@ func (b backend) AuditVerify(ctx context.Context, c api.Caller) (*apitype.AuditV
 	return &apitype.AuditVerify{OK: v.OK, Entries: int(v.Entries), FirstBad: v.FirstBad, Message: v.Reason}, nil
 }
 
+// AuditRefusal hands the refusal to the coalescing auditor (refusals.go),
+// which audits and logs it, once per caller per window.
 func (b backend) AuditRefusal(ctx context.Context, c api.Caller, method, path, reason string) {
-	d := b.d
-	d.metrics.AdminRefused()
-	d.audit(ctx, auditEntry(c, "api.refused", method+" "+path, "refused: "+reason, nil))
-	d.log.Warn("admin request refused", "caller", c.String(), "method", method, "path", path, "reason", reason)
+	b.d.metrics.AdminRefused() // every refusal is counted, even those coalesced in the audit log
+	b.d.refusals.take(ctx, refusal{caller: c, method: method, path: path, reason: reason})
 }

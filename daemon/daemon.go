@@ -65,6 +65,8 @@ type Daemon struct {
 	stopped chan struct{} // closed when the loop has exited: do and post give up
 
 	disc *discovery
+
+	refusals *refusalAuditor // coalesces refused admin requests (refusals.go)
 }
 
 // defaultGCPercent is the daemon's GOGC unless the environment sets one.
@@ -134,6 +136,11 @@ func (d *Daemon) run(ctx context.Context) error {
 	}
 	d.store = st
 	defer st.Close()
+	// Stopped before the store closes (defers run last-first), after the
+	// API has drained: pending refusal counts are written, not lost.
+	d.refusals = newRefusalAuditor(refusalWindow, time.Now, d.audit, log.Named("api"))
+	go d.refusals.run()
+	defer d.refusals.stop()
 
 	cams, err := d.loadState(ctx)
 	if err != nil {

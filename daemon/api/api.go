@@ -434,7 +434,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) refuse(w http.ResponseWriter, r *http.Request, c Caller, reason string) {
-	h.opts.Logger.Warn("admin API request refused", "caller", c.String(), "method", r.Method, "path", r.URL.Path, "reason", reason)
+	// Not logged here: AuditRefusal logs and audits it, coalesced per
+	// caller, so that a flood of refusals cannot fill the disk.
 	h.opts.Backend.AuditRefusal(r.Context(), c, r.Method, r.URL.Path, reason)
 	h.writeError(w, r, apitype.Errorf(apitype.CodeForbidden,
 		"permission denied: the admin API is for root and members of the %s group", h.opts.AdminGroup))
