@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -412,4 +413,51 @@ func mustRun(t *testing.T, name string, args ...string) string {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// TestSocketActivatedMetrics: a listener systemd passes named "metrics"
+// serves /metrics and /healthz without --metrics-addr.
+func TestSocketActivatedMetrics(t *testing.T) {
+	dir := t.TempDir()
+	rtsp := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	maddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	sock := filepath.Join(dir, "admin.sock")
+	notify := testutil.ListenNotify(t, t.TempDir())
+	var logs testutil.SyncBuffer
+	cmd := exec.Command("systemd-socket-activate",
+		"-l", rtsp, "-l", sock, "-l", maddr, "--fdname=rtsp:admin:metrics",
+		"-E", "NOTIFY_SOCKET="+notify.Path,
+		testutil.Binary(t, "camwardend"), "--config", "/dev/null", "--state-dir", filepath.Join(dir, "state"),
+		"--socket", filepath.Join(dir, "unused.sock"), "--rtsp-addr", "127.0.0.1:1", "--rtsp-udp", "false",
+		"--discovery-interfaces", "none")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	// The first connection makes systemd-socket-activate exec the daemon;
+	// until it is ready the request waits in the listen queue.
+	var code int
+	var body string
+	testutil.WaitFor(t, 15*time.Second, "daemon answering on the activated metrics socket", func() bool {
+		res, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + maddr + "/healthz")
+		if err != nil {
+			return false
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		code, body = res.StatusCode, string(b)
+		return true
+	})
+	if code != 200 || body != "ok\n" {
+		t.Errorf("/healthz on the activated socket = %d %q\n%s", code, body, logs.String())
+	}
+	notify.WaitIndex(t, 0, "READY=1", 5*time.Second)
+	if code, body := httpGet(t, "http://"+maddr+"/metrics"); code != 200 || !strings.Contains(body, "camwarden_build_info{") {
+		t.Errorf("/metrics on the activated socket = %d\n%s", code, tail(body, 500))
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("daemon exit: %v\n%s", err, logs.String())
+	}
 }

@@ -3,6 +3,8 @@ package stream
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bluenviron/gortsplib/v5"
+	"github.com/bluenviron/gortsplib/v5/pkg/liberrors"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -191,5 +194,45 @@ func TestThrottledAddresses(t *testing.T) {
 	now = now.Add(2 * time.Second)
 	if n := th.blockedCount(); n != 0 {
 		t.Fatalf("blocked after the period = %d, want 0", n)
+	}
+}
+
+// TestObserverEvictionAndKeyframeWait: an evicted reader is reported as
+// evicted; without the GOP cache a reader's first frame is reported when
+// the next keyframe reaches it, not at PLAY.
+func TestObserverEvictionAndKeyframeWait(t *testing.T) {
+	obs := newObserver()
+	cam := startCam(t, camOpts{user: "camuser", pass: camPassword, frameEvery: 10 * time.Millisecond, idrSize: 30000, sliceSize: 25000})
+	r := newRig(t, func(c *Config) {
+		c.Observer = obs
+		c.WriteQueueSize = 128
+		c.StalledReaderTimeout = time.Second
+		c.GOPCacheDisabled = true
+	})
+	r.srv.SetCameras(context.Background(), []CameraSpec{camSpec("cam1", "main", cam.url("live"), nil)})
+	waitFor(t, 5*time.Second, "live", func() bool { return r.status("cam1/main").State == StateLive })
+	good := mustReader(t, r.url("alice", "alicepw", "cam1/main"), gortsplib.ProtocolTCP)
+	waitFor(t, 10*time.Second, "first frame from a keyframe", func() bool { return len(obs.firstFrames()) == 1 })
+	if good.pkts.Load() == 0 {
+		t.Error("first frame reported before the reader got any packet")
+	}
+	playRaw(t, r.addr, "cam1/main", "bob", "bob pw:@/", 4096) // PLAY, then never read again
+	waitFor(t, 20*time.Second, "eviction reported", func() bool { return obs.closedBy(CloseEvicted) == 1 })
+	if obs.closedBy(CloseClient) != 0 || obs.closedBy(CloseStopped) != 0 {
+		t.Errorf("closes = %v, want only the eviction", obs.closed)
+	}
+}
+
+func TestCloseReasonFromGortsplib(t *testing.T) {
+	for err, want := range map[error]string{
+		liberrors.ErrServerSessionTimedOut{}: CloseExpired,
+		liberrors.ErrServerTerminated{}:      CloseStopped,
+		liberrors.ErrServerSessionTornDown{}: CloseClient,
+		io.EOF:                               CloseClient,
+		fmt.Errorf("x: %w", liberrors.ErrServerSessionTimedOut{}): CloseExpired,
+	} {
+		if got := closeReason(err); got != want {
+			t.Errorf("closeReason(%T %v) = %s, want %s", err, err, got, want)
+		}
 	}
 }
