@@ -31,8 +31,8 @@ const (
 	ReasonRevoked = "revoked" // the policy no longer allows it (grant revoked, user disabled, password changed)
 	ReasonKicked  = "kicked"  // an admin closed it (session kick)
 	ReasonEvicted = "evicted" // it stopped reading and its queue stayed full
-	ReasonExpired = "expired" // it stopped sending keep-alives
-	ReasonClient  = "client"  // the client tore it down or disconnected
+	ReasonExpired = "expired" // a UDP session stopped sending keep-alives
+	ReasonClient  = "client"  // the client tore it down, disconnected, or its TCP connection went silent
 	ReasonStopped = "stopped" // its stream went away (source down, camera removed, daemon stopping)
 )
 

@@ -26,8 +26,8 @@ const (
 	CloseRevoked = "revoked" // the policy no longer allows it
 	CloseKicked  = "kicked"  // Kick
 	CloseEvicted = "evicted" // it stopped reading
-	CloseExpired = "expired" // no keep-alive within the session timeout
-	CloseClient  = "client"  // the client tore it down or disconnected
+	CloseExpired = "expired" // a UDP session without keep-alives timed out
+	CloseClient  = "client"  // the client tore it down, disconnected, or its TCP connection went silent
 	CloseStopped = "stopped" // its stream or the server went away
 )
 
