@@ -1,12 +1,9 @@
 package stream
 
 import (
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"net"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -30,9 +27,9 @@ type connState struct {
 	closed chan struct{}
 	gate   unauthEntry // guarded by Server.unauth's mutex
 
-	mu         sync.Mutex
-	playUnlock func() // releases a path lock held from OnPlay to OnResponse
-	user       string // who last authenticated on this connection ("" = nobody yet)
+	mu       sync.Mutex
+	playJoin func() // ends a reader's join on its path (replay.go) at the PLAY answer
+	user     string // who last authenticated on this connection ("" = nobody yet)
 }
 
 func (cs *connState) closeConn() { cs.conn.Close() }
@@ -49,58 +46,23 @@ func (cs *connState) authenticatedAs() string {
 	return cs.user
 }
 
-func (cs *connState) setPlayUnlock(f func()) {
+func (cs *connState) setPlayJoin(end func()) {
 	cs.mu.Lock()
-	cs.playUnlock = f
+	cs.playJoin = end
 	cs.mu.Unlock()
 }
 
-func (cs *connState) releasePlay() {
+func (cs *connState) endPlayJoin() {
 	cs.mu.Lock()
-	f := cs.playUnlock
-	cs.playUnlock = nil
+	f := cs.playJoin
+	cs.playJoin = nil
 	cs.mu.Unlock()
 	if f != nil {
 		f()
 	}
 }
 
-// session is one registered RTSP session.
-type session struct {
-	id     string
-	ss     *gortsplib.ServerSession
-	owner  *gortsplib.ServerConn // the connection that created it
-	remote string
-	since  time.Time
-	closed chan struct{}
-
-	// when its first connection opened (time to first frame counts from here)
-	connected time.Time
-	// why we closed it on purpose (a Close* reason), under Server.mu
-	closeReason string
-
-	// set once authorised (under Server.mu)
-	user      string
-	credVer   uint64
-	pathName  string
-	action    access.Action
-	transport string
-	p         *path
-
-	// stalled-reader detection, touched only from OnStreamWriteError
-	errMu    sync.Mutex
-	errFirst time.Time
-	errLast  time.Time
-	evicted  bool
-}
-
 type handler struct{ s *Server }
-
-func newID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
 
 func remoteIP(c *gortsplib.ServerConn) string {
 	a := c.NetConn().RemoteAddr()
@@ -132,7 +94,7 @@ func (h *handler) OnConnClose(ctx *gortsplib.ServerHandlerOnConnCloseCtx) {
 	h.s.mu.Unlock()
 	if cs != nil {
 		h.s.unauth.leave(cs)
-		cs.releasePlay()
+		cs.endPlayJoin()
 		close(cs.closed)
 	}
 }
@@ -190,11 +152,6 @@ func (h *handler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) 
 	if se != nil {
 		close(se.closed)
 	}
-}
-
-func sessionOf(ss *gortsplib.ServerSession) *session {
-	se, _ := ss.UserData().(*session)
-	return se
 }
 
 var errRefused = errors.New("refused")
@@ -421,33 +378,33 @@ func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response,
 		}
 		return &base.Response{StatusCode: base.StatusOK}, nil
 	}
-	// Send the packets since the last keyframe, then keep the ingest side
-	// locked until gortsplib has made the session active (it does so after
-	// OnPlay returns, before the response goes out): the reader gets the
-	// cached packets followed by the live ones, with no gap and no duplicate.
+	// Replay the packets since the last keyframe; live packets are held
+	// until the PLAY answer (OnResponse), when gortsplib has made the
+	// session active (replay.go).
 	p := se.p
 	p.mu.Lock()
 	if ctx.Session.Stream() != p.stream {
 		p.mu.Unlock()
 		return &base.Response{StatusCode: base.StatusOK}, nil
 	}
-	if p.replayGOPLocked(ctx.Session) > 0 {
+	replayed, endJoin := p.beginJoinLocked(ctx.Session)
+	if replayed > 0 {
 		// The cache starts at a keyframe: that was the first frame.
 		h.s.cfg.Observer.FirstFrame(time.Since(se.connected))
 	} else {
 		p.awaitKeyframeLocked(ctx.Session, se.connected)
 	}
-	var once sync.Once
-	unlock := func() { once.Do(p.mu.Unlock) }
-	cs.setPlayUnlock(unlock)
-	time.AfterFunc(2*time.Second, unlock) // belt and braces: never hold ingest longer
+	p.mu.Unlock()
+	if endJoin != nil {
+		cs.setPlayJoin(endJoin)
+	}
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
 
 // OnResponse runs in the connection goroutine after the request was handled.
 func (h *handler) OnResponse(c *gortsplib.ServerConn, _ *base.Response) {
 	if cs := connStateOf(c); cs != nil {
-		cs.releasePlay()
+		cs.endPlayJoin()
 	}
 }
 
@@ -531,130 +488,6 @@ func (h *handler) OnStreamWriteError(ctx *gortsplib.ServerHandlerOnStreamWriteEr
 		ctx.Session.Close()
 		for _, c := range ctx.Session.Conns() {
 			c.Close()
-		}
-	}
-}
-
-// Sessions lists the authorised sessions, oldest first.
-func (s *Server) Sessions() []SessionInfo {
-	s.mu.Lock()
-	ses := make([]*session, 0, len(s.sessions))
-	for _, se := range s.sessions {
-		if se.user != "" {
-			ses = append(ses, se)
-		}
-	}
-	infos := make([]SessionInfo, 0, len(ses))
-	for _, se := range ses {
-		infos = append(infos, SessionInfo{
-			ID: se.id, User: se.user, Path: se.pathName, Action: se.action.String(),
-			RemoteAddr: se.remote, Transport: se.transport, Since: se.since,
-		})
-	}
-	s.mu.Unlock()
-	for i, se := range ses {
-		st := se.ss.Stats()
-		infos[i].BytesSent, infos[i].BytesReceived = st.BytesSent, st.BytesReceived
-	}
-	sort.Slice(infos, func(i, j int) bool {
-		if !infos[i].Since.Equal(infos[j].Since) {
-			return infos[i].Since.Before(infos[j].Since)
-		}
-		return infos[i].ID < infos[j].ID
-	})
-	return infos
-}
-
-// Kick closes one session and returns once its connections are closed.
-func (s *Server) Kick(id string) bool {
-	s.mu.Lock()
-	var target *session
-	for _, se := range s.sessions {
-		if se.id == id {
-			target = se
-			break
-		}
-	}
-	s.mu.Unlock()
-	if target == nil {
-		return false
-	}
-	s.markClosing(target, CloseKicked)
-	s.closeSessions([]*session{target})
-	return true
-}
-
-// stillAllowed re-checks a right against the current policy while s.mu is
-// held, just before a session is registered with its user. Authorisation
-// happened earlier (and SETUP may wait seconds for an on-demand source); a
-// revocation in between has already swapped the policy before calling
-// Enforce, so either this check or Enforce sees the session.
-func (s *Server) stillAllowed(user string, ver uint64, action access.Action, name string) bool {
-	p := s.cfg.Policy()
-	return p.Active(user, ver) && p.Allows(user, action, name)
-}
-
-// Enforce closes exactly the sessions p no longer allows (user disabled,
-// removed or with a changed password, or the grant gone) and returns how
-// many, once their connections are closed.
-func (s *Server) Enforce(p *access.Policy) int {
-	s.mu.Lock()
-	var victims []*session
-	for _, se := range s.sessions {
-		if se.user == "" {
-			continue
-		}
-		if !p.Active(se.user, se.credVer) || !p.Allows(se.user, se.action, se.pathName) {
-			victims = append(victims, se)
-		}
-	}
-	s.mu.Unlock()
-	for _, se := range victims {
-		s.markClosing(se, CloseRevoked)
-	}
-	s.closeSessions(victims)
-	if len(victims) > 0 {
-		s.log.Info("closed sessions the new policy no longer allows", "count", len(victims))
-	}
-	return len(victims)
-}
-
-// markClosing records why we are about to close se; the first reason wins.
-func (s *Server) markClosing(se *session, reason string) {
-	s.mu.Lock()
-	if se.closeReason == "" {
-		se.closeReason = reason
-	}
-	s.mu.Unlock()
-}
-
-// closeSessions closes the sessions and their connections and waits (at most
-// a few seconds) until gortsplib reports them closed.
-func (s *Server) closeSessions(ses []*session) {
-	var waits []chan struct{}
-	for _, se := range ses {
-		conns := se.ss.Conns()
-		s.mu.Lock()
-		for _, c := range conns {
-			if cs := s.conns[c]; cs != nil {
-				waits = append(waits, cs.closed)
-			}
-		}
-		s.mu.Unlock()
-		waits = append(waits, se.closed)
-		se.ss.Close()
-		for _, c := range conns {
-			c.Close()
-		}
-	}
-	deadline := time.NewTimer(5 * time.Second)
-	defer deadline.Stop()
-	for _, w := range waits {
-		select {
-		case <-w:
-		case <-deadline.C:
-			s.log.Warn("sessions did not close in time")
-			return
 		}
 	}
 }

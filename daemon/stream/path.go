@@ -39,6 +39,8 @@ type path struct {
 	gopOn   bool
 	gopTS   uint32
 	gopCap  int
+	joins   map[*join]struct{} // readers between PLAY and its answer (replay.go)
+	held    []gopPkt           // live packets kept back while joins are open
 	win     rateWindow
 	state   string
 	since   time.Time
@@ -54,11 +56,6 @@ type path struct {
 	readers                             map[*gortsplib.ServerSession]struct{}
 	waiting                             int
 	ready                               chan struct{} // closed while live
-}
-
-type gopPkt struct {
-	medi *description.Media // served media
-	pkt  *rtp.Packet
 }
 
 func newPath(s *Server, cam, st string) *path {
@@ -168,6 +165,7 @@ func (p *path) goLive(src *description.Session) error {
 	p.stream = st
 	p.fwds = fwds
 	p.gop, p.gopOn = nil, false
+	p.dropJoinsLocked()
 	p.codecs = codecs
 	p.width, p.height = w, h
 	p.win = rateWindow{start: time.Now()}
@@ -207,6 +205,7 @@ func (p *path) goDown(state, lastErr string) {
 	}
 	p.fwds = nil
 	p.gop, p.gopOn = nil, false
+	p.dropJoinsLocked()
 	if p.state != state {
 		p.state = state
 		p.since = time.Now()
@@ -266,40 +265,10 @@ func (p *path) ingest(srcMedia *description.Media, pkt *rtp.Packet) {
 			p.frames++
 			p.lastFrame = now
 		}
-		_ = p.stream.WritePacketRTP(mf.served, out)
-	}
-}
-
-func clonePacket(pkt *rtp.Packet) *rtp.Packet {
-	c := &rtp.Packet{Header: pkt.Header, Payload: append([]byte(nil), pkt.Payload...)}
-	c.Header.CSRC = append([]uint32(nil), pkt.CSRC...)
-	c.Header.Extensions = nil
-	c.Header.Extension = false
-	return c
-}
-
-// replayGOP sends the cached packets since the last keyframe to a reader
-// that is about to start playing. The caller holds p.mu.
-func (p *path) replayGOPLocked(ss *gortsplib.ServerSession) int {
-	if !p.gopOn || len(p.gop) == 0 {
-		return 0
-	}
-	setup := map[*description.Media]bool{}
-	for _, m := range ss.Medias() {
-		setup[m] = true
-	}
-	n := 0
-	for _, g := range p.gop {
-		if !setup[g.medi] {
-			continue
+		if !p.holdLocked(mf.served, out) {
+			_ = p.stream.WritePacketRTP(mf.served, out)
 		}
-		c := *g.pkt // WritePacketRTP rewrites the SSRC in place
-		if err := ss.WritePacketRTP(g.medi, &c); err != nil {
-			break
-		}
-		n++
 	}
-	return n
 }
 
 func (p *path) addReader(ss *gortsplib.ServerSession) {

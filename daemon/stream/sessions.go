@@ -1,0 +1,183 @@
+package stream
+
+// The session registry: every RTSP session gortsplib opens is registered
+// here (OnSessionOpen/OnSessionClose in handler.go); once authorised it
+// carries its user, credential version, path and action, so a new policy
+// can close exactly the sessions it no longer allows (Enforce) and an admin
+// can list and kick them.
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v5"
+
+	"github.com/camwarden/camwarden/daemon/access"
+)
+
+// session is one registered RTSP session.
+type session struct {
+	id     string
+	ss     *gortsplib.ServerSession
+	owner  *gortsplib.ServerConn // the connection that created it
+	remote string
+	since  time.Time
+	closed chan struct{}
+
+	// when its first connection opened (time to first frame counts from here)
+	connected time.Time
+	// why we closed it on purpose (a Close* reason), under Server.mu
+	closeReason string
+
+	// set once authorised (under Server.mu)
+	user      string
+	credVer   uint64
+	pathName  string
+	action    access.Action
+	transport string
+	p         *path
+
+	// stalled-reader detection, touched only from OnStreamWriteError
+	errMu    sync.Mutex
+	errFirst time.Time
+	errLast  time.Time
+	evicted  bool
+}
+
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func sessionOf(ss *gortsplib.ServerSession) *session {
+	se, _ := ss.UserData().(*session)
+	return se
+}
+
+// Sessions lists the authorised sessions, oldest first.
+func (s *Server) Sessions() []SessionInfo {
+	s.mu.Lock()
+	ses := make([]*session, 0, len(s.sessions))
+	for _, se := range s.sessions {
+		if se.user != "" {
+			ses = append(ses, se)
+		}
+	}
+	infos := make([]SessionInfo, 0, len(ses))
+	for _, se := range ses {
+		infos = append(infos, SessionInfo{
+			ID: se.id, User: se.user, Path: se.pathName, Action: se.action.String(),
+			RemoteAddr: se.remote, Transport: se.transport, Since: se.since,
+		})
+	}
+	s.mu.Unlock()
+	for i, se := range ses {
+		st := se.ss.Stats()
+		infos[i].BytesSent, infos[i].BytesReceived = st.BytesSent, st.BytesReceived
+	}
+	sort.Slice(infos, func(i, j int) bool {
+		if !infos[i].Since.Equal(infos[j].Since) {
+			return infos[i].Since.Before(infos[j].Since)
+		}
+		return infos[i].ID < infos[j].ID
+	})
+	return infos
+}
+
+// Kick closes one session and returns once its connections are closed.
+func (s *Server) Kick(id string) bool {
+	s.mu.Lock()
+	var target *session
+	for _, se := range s.sessions {
+		if se.id == id {
+			target = se
+			break
+		}
+	}
+	s.mu.Unlock()
+	if target == nil {
+		return false
+	}
+	s.markClosing(target, CloseKicked)
+	s.closeSessions([]*session{target})
+	return true
+}
+
+// stillAllowed re-checks a right against the current policy while s.mu is
+// held, just before a session is registered with its user. Authorisation
+// happened earlier (and SETUP may wait seconds for an on-demand source); a
+// revocation in between has already swapped the policy before calling
+// Enforce, so either this check or Enforce sees the session.
+func (s *Server) stillAllowed(user string, ver uint64, action access.Action, name string) bool {
+	p := s.cfg.Policy()
+	return p.Active(user, ver) && p.Allows(user, action, name)
+}
+
+// Enforce closes exactly the sessions p no longer allows (user disabled,
+// removed or with a changed password, or the grant gone) and returns how
+// many, once their connections are closed.
+func (s *Server) Enforce(p *access.Policy) int {
+	s.mu.Lock()
+	var victims []*session
+	for _, se := range s.sessions {
+		if se.user == "" {
+			continue
+		}
+		if !p.Active(se.user, se.credVer) || !p.Allows(se.user, se.action, se.pathName) {
+			victims = append(victims, se)
+		}
+	}
+	s.mu.Unlock()
+	for _, se := range victims {
+		s.markClosing(se, CloseRevoked)
+	}
+	s.closeSessions(victims)
+	if len(victims) > 0 {
+		s.log.Info("closed sessions the new policy no longer allows", "count", len(victims))
+	}
+	return len(victims)
+}
+
+// markClosing records why we are about to close se; the first reason wins.
+func (s *Server) markClosing(se *session, reason string) {
+	s.mu.Lock()
+	if se.closeReason == "" {
+		se.closeReason = reason
+	}
+	s.mu.Unlock()
+}
+
+// closeSessions closes the sessions and their connections and waits (at most
+// a few seconds) until gortsplib reports them closed.
+func (s *Server) closeSessions(ses []*session) {
+	var waits []chan struct{}
+	for _, se := range ses {
+		conns := se.ss.Conns()
+		s.mu.Lock()
+		for _, c := range conns {
+			if cs := s.conns[c]; cs != nil {
+				waits = append(waits, cs.closed)
+			}
+		}
+		s.mu.Unlock()
+		waits = append(waits, se.closed)
+		se.ss.Close()
+		for _, c := range conns {
+			c.Close()
+		}
+	}
+	deadline := time.NewTimer(5 * time.Second)
+	defer deadline.Stop()
+	for _, w := range waits {
+		select {
+		case <-w:
+		case <-deadline.C:
+			s.log.Warn("sessions did not close in time")
+			return
+		}
+	}
+}
