@@ -268,7 +268,7 @@ func TestHealthz(t *testing.T) {
 	var fail atomic.Pointer[error]
 	var calls atomic.Int32
 	m := New("test", Sources{})
-	base := serveTest(t, ServeOptions{Metrics: m, Health: func(ctx context.Context) error {
+	base := serveTest(t, ServeOptions{Metrics: m, HealthReuse: time.Nanosecond, Health: func(ctx context.Context) error {
 		calls.Add(1)
 		if e := fail.Load(); e != nil {
 			return *e
@@ -300,6 +300,28 @@ func TestHealthz(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST /metrics = %d, want 405", res.StatusCode)
+	}
+}
+
+// TestHealthzReusesARecentResult: probes in quick succession cost one
+// check (each commits to the store); after HealthReuse a new one runs.
+func TestHealthzReusesARecentResult(t *testing.T) {
+	var calls atomic.Int32
+	base := serveTest(t, ServeOptions{Metrics: New("test", Sources{}), HealthReuse: 300 * time.Millisecond,
+		Health: func(ctx context.Context) error { calls.Add(1); return nil }})
+	start := time.Now()
+	for range 20 {
+		if code, _ := get(t, base+"/healthz"); code != 200 {
+			t.Fatalf("/healthz = %d", code)
+		}
+	}
+	if time.Since(start) < 300*time.Millisecond && calls.Load() != 1 {
+		t.Errorf("%d checks for 20 probes within the reuse period, want 1", calls.Load())
+	}
+	time.Sleep(350 * time.Millisecond) // past the reuse period, which is what is tested
+	get(t, base+"/healthz")
+	if n := calls.Load(); n < 2 {
+		t.Errorf("no new check after the reuse period (%d checks)", n)
 	}
 }
 

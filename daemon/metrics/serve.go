@@ -24,7 +24,11 @@ type ServeOptions struct {
 	// Health is the daemon's health check (the one its watchdog uses): nil
 	// means healthy, an error's text is the one-line reason.
 	Health func(ctx context.Context) error
-	Logger hclog.Logger
+	// HealthReuse is how long a health result answers later probes too
+	// (default 1 s): the check commits to the store, and anyone who can
+	// reach the listener must not be able to make the disk fsync in a loop.
+	HealthReuse time.Duration
+	Logger      hclog.Logger
 }
 
 // Handler serves /metrics and /healthz, GET and HEAD only. It serves no
@@ -40,7 +44,10 @@ func Handler(o ServeOptions) http.Handler {
 		MaxRequestsInFlight: 4,
 		Timeout:             10 * time.Second,
 	}))
-	h := &healthHandler{check: o.Health}
+	if o.HealthReuse <= 0 {
+		o.HealthReuse = time.Second
+	}
+	h := &healthHandler{check: o.Health, reuse: o.HealthReuse, now: time.Now}
 	mux.Handle("GET /healthz", h)
 	return mux
 }
@@ -73,19 +80,26 @@ func Serve(ctx context.Context, ln net.Listener, o ServeOptions) error {
 	}
 }
 
-// healthHandler answers 200 "ok" or 503 with a one-line reason. Checks
-// that arrive while one runs share its result, so a burst of probes costs
-// one check.
+// healthHandler answers 200 "ok" or 503 with a one-line reason. Probes
+// that arrive while a check runs, or within reuse of the last one, share
+// its result, so a burst of probes costs one check.
 type healthHandler struct {
 	check func(ctx context.Context) error
+	reuse time.Duration
+	now   func() time.Time
 
 	mu       sync.Mutex
 	inFlight chan struct{}
 	result   error
+	at       time.Time // when result was found
 }
 
 func (h *healthHandler) run() error {
 	h.mu.Lock()
+	if h.inFlight == nil && !h.at.IsZero() && h.now().Sub(h.at) < h.reuse {
+		defer h.mu.Unlock()
+		return h.result
+	}
 	if h.inFlight == nil {
 		done := make(chan struct{})
 		h.inFlight = done
@@ -94,7 +108,7 @@ func (h *healthHandler) run() error {
 			defer cancel()
 			err := h.checkOnce(ctx)
 			h.mu.Lock()
-			h.result, h.inFlight = err, nil
+			h.result, h.inFlight, h.at = err, nil, h.now()
 			h.mu.Unlock()
 			close(done)
 		}()
