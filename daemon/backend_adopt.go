@@ -54,7 +54,8 @@ func (b backend) CameraAdopt(ctx context.Context, c api.Caller, req apitype.Came
 	}
 	cam := store.Camera{Name: req.Name, Username: req.User, ONVIF: &store.ONVIFIdentity{
 		URN: urn, XAddr: xaddr, Manufacturer: res.Info.Manufacturer, Model: res.Info.Model,
-		Firmware: res.Info.FirmwareVersion, Serial: res.Info.SerialNumber, HardwareID: res.Info.HardwareID}}
+		Firmware: res.Info.FirmwareVersion, Serial: res.Info.SerialNumber, HardwareID: res.Info.HardwareID,
+		CertSHA256: res.CertSHA256}}
 	for _, s := range res.Streams {
 		if access.ValidName(s.Name) {
 			cam.Streams = append(cam.Streams, store.Stream{Name: s.Name, URL: s.URI.URI, Transport: "auto"})
@@ -65,7 +66,7 @@ func (b backend) CameraAdopt(ctx context.Context, c api.Caller, req apitype.Came
 	}
 	mres, err := d.mutate(ctx, mutation{
 		caller: c, action: "camera.adopt", target: req.Name,
-		args: map[string]string{"urn": urn, "xaddr": xaddr, "user": req.User, "streams": fmt.Sprint(len(cam.Streams)), "password": setOrEmpty(req.Password)},
+		args: map[string]string{"urn": urn, "xaddr": xaddr, "user": req.User, "streams": fmt.Sprint(len(cam.Streams)), "password": setOrEmpty(req.Password), "cert_sha256": res.CertSHA256},
 		apply: func(tx *store.Tx, ch *changeSet) error {
 			ch.cameras = true
 			return tx.CreateCamera(cam, req.Password)

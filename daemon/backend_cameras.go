@@ -10,10 +10,12 @@ import (
 )
 
 func cameraView(c store.Camera) apitype.Camera {
-	out := apitype.Camera{Name: c.Name, User: c.Username, HasPassword: c.HasPassword, Created: c.Created, Changed: c.Changed, Streams: []apitype.Stream{}}
+	out := apitype.Camera{Name: c.Name, User: c.Username, HasPassword: c.HasPassword, AllowBasic: c.AllowBasic,
+		Created: c.Created, Changed: c.Changed, Streams: []apitype.Stream{}, PendingMove: pendingMoveView(c.Name, c.PendingMove)}
 	if c.ONVIF != nil {
 		out.ONVIF = &apitype.ONVIFIdentity{URN: c.ONVIF.URN, XAddr: c.ONVIF.XAddr, Manufacturer: c.ONVIF.Manufacturer,
-			Model: c.ONVIF.Model, Firmware: c.ONVIF.Firmware, Serial: c.ONVIF.Serial, Hardware: c.ONVIF.HardwareID}
+			Model: c.ONVIF.Model, Firmware: c.ONVIF.Firmware, Serial: c.ONVIF.Serial, Hardware: c.ONVIF.HardwareID,
+			CertSHA256: c.ONVIF.CertSHA256}
 	}
 	for _, s := range c.Streams {
 		out.Streams = append(out.Streams, apitype.Stream{Name: s.Name, URL: apitype.StripUserinfo(s.URL), Transport: s.Transport, OnDemand: s.OnDemand})
@@ -69,10 +71,10 @@ func (b backend) CameraAdd(ctx context.Context, c api.Caller, req apitype.Camera
 	transport := string(t)
 	res, err := b.d.mutate(ctx, mutation{
 		caller: c, action: "camera.add", target: req.Name,
-		args: map[string]string{"url": req.URL, "stream": req.Stream, "transport": transport, "user": req.User, "on_demand": fmt.Sprint(req.OnDemand), "password": setOrEmpty(req.Password)},
+		args: map[string]string{"url": req.URL, "stream": req.Stream, "transport": transport, "user": req.User, "on_demand": fmt.Sprint(req.OnDemand), "password": setOrEmpty(req.Password), "allow_basic": fmt.Sprint(req.AllowBasic)},
 		apply: func(tx *store.Tx, ch *changeSet) error {
 			ch.cameras = true
-			return tx.CreateCamera(store.Camera{Name: req.Name, Username: req.User,
+			return tx.CreateCamera(store.Camera{Name: req.Name, Username: req.User, AllowBasic: req.AllowBasic,
 				Streams: []store.Stream{{Name: req.Stream, URL: req.URL, Transport: transport, OnDemand: req.OnDemand}}}, req.Password)
 		},
 	})
@@ -105,6 +107,9 @@ func (b backend) CameraSet(ctx context.Context, c api.Caller, req apitype.Camera
 	if req.Password != nil {
 		args["password"] = "(changed)"
 	}
+	if req.AllowBasic != nil {
+		args["allow_basic"] = fmt.Sprint(*req.AllowBasic)
+	}
 	if req.Stream != "" {
 		args["stream"] = req.Stream
 	}
@@ -116,6 +121,9 @@ func (b backend) CameraSet(ctx context.Context, c api.Caller, req apitype.Camera
 			if err := tx.UpdateCamera(req.Name, func(cam *store.Camera) error {
 				if req.User != nil {
 					cam.Username = *req.User
+				}
+				if req.AllowBasic != nil {
+					cam.AllowBasic = *req.AllowBasic
 				}
 				if !streamFields {
 					return nil

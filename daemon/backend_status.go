@@ -71,7 +71,7 @@ func (b backend) Discover(ctx context.Context, c api.Caller, req apitype.Discove
 	})
 	var all []onvif.Device
 	if err := d.do(ctx, func() {
-		d.disc.merge(devs)
+		d.disc.merge(devs, "discover")
 		all = sortedDevices(d.snap.Load().devices)
 	}); err != nil {
 		return nil, toAPIError(err)
@@ -95,6 +95,18 @@ func nonEmpty(s string) []string {
 
 func (b backend) StreamList(ctx context.Context, c api.Caller) (*apitype.StreamList, error) {
 	out := &apitype.StreamList{Streams: []apitype.StreamStatus{}}
+	pending := map[string]*apitype.PendingMove{}
+	if err := b.d.store.View(ctx, func(tx *store.Tx) error {
+		cams, err := tx.Cameras()
+		for _, c := range cams {
+			if c.PendingMove != nil {
+				pending[c.Name] = pendingMoveView(c.Name, c.PendingMove)
+			}
+		}
+		return err
+	}); err != nil {
+		return nil, toAPIError(err)
+	}
 	for _, s := range b.d.streams.Streams() {
 		out.Streams = append(out.Streams, apitype.StreamStatus{
 			Camera: s.Camera, Stream: s.Stream, Path: strings.TrimPrefix(s.Path, "/"), State: s.State,
@@ -102,6 +114,9 @@ func (b backend) StreamList(ctx context.Context, c api.Caller) (*apitype.StreamL
 			BitrateKbps: s.BitrateBps / 1000, FPS: s.FPS, PacketsLost: s.PacketsLost,
 			Readers: s.Readers, Since: s.Since, LastError: s.LastError, Published: s.Published,
 		})
+		if !s.Published {
+			out.Streams[len(out.Streams)-1].PendingMove = pending[s.Camera]
+		}
 	}
 	return out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/url"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -11,7 +12,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/camwarden/camwarden/onvif"
-	"github.com/camwarden/camwarden/store"
 )
 
 // maxDiscovered bounds the device list against a flood of fake Hellos.
@@ -24,15 +24,17 @@ type discovery struct {
 	d   *Daemon
 	log hclog.Logger
 
-	devices     map[string]onvif.Device // by URN; loop-owned
-	renumbering map[string]bool         // URNs being re-queried; loop-owned
+	devices   map[string]onvif.Device // by URN; loop-owned
+	following map[string]bool         // URNs whose pinned certificate is being checked; loop-owned
+	held      map[string]holdBudget   // camera -> pending moves recorded this minute; loop-owned
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
 func newDiscovery(d *Daemon) *discovery {
-	return &discovery{d: d, log: d.log.Named("discovery"), devices: map[string]onvif.Device{}, renumbering: map[string]bool{}}
+	return &discovery{d: d, log: d.log.Named("discovery"), devices: map[string]onvif.Device{},
+		following: map[string]bool{}, held: map[string]holdBudget{}}
 }
 
 func discoveryOff(cfg Config) bool {
@@ -94,7 +96,7 @@ func (x *discovery) watch(ctx context.Context, opts onvif.ProbeOptions) {
 					}
 					return
 				}
-				x.merge([]onvif.Device{ev.Device})
+				x.merge([]onvif.Device{ev.Device}, "hello")
 			})
 		}
 	}
@@ -107,7 +109,7 @@ func (x *discovery) probeEvery(ctx context.Context, opts onvif.ProbeOptions, eve
 			x.log.Warn("discovery probe failed", "error", err)
 		}
 		if len(devs) > 0 {
-			x.d.post(ctx, func() { x.merge(devs) })
+			x.d.post(ctx, func() { x.merge(devs, "probe") })
 		}
 		select {
 		case <-ctx.Done():
@@ -118,8 +120,9 @@ func (x *discovery) probeEvery(ctx context.Context, opts onvif.ProbeOptions, eve
 }
 
 // merge records devices (loop goroutine), publishes them in the snapshot
-// and notices adopted cameras that answer from a new address.
-func (x *discovery) merge(devs []onvif.Device) {
+// and notices adopted cameras that answer from a new address. source says
+// where the devices came from (hello, probe, discover) for the audit log.
+func (x *discovery) merge(devs []onvif.Device, source string) {
 	defer x.d.publishDevices(x.devices)
 	for _, dev := range devs {
 		if dev.URN == "" {
@@ -136,7 +139,7 @@ func (x *discovery) merge(devs []onvif.Device) {
 		if !known {
 			x.log.Info("device discovered", "urn", dev.URN, "name", dev.Name, "addr", dev.Addr)
 		}
-		x.checkRenumbered(dev)
+		x.checkMoved(dev, source)
 	}
 }
 
@@ -154,63 +157,36 @@ func sortedDevices(devices map[string]onvif.Device) []onvif.Device {
 // always the one the reply came from (cameras report 0.0.0.0, NAT or stale
 // hosts); the reported port and path are kept.
 func reachableXAddr(dev onvif.Device) string {
+	if all := reachableXAddrs(dev); len(all) > 0 {
+		return all[0]
+	}
+	return ""
+}
+
+// reachableXAddrs is every usable device service address of dev, fixed up
+// like reachableXAddr. Replies naming the same URN are merged, so a spoofed
+// one and the real camera's can both be here.
+func reachableXAddrs(dev onvif.Device) []string {
+	var out []string
 	for _, xa := range dev.XAddrs {
 		u, err := url.Parse(xa)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			continue
 		}
-		if dev.Addr != "" && u.Hostname() != dev.Addr {
+		// An unspecified source (0.0.0.0: multicast looped back inside a
+		// namespace) says nothing about where the device is.
+		if ip := net.ParseIP(dev.Addr); ip != nil && !ip.IsUnspecified() && u.Hostname() != dev.Addr {
 			if port := u.Port(); port != "" {
 				u.Host = net.JoinHostPort(dev.Addr, port)
 			} else {
 				u.Host = dev.Addr
 			}
 		}
-		return u.String()
-	}
-	return ""
-}
-
-// checkRenumbered starts a re-query of an adopted camera seen at a device
-// address other than the one stored (DHCP renumbering, a new port after a
-// restart). Only that camera's pullers restart.
-func (x *discovery) checkRenumbered(dev onvif.Device) {
-	xaddr := reachableXAddr(dev)
-	if xaddr == "" || x.renumbering[dev.URN] {
-		return
-	}
-	var cam *store.Camera
-	_ = x.d.store.View(context.Background(), func(tx *store.Tx) error {
-		cams, err := tx.Cameras()
-		for i := range cams {
-			if cams[i].ONVIF != nil && cams[i].ONVIF.URN == dev.URN {
-				cam = &cams[i]
-				break
-			}
+		if s := u.String(); !slices.Contains(out, s) {
+			out = append(out, s)
 		}
-		return err
-	})
-	if cam == nil || cam.ONVIF.XAddr == xaddr {
-		return
 	}
-	x.renumbering[dev.URN] = true
-	name, urn, oldXAddr := cam.Name, dev.URN, cam.ONVIF.XAddr
-	x.log.Info("adopted camera answers at a new address; re-reading its stream addresses", "camera", name, "urn", urn, "old", oldXAddr, "new", xaddr)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		res, err := x.d.queryDevice(ctx, name, xaddr)
-		x.d.post(context.Background(), func() {
-			delete(x.renumbering, urn)
-			if err != nil {
-				x.log.Warn("re-reading a renumbered camera failed; keeping its old addresses", "camera", name, "error", err)
-				return
-			}
-			if err := x.d.applyRenumber(name, urn, oldXAddr, xaddr, res); err != nil {
-				x.log.Warn("updating a renumbered camera failed", "camera", name, "error", err)
-			}
-		})
-	}()
+	return out
 }
 
 func unionStrings(a, b []string) []string {

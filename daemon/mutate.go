@@ -3,13 +3,11 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"strings"
 
 	"github.com/camwarden/camwarden/daemon/api"
 	"github.com/camwarden/camwarden/daemon/apitype"
-	"github.com/camwarden/camwarden/onvif"
 	"github.com/camwarden/camwarden/store"
 )
 
@@ -118,58 +116,4 @@ func toAPIError(err error) *apitype.Error {
 
 func invalid(format string, args ...any) error {
 	return apitype.Errorf(apitype.CodeInvalid, format, args...)
-}
-
-// queryDevice asks an adopted camera (credentials from the store) for its
-// stream addresses at xaddr.
-func (d *Daemon) queryDevice(ctx context.Context, camera, xaddr string) (onvif.AdoptResult, error) {
-	var user, pw string
-	err := d.store.View(ctx, func(tx *store.Tx) error {
-		c, err := tx.Camera(camera)
-		if err != nil {
-			return err
-		}
-		user = c.Username
-		if c.HasPassword {
-			pw, err = tx.CameraPassword(camera)
-		}
-		return err
-	})
-	if err != nil {
-		return onvif.AdoptResult{}, err
-	}
-	return onvif.Adopt(ctx, xaddr, onvif.ClientOptions{Username: user, Password: pw, Logger: d.log.Named("onvif")})
-}
-
-// applyRenumber rewrites a renumbered camera's stream URLs (loop goroutine).
-func (d *Daemon) applyRenumber(name, urn, oldXAddr, newXAddr string, res onvif.AdoptResult) error {
-	byName := map[string]string{}
-	for _, s := range res.Streams {
-		byName[s.Name] = s.URI.URI
-	}
-	_, err := d.mutateLocked(context.Background(), mutation{
-		caller: systemCaller(),
-		action: "camera.renumber",
-		target: name,
-		args:   map[string]string{"urn": urn, "old_xaddr": oldXAddr, "new_xaddr": newXAddr},
-		apply: func(tx *store.Tx, ch *changeSet) error {
-			ch.cameras = true
-			return tx.UpdateCamera(name, func(c *store.Camera) error {
-				if c.ONVIF == nil || c.ONVIF.URN != urn {
-					return fmt.Errorf("camera %q is no longer adopted from %s", name, urn)
-				}
-				c.ONVIF.XAddr = newXAddr
-				for i := range c.Streams {
-					if u, ok := byName[c.Streams[i].Name]; ok {
-						c.Streams[i].URL = u
-					}
-				}
-				return nil
-			})
-		},
-	})
-	if err == nil {
-		d.log.Info("renumbered camera updated; only its pullers restart", "camera", name, "urn", urn, "xaddr", newXAddr)
-	}
-	return err
 }

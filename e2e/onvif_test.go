@@ -119,8 +119,10 @@ func TestAdoptRefusals(t *testing.T) {
 }
 
 // TestRenumberedCameraKeepsStreaming: the camera comes back on new ports
-// with the same URN; the next probe notices, the daemon re-reads its stream
-// addresses, only its puller restarts, and readers can play it again.
+// with the same URN; the next probe notices, but a discovery answer proves
+// nothing, so the camera keeps its addresses and shows a pending move; the
+// admin confirms it with camera move, the daemon re-reads the stream
+// addresses there, only its puller restarts, and readers can play it again.
 func TestRenumberedCameraKeepsStreaming(t *testing.T) {
 	sim := startSim(t, 2, 0)
 	d := startDaemon(t, "")
@@ -145,15 +147,28 @@ func TestRenumberedCameraKeepsStreaming(t *testing.T) {
 		t.Fatal("camsim restart kept the RTSP port")
 	}
 	d.discover(target)
-	testutil.WaitFor(t, 15*time.Second, "renumbered camera updated", func() bool {
-		return strings.Contains(d.must("", "--json", "camera", "show", "moving"), moving.RTSPURL("main"))
+	newAddr := strings.TrimPrefix(strings.TrimSuffix(moving.XAddr(), "/onvif/device_service"), "http://")
+	testutil.WaitFor(t, 15*time.Second, "pending move shown", func() bool {
+		return strings.Contains(d.must("", "camera", "show", "moving"), "camwarden camera move moving --to "+newAddr)
 	})
+	if show := d.must("", "--json", "camera", "show", "moving"); !strings.Contains(show, oldURL) || strings.Contains(show, moving.RTSPURL("main")) {
+		t.Fatalf("an unconfirmed move changed the camera:\n%s", show)
+	}
+	if list := d.must("", "stream", "list"); !strings.Contains(list, "moved? seen at "+newAddr) {
+		t.Fatalf("stream list does not show the pending move:\n%s", list)
+	}
+	d.must("", "camera", "move", "moving", "--to", newAddr)
+	show := d.must("", "--json", "camera", "show", "moving")
+	if !strings.Contains(show, moving.RTSPURL("main")) || strings.Contains(show, "pending_move") {
+		t.Fatalf("after camera move:\n%s", show)
+	}
 	d.reader("moving/main", "viewer", alicePassword)
 	if witness.Closed() || witness.Lost() != 0 {
 		t.Errorf("reader of the other camera: closed=%v lost=%d", witness.Closed(), witness.Lost())
 	}
-	if !strings.Contains(d.logs.String(), "renumber") {
-		t.Error("renumbering not logged")
+	audit := d.must("", "audit", "list")
+	if !strings.Contains(audit, "camera.move_pending") || !strings.Contains(audit, "camera.move") {
+		t.Errorf("moves not audited:\n%s", audit)
 	}
 }
 

@@ -291,3 +291,34 @@ func TestMigrateFromSchemaV2(t *testing.T) {
 		return err
 	})
 }
+
+func TestPendingMoveIsNotARevision(t *testing.T) {
+	s := openStore(t, dbPath(t), mustKey(t), Options{})
+	defer s.Close()
+	update(t, s, func(tx *Tx) error {
+		return tx.CreateCamera(Camera{Name: "cam", Streams: []Stream{{Name: "main", URL: "rtsp://127.0.0.1/x"}}}, "")
+	})
+	var before Camera
+	view(t, s, func(tx *Tx) (err error) { before, err = tx.Camera("cam"); return })
+	update(t, s, func(tx *Tx) error {
+		return tx.SetCameraPendingMove("cam", &PendingMove{XAddr: "http://127.0.0.2/onvif/device_service", Source: "hello"})
+	})
+	view(t, s, func(tx *Tx) error {
+		c, err := tx.Camera("cam")
+		if err != nil || c.Revision != before.Revision || !c.Changed.Equal(before.Changed) || c.PendingMove == nil || c.PendingMove.Source != "hello" {
+			t.Errorf("after SetCameraPendingMove: %+v %v", c, err)
+		}
+		return err
+	})
+	update(t, s, func(tx *Tx) error { return tx.SetCameraPendingMove("cam", nil) })
+	view(t, s, func(tx *Tx) error {
+		c, err := tx.Camera("cam")
+		if c.PendingMove != nil {
+			t.Errorf("not cleared: %+v", c.PendingMove)
+		}
+		return err
+	})
+	if err := s.Update(context.Background(), nil, func(tx *Tx) error { return tx.SetCameraPendingMove("nope", nil) }); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown camera: %v", err)
+	}
+}

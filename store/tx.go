@@ -222,6 +222,22 @@ func (tx *Tx) UpdateCamera(name string, fn func(*Camera) error) error {
 	return tx.put(b, kindCamera, name, []byte(name), r)
 }
 
+// SetCameraPendingMove records (nil clears) an unconfirmed sighting of an
+// adopted camera elsewhere. It is not a configuration change: Revision and
+// Changed stay, so no puller restarts because of a discovery message.
+func (tx *Tx) SetCameraPendingMove(name string, m *PendingMove) error {
+	b, r, err := tx.cameraRec(name)
+	if err != nil {
+		return err
+	}
+	r.PendingMove = nil
+	if m != nil {
+		pm := pendingMoveRec(*m)
+		r.PendingMove = &pm
+	}
+	return tx.put(b, kindCamera, name, []byte(name), r)
+}
+
 // SetCameraPassword seals a new password ("" clears it) and bumps Revision.
 func (tx *Tx) SetCameraPassword(name, password string) error {
 	b, r, err := tx.cameraRec(name)

@@ -179,7 +179,7 @@ var commands = []command{
 				})
 			}
 		}},
-	{path: "camera add", args: "NAME --url rtsp://... [--user U --password-stdin] [--stream main] [--transport auto|tcp|udp] [--on-demand]",
+	{path: "camera add", args: "NAME --url rtsp://... [--user U --password-stdin] [--stream main] [--transport auto|tcp|udp] [--on-demand] [--allow-basic]",
 		summary: "add a camera by RTSP URL", minArgs: 1, maxArgs: 1,
 		setup: func(fs *flag.FlagSet) runFunc {
 			rawURL := fs.String("url", "", "the camera's RTSP URL, without credentials")
@@ -188,11 +188,12 @@ var commands = []command{
 			stream := fs.String("stream", "main", "name of the stream")
 			transport := fs.String("transport", "auto", "RTP transport to the camera: auto, tcp or udp")
 			onDemand := fs.Bool("on-demand", false, "pull the stream only while someone reads it")
+			allowBasic := fs.Bool("allow-basic", false, "answer the camera's RTSP Basic challenge (sends its password in clear; default: Digest only)")
 			return func(e *env, args []string) error {
 				if *rawURL == "" {
 					return usagef("--url is required")
 				}
-				req := apitype.CameraAddRequest{Name: args[0], URL: *rawURL, User: *user, Stream: *stream, Transport: *transport, OnDemand: *onDemand}
+				req := apitype.CameraAddRequest{Name: args[0], URL: *rawURL, User: *user, Stream: *stream, Transport: *transport, OnDemand: *onDemand, AllowBasic: *allowBasic}
 				if err := req.Validate(); err != nil {
 					return invalid(err)
 				}
@@ -245,7 +246,7 @@ var commands = []command{
 					return err
 				}
 				return e.print(r, func(w io.Writer) {
-					fmt.Fprintln(w, "NAME\tUSER\tPASSWORD\tSTREAMS\tONVIF")
+					fmt.Fprintln(w, "NAME\tUSER\tPASSWORD\tSTREAMS\tONVIF\tNOTE")
 					for _, c := range r.Cameras {
 						var names []string
 						for _, s := range c.Streams {
@@ -255,7 +256,11 @@ var commands = []command{
 						if c.ONVIF != nil {
 							onvif = orDash(c.ONVIF.URN)
 						}
-						fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", c.Name, orDash(c.User), yesNo(c.HasPassword), orDash(strings.Join(names, ",")), onvif)
+						note := "-"
+						if c.PendingMove != nil {
+							note = c.PendingMove.Hint
+						}
+						fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Name, orDash(c.User), yesNo(c.HasPassword), orDash(strings.Join(names, ",")), onvif, note)
 					}
 				})
 			}
@@ -274,10 +279,16 @@ var commands = []command{
 					fmt.Fprintf(w, "name\t%s\n", c.Name)
 					fmt.Fprintf(w, "user\t%s\n", orDash(c.User))
 					fmt.Fprintf(w, "password\t%s\n", map[bool]string{true: "set", false: "none"}[c.HasPassword])
+					fmt.Fprintf(w, "rtsp basic\t%s\n", map[bool]string{true: "allowed (password in clear)", false: "refused (Digest only)"}[c.AllowBasic])
 					if o := c.ONVIF; o != nil {
 						fmt.Fprintf(w, "onvif urn\t%s\n", orDash(o.URN))
 						fmt.Fprintf(w, "onvif xaddr\t%s\n", orDash(o.XAddr))
+						fmt.Fprintf(w, "tls certificate\t%s\n", map[bool]string{true: "pinned sha256 " + o.CertSHA256, false: "none (plain HTTP: moves need confirming)"}[o.CertSHA256 != ""])
 						fmt.Fprintf(w, "device\t%s %s (firmware %s, serial %s)\n", orDash(o.Manufacturer), orDash(o.Model), orDash(o.Firmware), orDash(o.Serial))
+					}
+					if m := c.PendingMove; m != nil {
+						fmt.Fprintf(w, "pending move\t%s\n", m.Hint)
+						fmt.Fprintf(w, "pending since\t%s (%s; not followed: %s)\n", fmtTime(m.SeenAt), orDash(m.Source), orDash(m.Reason))
 					}
 					fmt.Fprintf(w, "created\t%s\n", fmtTime(c.Created))
 					fmt.Fprintf(w, "changed\t%s\n", fmtTime(c.Changed))
@@ -287,11 +298,12 @@ var commands = []command{
 				})
 			}
 		}},
-	{path: "camera set", args: "NAME [--url U] [--stream S] [--transport T] [--on-demand=true|false] [--user U] [--password-stdin]",
+	{path: "camera set", args: "NAME [--url U] [--stream S] [--transport T] [--on-demand=true|false] [--user U] [--password-stdin] [--allow-basic=true|false]",
 		summary: "change a camera; --stream picks the stream the other flags change", minArgs: 1, maxArgs: 1,
 		setup: func(fs *flag.FlagSet) runFunc {
 			var rawURL, stream, transport, user optString
-			var onDemand optBool
+			var onDemand, allowBasic optBool
+			fs.Var(&allowBasic, "allow-basic", "answer the camera's RTSP Basic challenge (password in clear): true or false")
 			fs.Var(&rawURL, "url", "new RTSP URL, without credentials")
 			fs.Var(&stream, "stream", "the stream to change (default: the camera's only stream)")
 			fs.Var(&transport, "transport", "RTP transport: auto, tcp or udp")
@@ -308,6 +320,9 @@ var commands = []command{
 				}
 				if onDemand.set {
 					req.OnDemand = &onDemand.v
+				}
+				if allowBasic.set {
+					req.AllowBasic = &allowBasic.v
 				}
 				if user.set {
 					req.User = &user.v
@@ -330,6 +345,25 @@ var commands = []command{
 					return err
 				}
 				return mutationDone(e, "camera "+args[0]+" updated", r)
+			}
+		}},
+	{path: "camera move", args: "NAME --to HOST[:PORT]|URL",
+		summary: "confirm an adopted camera's new address (shown as a pending move); its streams are re-read there", minArgs: 1, maxArgs: 1,
+		setup: func(fs *flag.FlagSet) runFunc {
+			to := fs.String("to", "", "the camera's new address: HOST[:PORT] as shown by camera show, or its ONVIF device service URL")
+			return func(e *env, args []string) error {
+				if *to == "" {
+					return usagef("--to is required")
+				}
+				req := apitype.CameraMoveRequest{Name: args[0], To: *to}
+				if err := req.Validate(); err != nil {
+					return invalid(err)
+				}
+				r, err := e.cl.CameraMove(e.ctx, req)
+				if err != nil {
+					return err
+				}
+				return mutationDone(e, "camera "+args[0]+" moved", r)
 			}
 		}},
 	{path: "camera remove", args: "NAME", summary: "remove a camera and close its sessions", minArgs: 1, maxArgs: 1,
@@ -359,7 +393,11 @@ var commands = []command{
 						if path == "" {
 							path = s.Camera + "/" + s.Stream
 						}
-						fmt.Fprintf(w, "%s\t%s\t%s\t%.0f\t%.1f\t%d\t%s\n", path, s.State, orDash(s.Codec), s.BitrateKbps, s.FPS, s.Readers, orDash(s.LastError))
+						last := s.LastError
+						if s.PendingMove != nil {
+							last = strings.TrimPrefix(strings.Join([]string{last, s.PendingMove.Hint}, "; "), "; ")
+						}
+						fmt.Fprintf(w, "%s\t%s\t%s\t%.0f\t%.1f\t%d\t%s\n", path, s.State, orDash(s.Codec), s.BitrateKbps, s.FPS, s.Readers, orDash(last))
 					}
 				})
 			}

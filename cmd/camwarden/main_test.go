@@ -195,6 +195,8 @@ func argsFor(c *command) ([]string, string) {
 		return []string{"cam1", "--device", "urn:uuid:1", "--user", "admin", "--password-stdin"}, secret + "\n"
 	case "camera set":
 		return []string{"cam1", "--password-stdin"}, secret + "\r\n"
+	case "camera move":
+		return []string{"cam1", "--to", "10.0.0.23:80"}, ""
 	case "user add", "user passwd":
 		return []string{"alice", "--password-stdin"}, secret
 	case "grant", "revoke":

@@ -20,6 +20,7 @@
 //	DELETE /v1/cameras/{name}                    admin  CameraRemove
 //	GET    /v1/cameras/{name}                    read   CameraShow
 //	PATCH  /v1/cameras/{name}                    admin  CameraSet        CameraSetRequest
+//	POST   /v1/cameras/{name}/move               admin  CameraMove       CameraMoveRequest
 //	POST   /v1/discover                          read   Discover         DiscoverRequest
 //	GET    /v1/grants                            read   Grants           ?subject=S
 //	POST   /v1/grants                            admin  Grant            Grant
@@ -77,6 +78,7 @@ type Backend interface {
 	CameraAdopt(ctx context.Context, c Caller, req apitype.CameraAdoptRequest) (*apitype.MutationResult, error)
 	CameraSet(ctx context.Context, c Caller, req apitype.CameraSetRequest) (*apitype.MutationResult, error)
 	CameraRemove(ctx context.Context, c Caller, name string) (*apitype.MutationResult, error)
+	CameraMove(ctx context.Context, c Caller, req apitype.CameraMoveRequest) (*apitype.MutationResult, error)
 
 	StreamList(ctx context.Context, c Caller) (*apitype.StreamList, error)
 
@@ -208,6 +210,16 @@ var routes = []route{
 			return nil, err
 		}
 		return b.CameraSet(ctx, c, req)
+	}},
+	{"POST", "/v1/cameras/{name}/move", RightAdmin, "CameraMove", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+		var req apitype.CameraMoveRequest
+		if err := decodeBody(r, &req); err != nil {
+			return nil, err
+		}
+		if err := samePathName(&req.Name, r.PathValue("name")); err != nil {
+			return nil, err
+		}
+		return b.CameraMove(ctx, c, req)
 	}},
 	{"POST", "/v1/discover", RightRead, "Discover", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		var req apitype.DiscoverRequest

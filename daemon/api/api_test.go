@@ -225,6 +225,9 @@ func TestEveryEndpointRoundTrip(t *testing.T) {
 			return cl.CameraSet(ctx, apitype.CameraSetRequest{Name: "cam1", Stream: "main", OnDemand: ptr(false), Password: ptr("pw3")})
 		}, apitype.CameraSetRequest{Name: "cam1", Stream: "main", OnDemand: ptr(false), Password: ptr("pw3")}},
 		{"CameraRemove", func() (any, error) { return cl.CameraRemove(ctx, "cam1") }, "cam1"},
+		{"CameraMove", func() (any, error) {
+			return cl.CameraMove(ctx, apitype.CameraMoveRequest{Name: "cam1", To: "10.0.0.23:80"})
+		}, apitype.CameraMoveRequest{Name: "cam1", To: "10.0.0.23:80"}},
 		{"StreamList", func() (any, error) { return cl.StreamList(ctx) }, nil},
 		{"UserList", func() (any, error) { return cl.UserList(ctx) }, nil},
 		{"UserAdd", func() (any, error) { return cl.UserAdd(ctx, apitype.UserAddRequest{Name: "alice", Password: "pa"}) }, apitype.UserAddRequest{Name: "alice", Password: "pa"}},

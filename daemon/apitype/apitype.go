@@ -130,6 +130,21 @@ type ONVIFIdentity struct {
 	Firmware     string `json:"firmware,omitempty"`
 	Serial       string `json:"serial,omitempty"`
 	Hardware     string `json:"hardware,omitempty"`
+	// CertSHA256 is the pinned TLS certificate of a camera adopted over
+	// HTTPS (hex SHA-256 of the leaf); only such a camera is followed to a
+	// new address without an admin's confirmation.
+	CertSHA256 string `json:"cert_sha256,omitempty"`
+}
+
+// PendingMove is an unconfirmed sighting of an adopted camera's URN at
+// another address. Nothing has been sent there; Hint says how to confirm.
+type PendingMove struct {
+	XAddr  string    `json:"xaddr"`
+	Addr   string    `json:"addr"` // HOST:PORT of XAddr, what camera move --to takes
+	SeenAt time.Time `json:"seen_at,omitzero"`
+	Source string    `json:"source,omitempty"` // hello, probe, discover
+	Reason string    `json:"reason,omitempty"` // why it was not followed automatically
+	Hint   string    `json:"hint"`
 }
 
 // Stream is one configured stream of a camera. URL never holds credentials.
@@ -146,7 +161,9 @@ type Camera struct {
 	Name        string         `json:"name"`
 	User        string         `json:"user,omitempty"`
 	HasPassword bool           `json:"has_password"`
+	AllowBasic  bool           `json:"allow_basic,omitempty"` // RTSP Basic answered (password in clear)
 	ONVIF       *ONVIFIdentity `json:"onvif,omitempty"`
+	PendingMove *PendingMove   `json:"pending_move,omitempty"`
 	Streams     []Stream       `json:"streams"`
 	Created     time.Time      `json:"created,omitzero"`
 	Changed     time.Time      `json:"changed,omitzero"`
@@ -166,6 +183,9 @@ type CameraAddRequest struct {
 	Stream    string `json:"stream,omitempty"`    // default "main"
 	Transport string `json:"transport,omitempty"` // auto (default), tcp, udp
 	OnDemand  bool   `json:"on_demand,omitempty"`
+	// AllowBasic lets the daemon answer the camera's RTSP Basic challenge,
+	// which sends the password in clear; without it only Digest is used.
+	AllowBasic bool `json:"allow_basic,omitempty"`
 }
 
 // CameraAdoptRequest adopts an ONVIF device, by discovered URN or by XAddr.
@@ -189,6 +209,17 @@ type CameraSetRequest struct {
 	OnDemand  *bool   `json:"on_demand,omitempty"`
 	User      *string `json:"user,omitempty"`
 	Password  *string `json:"password,omitempty"`
+	// AllowBasic (camera-wide) allows or refuses RTSP Basic.
+	AllowBasic *bool `json:"allow_basic,omitempty"`
+}
+
+// CameraMoveRequest confirms that an adopted camera now lives at To: a
+// device service URL, or HOST[:PORT] (the stored scheme and path are kept;
+// a pending move's address is taken whole). The daemon re-reads the
+// camera's stream addresses there with its stored credentials.
+type CameraMoveRequest struct {
+	Name string `json:"name"`
+	To   string `json:"to"`
 }
 
 // StreamStatus is the live state of one camera stream.
@@ -207,6 +238,8 @@ type StreamStatus struct {
 	Published   bool      `json:"published,omitempty"` // a publisher, not a camera, feeds it
 	Since       time.Time `json:"since,omitzero"`      // when State was entered
 	LastError   string    `json:"last_error,omitempty"`
+	// PendingMove is the camera's unconfirmed move, if any (see Camera).
+	PendingMove *PendingMove `json:"pending_move,omitempty"`
 }
 
 // StreamList is the answer of GET /v1/streams.

@@ -279,8 +279,24 @@ func (r CameraSetRequest) Validate() error {
 			return err
 		}
 	}
-	if r.URL == nil && r.Transport == nil && r.OnDemand == nil && r.User == nil && r.Password == nil {
-		return invalidf("nothing to change: give at least one of --url, --transport, --on-demand, --user, --password-stdin")
+	if r.URL == nil && r.Transport == nil && r.OnDemand == nil && r.User == nil && r.Password == nil && r.AllowBasic == nil {
+		return invalidf("nothing to change: give at least one of --url, --transport, --on-demand, --user, --password-stdin, --allow-basic")
+	}
+	return nil
+}
+
+// Validate checks a camera-move request; the address itself is resolved
+// against the camera by the daemon.
+func (r CameraMoveRequest) Validate() error {
+	if err := CheckName("camera", r.Name); err != nil {
+		return err
+	}
+	to := strings.TrimSpace(r.To)
+	if to == "" {
+		return invalidf("give the camera's new address: --to HOST[:PORT] or --to http(s)://HOST[:PORT]/PATH")
+	}
+	if strings.Contains(to, "@") {
+		return invalidf("put no credentials in --to; the camera's stored ones are used")
 	}
 	return nil
 }

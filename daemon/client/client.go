@@ -196,6 +196,11 @@ func (c *Client) CameraSet(ctx context.Context, req apitype.CameraSetRequest) (*
 	return call[apitype.MutationResult](ctx, c, "PATCH", "/v1/cameras/"+seg(req.Name), nil, req)
 }
 
+// CameraMove confirms an adopted camera's new address.
+func (c *Client) CameraMove(ctx context.Context, req apitype.CameraMoveRequest) (*apitype.MutationResult, error) {
+	return call[apitype.MutationResult](ctx, c, "POST", "/v1/cameras/"+seg(req.Name)+"/move", nil, req)
+}
+
 // CameraRemove removes a camera.
 func (c *Client) CameraRemove(ctx context.Context, name string) (*apitype.MutationResult, error) {
 	return call[apitype.MutationResult](ctx, c, "DELETE", "/v1/cameras/"+seg(name), nil, nil)

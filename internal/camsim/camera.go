@@ -27,6 +27,8 @@ type Camera struct {
 	mac    string
 	log    hclog.Logger
 	cert   *tls.Certificate // HTTPS mode only
+	// advertise overrides the announced XAddr (AdvertiseXAddr).
+	advertise atomic.Pointer[string]
 
 	nonces  *nonceCache  // WS-UsernameToken replay protection
 	digests *digestCache // HTTP Digest nonces we issued

@@ -287,7 +287,7 @@ func (c *Camera) discoveryBody(ep *endpoints) string {
 	return `<wsa:EndpointReference><wsa:Address>` + c.urn + `</wsa:Address></wsa:EndpointReference>` +
 		`<d:Types>dn:NetworkVideoTransmitter tds:Device</d:Types>` +
 		`<d:Scopes>` + strings.Join(scopes, " ") + `</d:Scopes>` +
-		`<d:XAddrs>` + esc(ep.xaddr) + `</d:XAddrs>` +
+		`<d:XAddrs>` + esc(c.advertisedXAddr(ep)) + `</d:XAddrs>` +
 		`<d:MetadataVersion>` + strconv.FormatUint(uint64(c.metaVer.Load()), 10) + `</d:MetadataVersion>`
 }
 
@@ -425,4 +425,32 @@ func (p *probe) matches(c *Camera) bool {
 		}
 	}
 	return true
+}
+
+// advertisedXAddr is the XAddr announced and answered: the camera's own,
+// unless AdvertiseXAddr set another.
+func (c *Camera) advertisedXAddr(ep *endpoints) string {
+	if x := c.advertise.Load(); x != nil {
+		return *x
+	}
+	return ep.xaddr
+}
+
+// AdvertiseXAddr makes the camera announce and answer probes with xaddr
+// instead of its own address ("" restores its own). With a Sim sharing a
+// real camera's Seed (and so its URN) this is the spoofing attacker of the
+// discovery tests: anyone on the LAN can send such a Hello.
+func (c *Camera) AdvertiseXAddr(xaddr string) {
+	if xaddr == "" {
+		c.advertise.Store(nil)
+		return
+	}
+	c.advertise.Store(&xaddr)
+}
+
+// Announce multicasts a Hello for the camera now (on the joined interfaces).
+func (c *Camera) Announce() {
+	if d := c.sim.discovery(); d != nil {
+		d.announce(c, helloAction)
+	}
 }

@@ -71,6 +71,11 @@ func (f *Fake) CameraAdopt(ctx context.Context, c api.Caller, req apitype.Camera
 	return call[apitype.MutationResult](ctx, f, "CameraAdopt", c, req)
 }
 
+// CameraMove implements api.Backend.
+func (f *Fake) CameraMove(ctx context.Context, c api.Caller, req apitype.CameraMoveRequest) (*apitype.MutationResult, error) {
+	return call[apitype.MutationResult](ctx, f, "CameraMove", c, req)
+}
+
 // CameraSet implements api.Backend.
 func (f *Fake) CameraSet(ctx context.Context, c api.Caller, req apitype.CameraSetRequest) (*apitype.MutationResult, error) {
 	return call[apitype.MutationResult](ctx, f, "CameraSet", c, req)

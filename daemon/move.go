@@ -1,0 +1,405 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/camwarden/camwarden/daemon/api"
+	"github.com/camwarden/camwarden/daemon/apitype"
+	"github.com/camwarden/camwarden/onvif"
+	"github.com/camwarden/camwarden/store"
+)
+
+// Following a camera to a new address.
+//
+// WS-Discovery is unauthenticated and a camera's URN is public (it
+// multicasts it in every Hello), so a Hello or ProbeMatch naming an adopted
+// camera's URN at another address proves nothing. It becomes a pending move
+// on the camera record, shown by camera show/list and stream list and
+// audited, and nothing at all is sent to that address until an admin runs
+// camwarden camera move NAME --to ADDR. The one exception: a camera adopted
+// over HTTPS has its certificate pinned, and if the new address presents
+// that same certificate in a bare TLS handshake (no request, no credential)
+// the camera has proved who it is; its credentials then go only through
+// that pinned TLS, and it must also report the new address as its own
+// (GetNetworkInterfaces), which a relay in front of the real camera cannot
+// arrange. Then the move is applied at once ("camera.follow").
+
+// A stream of spoofed messages naming ever new addresses rewrites (and
+// audits) one camera's pending move at most holdBurst times a holdWindow.
+const (
+	holdWindow = time.Minute
+	holdBurst  = 5
+)
+
+// holdBudget counts one camera's pending-move records in the current window.
+type holdBudget struct {
+	start time.Time
+	n     int
+}
+
+// checkMoved handles an adopted camera seen at a device address other than
+// its own (loop goroutine).
+func (x *discovery) checkMoved(dev onvif.Device, source string) {
+	candidates := reachableXAddrs(dev)
+	if len(candidates) == 0 || x.following[dev.URN] {
+		return
+	}
+	var cam *store.Camera
+	_ = x.d.store.View(context.Background(), func(tx *store.Tx) error {
+		cams, err := tx.Cameras()
+		for i := range cams {
+			if cams[i].ONVIF != nil && cams[i].ONVIF.URN == dev.URN {
+				cam = &cams[i]
+				break
+			}
+		}
+		return err
+	})
+	if cam == nil || slices.Contains(candidates, cam.ONVIF.XAddr) {
+		return // not adopted, or still (also) answering where it was adopted
+	}
+	// The first address that is not already the pending one: a spoofed
+	// reply merged with the camera's own must not hide the real move.
+	xaddr := ""
+	for _, c := range candidates {
+		if cam.PendingMove == nil || cam.PendingMove.XAddr != c {
+			xaddr = c
+			break
+		}
+	}
+	if xaddr == "" {
+		return // already pending; nothing new to say
+	}
+	name, urn, pin := cam.Name, dev.URN, cam.ONVIF.CertSHA256
+	if pin == "" {
+		x.holdMove(name, urn, xaddr, source, "discovery messages are unauthenticated and the camera has no pinned certificate")
+		return
+	}
+	if !strings.HasPrefix(xaddr, "https://") {
+		x.holdMove(name, urn, xaddr, source, "the camera was adopted over HTTPS and the new address is plain HTTP")
+		return
+	}
+	x.following[urn] = true
+	oldXAddr := cam.ONVIF.XAddr
+	x.log.Info("adopted camera announced at a new address; checking its pinned certificate before anything else", "camera", name, "urn", urn, "old", oldXAddr, "new", xaddr)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		res, reason := x.d.proveIdentity(ctx, name, xaddr, pin)
+		x.d.post(context.Background(), func() {
+			delete(x.following, urn)
+			if reason != "" {
+				x.holdMove(name, urn, xaddr, source, reason)
+				return
+			}
+			if _, err := x.d.applyMove(context.Background(), systemCaller(), "camera.follow", name, urn, oldXAddr, xaddr, res); err != nil {
+				x.log.Warn("following a camera with a proven identity failed; keeping its old addresses", "camera", name, "error", err)
+			}
+		})
+	}()
+}
+
+// proveIdentity checks that the device at xaddr is the pinned camera and
+// re-reads its streams there; a non-empty reason says why not. The first
+// contact is a TLS handshake that sends nothing; credentials travel only
+// inside a TLS session whose certificate is the pinned one.
+func (d *Daemon) proveIdentity(ctx context.Context, name, xaddr, pin string) (onvif.AdoptResult, string) {
+	fp, err := onvif.FetchCertFingerprint(ctx, xaddr)
+	if err != nil {
+		return onvif.AdoptResult{}, fmt.Sprintf("no TLS handshake with the new address (%v)", err)
+	}
+	if fp != pin {
+		return onvif.AdoptResult{}, fmt.Sprintf("the new address presents a different TLS certificate (sha256 %s, pinned %s)", shortFP(fp), shortFP(pin))
+	}
+	opts, err := d.cameraClientOptions(ctx, name)
+	if err != nil {
+		return onvif.AdoptResult{}, fmt.Sprintf("cannot read the camera's credentials (%v)", err)
+	}
+	cl, err := onvif.NewClient(xaddr, opts)
+	if err != nil {
+		return onvif.AdoptResult{}, err.Error()
+	}
+	addrs, err := cl.GetNetworkAddresses(ctx)
+	host := hostOf(xaddr)
+	if err != nil {
+		return onvif.AdoptResult{}, fmt.Sprintf("the camera did not say which addresses it has (%v)", err)
+	}
+	if !slices.Contains(addrs, host) {
+		return onvif.AdoptResult{}, fmt.Sprintf("the camera reports its addresses as %s, not %s (a relay in front of it, or NAT)", strings.Join(addrs, ","), host)
+	}
+	res, err := onvif.Adopt(ctx, xaddr, opts)
+	if err != nil {
+		return onvif.AdoptResult{}, fmt.Sprintf("re-reading the camera's streams failed (%v)", err)
+	}
+	return res, ""
+}
+
+// holdMove records a pending move (loop goroutine): audited, logged, and no
+// configuration change, so nothing restarts and nothing is sent anywhere.
+func (x *discovery) holdMove(name, urn, xaddr, source, reason string) {
+	b := x.held[name]
+	if time.Since(b.start) > holdWindow {
+		b = holdBudget{start: time.Now()}
+	}
+	if b.n >= holdBurst {
+		x.log.Debug("too many unconfirmed addresses for a camera this minute; not recorded", "camera", name, "xaddr", xaddr)
+		return
+	}
+	b.n++
+	x.held[name] = b
+	pm := &store.PendingMove{XAddr: xaddr, SeenAt: time.Now().UTC(), Source: source, Reason: reason}
+	_, err := x.d.mutateLocked(context.Background(), mutation{
+		caller: systemCaller(), action: "camera.move_pending", target: name,
+		args: map[string]string{"urn": urn, "xaddr": xaddr, "source": source, "reason": reason},
+		apply: func(tx *store.Tx, ch *changeSet) error {
+			return tx.SetCameraPendingMove(name, pm)
+		},
+	})
+	if err != nil {
+		x.log.Warn("cannot record a camera's pending move", "camera", name, "error", err)
+		return
+	}
+	x.log.Warn("adopted camera announced at another address; not followed, nothing sent there",
+		"camera", name, "urn", urn, "seen_at", xaddr, "source", source, "reason", reason,
+		"confirm", "camwarden camera move "+name+" --to "+hostPort(xaddr))
+}
+
+// cameraClientOptions are the ONVIF client options for a stored camera:
+// its credentials and, when it has one, its pinned certificate.
+func (d *Daemon) cameraClientOptions(ctx context.Context, name string) (onvif.ClientOptions, error) {
+	opts := onvif.ClientOptions{Logger: d.log.Named("onvif")}
+	err := d.store.View(ctx, func(tx *store.Tx) error {
+		c, err := tx.Camera(name)
+		if err != nil {
+			return err
+		}
+		opts.Username = c.Username
+		if c.ONVIF != nil {
+			opts.CertSHA256 = c.ONVIF.CertSHA256
+		}
+		if c.HasPassword {
+			opts.Password, err = tx.CameraPassword(name)
+		}
+		return err
+	})
+	return opts, err
+}
+
+// applyMove points an adopted camera at newXAddr with the stream addresses
+// read there, records the certificate seen, and clears any pending move
+// (loop goroutine). Only that camera's pullers restart.
+func (d *Daemon) applyMove(ctx context.Context, caller api.Caller, action, name, urn, oldXAddr, newXAddr string, res onvif.AdoptResult) (apitype.MutationResult, error) {
+	byName := map[string]string{}
+	for _, s := range res.Streams {
+		byName[s.Name] = s.URI.URI
+	}
+	out, err := d.mutateLocked(ctx, mutation{
+		caller: caller, action: action, target: name,
+		args: map[string]string{"urn": urn, "old_xaddr": oldXAddr, "new_xaddr": newXAddr, "cert_sha256": res.CertSHA256},
+		apply: func(tx *store.Tx, ch *changeSet) error {
+			ch.cameras = true
+			return tx.UpdateCamera(name, func(c *store.Camera) error {
+				if c.ONVIF == nil || c.ONVIF.URN != urn {
+					return apitype.Errorf(apitype.CodeConflict, "camera %q is no longer the device %s", name, orNone(urn))
+				}
+				if c.ONVIF.XAddr != oldXAddr {
+					return apitype.Errorf(apitype.CodeConflict, "camera %q changed address meanwhile; try again", name)
+				}
+				c.ONVIF.XAddr = newXAddr
+				c.ONVIF.CertSHA256 = res.CertSHA256
+				c.PendingMove = nil
+				for i := range c.Streams {
+					if u, ok := byName[c.Streams[i].Name]; ok {
+						c.Streams[i].URL = u
+					}
+				}
+				return nil
+			})
+		},
+	})
+	if err == nil {
+		d.log.Info("camera moved; only its pullers restart", "camera", name, "urn", urn, "xaddr", newXAddr, "action", action)
+	}
+	return out, err
+}
+
+// CameraMove is camwarden camera move NAME --to ADDR: the admin confirms
+// the camera's new address, which then gets its credentials.
+func (b backend) CameraMove(ctx context.Context, c api.Caller, req apitype.CameraMoveRequest) (*apitype.MutationResult, error) {
+	d := b.d
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	var cam store.Camera
+	if err := d.store.View(ctx, func(tx *store.Tx) (err error) { cam, err = tx.Camera(req.Name); return }); err != nil {
+		return nil, toAPIError(err)
+	}
+	if cam.ONVIF == nil || cam.ONVIF.XAddr == "" {
+		return nil, invalid("camera %q was added by RTSP URL, not adopted: change its address with camwarden camera set %s --url", req.Name, req.Name)
+	}
+	xaddr, err := moveTarget(cam, req.To)
+	if err != nil {
+		return nil, err
+	}
+	if xaddr == cam.ONVIF.XAddr {
+		return nil, invalid("camera %q is already at %s", req.Name, xaddr)
+	}
+	if pin := cam.ONVIF.CertSHA256; pin != "" {
+		if !strings.HasPrefix(xaddr, "https://") {
+			return nil, invalid("camera %q was adopted over HTTPS with a pinned certificate: moving it to plain HTTP would send its credentials unprotected; give an https:// address, or remove and re-adopt the camera", req.Name)
+		}
+		fp, err := onvif.FetchCertFingerprint(ctx, xaddr)
+		if err != nil {
+			d.auditFailure(ctx, c, "camera.move", req.Name, "failed: unreachable")
+			return nil, apitype.Errorf(apitype.CodeUnavailable, "cannot reach %s: %v", xaddr, err)
+		}
+		if fp != pin {
+			d.auditFailure(ctx, c, "camera.move", req.Name, "failed: certificate")
+			return nil, apitype.Errorf(apitype.CodeConflict, "the device at %s presents a different TLS certificate (sha256 %s, pinned %s); nothing was sent to it. "+
+				"If the camera's certificate really changed, remove and re-adopt the camera", xaddr, shortFP(fp), shortFP(pin))
+		}
+	}
+	opts, err := d.cameraClientOptions(ctx, req.Name)
+	if err != nil {
+		return nil, toAPIError(err)
+	}
+	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	res, err := onvif.Adopt(qctx, xaddr, opts)
+	cancel()
+	if err != nil {
+		d.auditFailure(ctx, c, "camera.move", req.Name, adoptCode(err))
+		if errors.Is(err, onvif.ErrCertMismatch) {
+			return nil, apitype.Errorf(apitype.CodeConflict, "the device at %s presents a different TLS certificate; nothing was sent to it", xaddr)
+		}
+		return nil, adoptError(err, xaddr)
+	}
+	var out apitype.MutationResult
+	var merr error
+	if err := d.do(ctx, func() {
+		out, merr = d.applyMove(ctx, c, "camera.move", req.Name, cam.ONVIF.URN, cam.ONVIF.XAddr, xaddr, res)
+	}); err != nil {
+		return nil, apitype.Errorf(apitype.CodeUnavailable, "daemon busy or stopping: %v", err)
+	}
+	if merr != nil {
+		return nil, merr
+	}
+	return b.cameraResult(ctx, out, req.Name)
+}
+
+// moveTarget turns camera move --to into a device service URL: a full
+// http(s) URL as given; HOST[:PORT] naming the pending move's address takes
+// that address whole; otherwise the stored scheme, port and path are kept
+// with the new host (and port).
+func moveTarget(cam store.Camera, to string) (string, error) {
+	to = strings.TrimSpace(to)
+	if to == "" {
+		return "", invalid("give the camera's new address: --to HOST[:PORT] or --to http(s)://HOST[:PORT]/PATH")
+	}
+	if strings.Contains(to, "://") {
+		u, err := url.Parse(to)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.User != nil {
+			return "", invalid("invalid --to %q: use HOST[:PORT] or http(s)://HOST[:PORT]/onvif/device_service without credentials", redactUserinfo(to))
+		}
+		if u.Path == "" || u.Path == "/" {
+			u.Path = "/onvif/device_service"
+		}
+		return u.String(), nil
+	}
+	if strings.ContainsAny(to, "/@ ?#") {
+		return "", invalid("invalid --to %q: use HOST[:PORT] or a full http(s):// URL", redactUserinfo(to))
+	}
+	if pm := cam.PendingMove; pm != nil && (hostPort(pm.XAddr) == to || hostOf(pm.XAddr) == to) {
+		return pm.XAddr, nil
+	}
+	u, err := url.Parse(cam.ONVIF.XAddr)
+	if err != nil {
+		return "", invalid("the camera's stored address is unusable; give a full http(s):// URL")
+	}
+	host, port, err := net.SplitHostPort(to)
+	if err != nil {
+		host, port = strings.Trim(to, "[]"), u.Port()
+	}
+	if host == "" {
+		return "", invalid("invalid --to %q: no host", to)
+	}
+	if port != "" {
+		if _, err := net.LookupPort("tcp", port); err != nil {
+			return "", invalid("invalid --to %q: bad port", to)
+		}
+		u.Host = net.JoinHostPort(host, port)
+	} else if strings.Contains(host, ":") {
+		u.Host = "[" + host + "]"
+	} else {
+		u.Host = host
+	}
+	return u.String(), nil
+}
+
+// pendingMoveView is what admins see of a pending move, with the command
+// that confirms it.
+func pendingMoveView(camera string, pm *store.PendingMove) *apitype.PendingMove {
+	if pm == nil {
+		return nil
+	}
+	addr := hostPort(pm.XAddr)
+	return &apitype.PendingMove{XAddr: apitype.StripUserinfo(pm.XAddr), Addr: addr, SeenAt: pm.SeenAt, Source: pm.Source, Reason: pm.Reason,
+		Hint: fmt.Sprintf("moved? seen at %s, confirm with `camwarden camera move %s --to %s`", addr, camera, addr)}
+}
+
+func hostOf(xaddr string) string {
+	u, err := url.Parse(xaddr)
+	if err != nil {
+		return ""
+	}
+	return u.Hostname()
+}
+
+// hostPort is the HOST:PORT of a URL, the default port of its scheme
+// filled in.
+func hostPort(xaddr string) string {
+	u, err := url.Parse(xaddr)
+	if err != nil {
+		return ""
+	}
+	if u.Port() != "" {
+		return u.Host
+	}
+	port := "80"
+	if u.Scheme == "https" {
+		port = "443"
+	}
+	return net.JoinHostPort(u.Hostname(), port)
+}
+
+func shortFP(fp string) string {
+	if len(fp) > 16 {
+		return fp[:16] + "…"
+	}
+	return fp
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+// redactUserinfo drops anything before an '@' after the scheme, for
+// errors that quote what the admin typed.
+func redactUserinfo(s string) string {
+	if i := strings.LastIndex(s, "@"); i >= 0 {
+		if j := strings.Index(s, "://"); j >= 0 && j < i {
+			return s[:j+3] + "***@" + s[i+1:]
+		}
+		return "***@" + s[i+1:]
+	}
+	return s
+}

@@ -1,0 +1,47 @@
+package daemon
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/camwarden/camwarden/onvif"
+	"github.com/camwarden/camwarden/store"
+)
+
+func TestMoveTarget(t *testing.T) {
+	cam := store.Camera{Name: "lobby", ONVIF: &store.ONVIFIdentity{XAddr: "http://10.0.0.5:8080/onvif/dev"},
+		PendingMove: &store.PendingMove{XAddr: "http://10.0.0.23:8899/onvif/device_service"}}
+	for _, tc := range []struct{ to, want string }{
+		{"10.0.0.23:8899", "http://10.0.0.23:8899/onvif/device_service"}, // the pending one, whole
+		{"10.0.0.23", "http://10.0.0.23:8899/onvif/device_service"},
+		{"10.0.0.9", "http://10.0.0.9:8080/onvif/dev"}, // stored scheme, port and path
+		{"10.0.0.9:81", "http://10.0.0.9:81/onvif/dev"},
+		{"https://10.0.0.9", "https://10.0.0.9/onvif/device_service"},
+		{"https://10.0.0.9:8443/x", "https://10.0.0.9:8443/x"},
+	} {
+		got, err := moveTarget(cam, tc.to)
+		if err != nil || got != tc.want {
+			t.Errorf("moveTarget(%q) = %q, %v; want %q", tc.to, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"", "http://u:secret@10.0.0.9/", "10.0.0.9/path", "ftp://10.0.0.9", "10.0.0.9:99999", "a b"} {
+		if got, err := moveTarget(cam, bad); err == nil {
+			t.Errorf("moveTarget(%q) = %q, want an error", bad, got)
+		} else if strings.Contains(err.Error(), "secret") {
+			t.Errorf("error quotes the password: %v", err)
+		}
+	}
+}
+
+func TestReachableXAddrsKeepsEveryReply(t *testing.T) {
+	dev := onvif.Device{Addr: "10.0.0.7", XAddrs: []string{"http://0.0.0.0:80/onvif/device_service", "http://10.0.0.66:81/x", "http://10.0.0.7/onvif/device_service"}}
+	got := reachableXAddrs(dev)
+	want := []string{"http://10.0.0.7:80/onvif/device_service", "http://10.0.0.7:81/x", "http://10.0.0.7/onvif/device_service"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("got %q", got)
+	}
+	dev.Addr = "0.0.0.0" // looped-back multicast: keep the reported host
+	if got := reachableXAddr(dev); got != "http://0.0.0.0:80/onvif/device_service" {
+		t.Errorf("unspecified source: %q", got)
+	}
+}
