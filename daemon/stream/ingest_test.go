@@ -238,7 +238,7 @@ func TestAudioAndVideoPassThrough(t *testing.T) {
 	if got := strings.Join(codecs, ","); got != "H264,G711,MPEG-4 Audio" {
 		t.Errorf("reader sees codecs %s", got)
 	}
-	if got := strings.Join(r.status("cam1/main").Codecs, ","); got != "H264,G711,MPEG-4 Audio" {
+	if got := strings.Join(r.status("cam1/main").Codecs, ","); got != "H264,PCMA,AAC" {
 		t.Errorf("status codecs %s", got)
 	}
 	if rd.gaps.Load() != 0 {

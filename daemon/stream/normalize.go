@@ -2,11 +2,9 @@ package stream
 
 import (
 	"bytes"
-	"errors"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v5/pkg/format"
-	"github.com/bluenviron/gortsplib/v5/pkg/format/rtph264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/hashicorp/go-hclog"
@@ -16,12 +14,16 @@ import (
 // formatFwd normalises one source format for readers:
 //   - H.264 packetization-mode 0 is served as mode 1 (a mode-0 stream is a
 //     valid mode-1 stream; gortsplib refuses mode 0 when UDP is on);
-//   - H.264 packets larger than the server's packet size switch the format
-//     to re-packetising: decode access units, encode them again at the
-//     server's packet size (as MediaMTX does);
-//   - in-band SPS/PPS changes update the served format (and so the SDP);
+//   - H.264 and H.265 packets larger than the server's packet size switch
+//     the format to re-packetising (nalRepacketiser): complete NAL units go
+//     out again as single-NAL or FU packets at the server's packet size;
+//     H.265 with DON fields is always re-packetised (and served without);
+//   - in-band SPS/PPS (and VPS) changes update the served format (and so
+//     the SDP);
 //   - a source SSRC change (camera restart) keeps sequence numbers and
-//     timestamps continuous for readers.
+//     timestamps continuous for readers;
+//   - oversized packets of any other codec cannot be split here: they are
+//     dropped and counted (the track's status says so).
 //
 // Everything else passes through with its payload untouched.
 type formatFwd struct {
@@ -30,11 +32,8 @@ type formatFwd struct {
 	h265     *format.H265
 	clock    int
 
-	reencode   bool
-	dec        *rtph264.Decoder
-	enc        *rtph264.Encoder
-	pending    bool // the decoder holds packets of an unfinished access unit
-	pendingTS  uint32
+	rp         *nalRepacketiser // non-nil once re-packetising
+	donl       bool
 	haveOut    bool
 	lastOutSeq uint16
 	seqOffset  uint16
@@ -43,6 +42,9 @@ type formatFwd struct {
 	tsOffset   uint32
 	ssrc       uint32
 	haveSSRC   bool
+
+	oversized uint64 // packets dropped for being larger than the packet size
+	malformed uint64 // packets the re-packetiser could not parse
 }
 
 func newFormatFwd(f format.Format) *formatFwd {
@@ -59,29 +61,30 @@ func newFormatFwd(f format.Format) *formatFwd {
 		ff.out = ff.h264
 	case *format.H265:
 		vps, sps, pps := t.SafeParams()
-		ff.h265 = &format.H265{PayloadTyp: t.PayloadTyp, VPS: bytes.Clone(vps), SPS: bytes.Clone(sps), PPS: bytes.Clone(pps), MaxDONDiff: t.MaxDONDiff}
+		ff.h265 = &format.H265{PayloadTyp: t.PayloadTyp, VPS: bytes.Clone(vps), SPS: bytes.Clone(sps), PPS: bytes.Clone(pps)}
+		ff.donl = t.MaxDONDiff > 0
 		ff.out = ff.h265
 	}
 	return ff
 }
 
-// resolution parses the served SPS.
-func (ff *formatFwd) resolution() (int, int) {
+// resolution parses the served SPS; fps is the frame rate it declares (0 if none).
+func (ff *formatFwd) resolution() (w, h int, fps float64) {
 	switch {
 	case ff.h264 != nil:
 		sps, _ := ff.h264.SafeParams()
 		var s h264.SPS
 		if len(sps) > 0 && s.Unmarshal(sps) == nil {
-			return s.Width(), s.Height()
+			return s.Width(), s.Height(), s.FPS()
 		}
 	case ff.h265 != nil:
 		_, sps, _ := ff.h265.SafeParams()
 		var s h265.SPS
 		if len(sps) > 0 && s.Unmarshal(sps) == nil {
-			return s.Width(), s.Height()
+			return s.Width(), s.Height(), s.FPS()
 		}
 	}
-	return 0, 0
+	return 0, 0, 0
 }
 
 // process turns one source packet into the packets to serve.
@@ -94,9 +97,8 @@ func (ff *formatFwd) process(in *rtp.Packet, now time.Time, maxPacket int, log h
 		}
 		ff.tsOffset = ff.lastOutTS + el - in.Timestamp
 		ff.seqOffset = ff.lastOutSeq + 1 - in.SequenceNumber
-		if ff.dec != nil {
-			ff.dec = nil
-			ff.pending = false
+		if ff.rp != nil {
+			ff.rp.reset()
 		}
 		log.Debug("source SSRC changed", "path", pathName)
 	}
@@ -119,13 +121,6 @@ func (ff *formatFwd) process(in *rtp.Packet, now time.Time, maxPacket int, log h
 				paramsChanged = true
 			}
 		}
-		if !ff.reencode && in.MarshalSize() > maxPacket {
-			ff.reencode = true
-			log.Info("source sends RTP packets larger than the server's packet size: re-packetising", "path", pathName, "size", in.MarshalSize(), "max", maxPacket)
-		}
-		if ff.reencode {
-			return ff.repacketize(in, ts, maxPacket), paramsChanged
-		}
 	case ff.h265 != nil:
 		_, vps, sps, pps := h265Scan(in.Payload)
 		if vps != nil || sps != nil || pps != nil {
@@ -137,8 +132,33 @@ func (ff *formatFwd) process(in *rtp.Packet, now time.Time, maxPacket int, log h
 			}
 		}
 	}
+	if (ff.h264 != nil || ff.h265 != nil) && ff.rp == nil && (in.MarshalSize() > maxPacket || ff.donl) {
+		seq := in.SequenceNumber + ff.seqOffset
+		if ff.haveOut {
+			seq = ff.lastOutSeq + 1
+		}
+		ff.rp = newNALRepacketiser(ff.h265 != nil, ff.donl, maxPacket-12, seq)
+		log.Info("source sends RTP packets larger than the server's packet size: re-packetising", "path", pathName,
+			"codec", ff.src.Codec(), "size", in.MarshalSize(), "max", maxPacket)
+	}
+	if ff.rp != nil {
+		outs, err := ff.rp.process(in, ts)
+		if err != nil {
+			ff.malformed++
+			return nil, paramsChanged
+		}
+		for _, o := range outs {
+			ff.emitted(o, now)
+		}
+		return outs, paramsChanged
+	}
 	if in.MarshalSize() > maxPacket {
-		return nil, paramsChanged // cannot be served; only H.264 is re-packetised
+		if ff.oversized == 0 {
+			log.Warn("source sends RTP packets larger than the server's packet size for a codec that cannot be re-packetised here: dropping them",
+				"path", pathName, "codec", ff.src.Codec(), "size", in.MarshalSize(), "max", maxPacket)
+		}
+		ff.oversized++
+		return nil, paramsChanged
 	}
 	out := &rtp.Packet{Header: in.Header, Payload: in.Payload}
 	out.SequenceNumber = in.SequenceNumber + ff.seqOffset
@@ -173,58 +193,6 @@ func (ff *formatFwd) emitted(out *rtp.Packet, now time.Time) {
 	ff.lastOutSeq = out.SequenceNumber
 	ff.lastOutTS = out.Timestamp
 	ff.lastWall = now
-}
-
-func (ff *formatFwd) repacketize(in *rtp.Packet, ts uint32, maxPacket int) []*rtp.Packet {
-	if ff.dec == nil {
-		ff.dec = &rtph264.Decoder{PacketizationMode: 1}
-		_ = ff.dec.Init()
-		ff.pending = false
-	}
-	if ff.enc == nil {
-		ssrc := uint32(0)
-		seq := ff.lastOutSeq + 1
-		ff.enc = &rtph264.Encoder{
-			PayloadType:           ff.h264.PayloadTyp,
-			SSRC:                  &ssrc,
-			InitialSequenceNumber: &seq,
-			PayloadMaxSize:        maxPacket - 12,
-			PacketizationMode:     1,
-		}
-		if err := ff.enc.Init(); err != nil {
-			return nil
-		}
-	}
-	pkt := *in
-	pkt.Timestamp = ts
-	wasPending, prevTS := ff.pending, ff.pendingTS
-	au, err := ff.dec.Decode(&pkt)
-	switch {
-	case errors.Is(err, rtph264.ErrMorePacketsNeeded):
-		ff.pending, ff.pendingTS = true, ts
-		return nil
-	case err != nil:
-		ff.pending = false
-		return nil
-	}
-	auTS := ts
-	if wasPending && prevTS != ts {
-		// The decoder split on a timestamp change: it returned the previous
-		// access unit and keeps this packet.
-		auTS = prevTS
-		ff.pending, ff.pendingTS = true, ts
-	} else {
-		ff.pending = false
-	}
-	pkts, err := ff.enc.Encode(au)
-	if err != nil {
-		return nil
-	}
-	for _, o := range pkts {
-		o.Timestamp = auTS
-		ff.emitted(o, time.Now())
-	}
-	return pkts
 }
 
 // h264Scan reports whether an H.264 RTP payload starts a keyframe and

@@ -46,6 +46,7 @@ type path struct {
 	since   time.Time
 	lastErr string
 	codecs  []string
+	tracks  []*trackStats // every source media in SDP order, back channels included
 	width   int
 	height  int
 	lost    uint64
@@ -127,25 +128,31 @@ func (p *path) setState(state, lastErr string) {
 }
 
 // goLive builds the served description from the source one, creates the
-// served stream and marks the path live.
+// served stream and marks the path live. Back-channel medias are listed in
+// the status but not served.
 func (p *path) goLive(src *description.Session) error {
 	served := &description.Session{Title: src.Title}
 	fwds := map[*description.Media]*mediaFwd{}
 	var codecs []string
+	var tracks []*trackStats
 	var w, h int
+	now := time.Now()
 	for _, m := range src.Medias {
+		ts := newTrackStats(m, now)
+		tracks = append(tracks, ts)
 		if m.IsBackChannel {
 			continue
 		}
 		sm := &description.Media{Type: m.Type, ID: m.ID, Control: m.Control}
-		mf := &mediaFwd{served: sm, formats: map[uint8]*formatFwd{}, video: m.Type == description.MediaTypeVideo}
+		mf := &mediaFwd{served: sm, formats: map[uint8]*formatFwd{}, video: m.Type == description.MediaTypeVideo, stats: ts}
 		for _, f := range m.Formats {
 			ff := newFormatFwd(f)
 			sm.Formats = append(sm.Formats, ff.out)
 			mf.formats[f.PayloadType()] = ff
-			codecs = append(codecs, f.Codec())
+			name, _, _ := codecInfo(f)
+			codecs = append(codecs, name)
 			if w == 0 {
-				w, h = ff.resolution()
+				w, h, _ = ff.resolution()
 			}
 		}
 		served.Medias = append(served.Medias, sm)
@@ -167,8 +174,9 @@ func (p *path) goLive(src *description.Session) error {
 	p.gop, p.gopOn = nil, false
 	p.dropJoinsLocked()
 	p.codecs = codecs
+	p.tracks = tracks
 	p.width, p.height = w, h
-	p.win = rateWindow{start: time.Now()}
+	p.win = rateWindow{start: now}
 	p.mu.Unlock()
 	return nil
 }
@@ -234,12 +242,18 @@ func (p *path) ingest(srcMedia *description.Media, pkt *rtp.Packet) {
 	if ff == nil {
 		return
 	}
+	if !validPayload(ff.src, pkt.Payload) {
+		// Not what the camera announced: dropped, counted, shown in the status.
+		mf.stats.badPayload(pkt.Payload, now)
+		return
+	}
+	mf.stats.lastGood = now
 	outs, paramsChanged := ff.process(pkt, now, p.s.rtsp.MaxPacketSize, p.s.log, p.name)
 	if paramsChanged {
 		// New readers get the new SPS/PPS in their SDP.
 		p.stream.ReloadDesc()
 		if mf.video {
-			if w, h := ff.resolution(); w > 0 {
+			if w, h, _ := ff.resolution(); w > 0 {
 				p.width, p.height = w, h
 			}
 		}
@@ -257,7 +271,7 @@ func (p *path) ingest(srcMedia *description.Media, pkt *rtp.Packet) {
 			if len(p.gop) >= p.gopCap {
 				p.gop, p.gopOn = nil, false // GOP too long to replay: wait for the next keyframe
 			} else {
-				p.gop = append(p.gop, gopPkt{medi: mf.served, pkt: clonePacket(out)})
+				p.gop = append(p.gop, gopPkt{medi: mf.served, pkt: clonePacket(out), ntp: now})
 			}
 		}
 		p.win.add(now, out.MarshalSize(), mf.video && out.Marker)
@@ -265,8 +279,10 @@ func (p *path) ingest(srcMedia *description.Media, pkt *rtp.Packet) {
 			p.frames++
 			p.lastFrame = now
 		}
-		if !p.holdLocked(mf.served, out) {
-			_ = p.stream.WritePacketRTP(mf.served, out)
+		mf.stats.win.add(now, out.MarshalSize(), mf.video && out.Marker)
+		mf.stats.packets++
+		if !p.holdLocked(mf.served, out, now) {
+			_ = p.stream.WritePacketRTPWithNTP(mf.served, out, now)
 		}
 	}
 }
@@ -377,6 +393,7 @@ func (p *path) status() StreamStatus {
 	if p.stream != nil {
 		st.BitrateBps, st.FPS = p.win.rates(now)
 	}
+	st.Tracks = p.trackStatusLocked(now)
 	return st
 }
 
@@ -431,4 +448,26 @@ type mediaFwd struct {
 	served  *description.Media
 	formats map[uint8]*formatFwd
 	video   bool
+	stats   *trackStats
+}
+
+// trackStatusLocked lists every track of the last source description; the
+// caller holds p.mu.
+func (p *path) trackStatusLocked(now time.Time) []TrackStatus {
+	if len(p.tracks) == 0 {
+		return nil
+	}
+	byStats := map[*trackStats]*mediaFwd{}
+	for _, mf := range p.fwds {
+		byStats[mf.stats] = mf
+	}
+	out := make([]TrackStatus, 0, len(p.tracks))
+	for _, t := range p.tracks {
+		var ffs map[uint8]*formatFwd
+		if mf := byStats[t]; mf != nil {
+			ffs = mf.formats
+		}
+		out = append(out, t.status(now, ffs, p.stream != nil))
+	}
+	return out
 }

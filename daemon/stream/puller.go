@@ -199,7 +199,7 @@ func (p *path) pullOnce(ctx context.Context) (liveAt time.Time, err error) {
 	if err := c.SetupAll(desc.BaseURL, medias); err != nil {
 		return time.Time{}, fmt.Errorf("setup: %w", refused(err))
 	}
-	if err := p.goLive(&description.Session{Title: desc.Title, Medias: medias}); err != nil {
+	if err := p.goLive(desc); err != nil {
 		raw, _ := rawSDP.Load().(string)
 		return time.Time{}, fmt.Errorf("%v; SDP: %q", err, truncate(scrub(raw, pass), 1024))
 	}

@@ -1,6 +1,8 @@
 package stream
 
 import (
+	"time"
+
 	"github.com/bluenviron/gortsplib/v5"
 	"github.com/bluenviron/gortsplib/v5/pkg/description"
 	"github.com/pion/rtp"
@@ -29,6 +31,11 @@ type join struct{}
 type gopPkt struct {
 	medi *description.Media // served media
 	pkt  *rtp.Packet
+	// ntp is when the packet arrived. It is written with it: gortsplib's
+	// per-reader RTCP sender maps RTP time to this NTP time and readers
+	// (ffmpeg) sync tracks by it; "now" would make replayed or held packets
+	// look later than the live ones of the other tracks (non-monotonic DTS).
+	ntp time.Time
 }
 
 // beginJoinLocked replays the cache to ss and, when it replayed anything,
@@ -62,7 +69,7 @@ func (p *path) endJoin(j *join) {
 
 // holdLocked keeps a live packet back while a join is open and reports
 // whether it did. The caller holds p.mu.
-func (p *path) holdLocked(medi *description.Media, pkt *rtp.Packet) bool {
+func (p *path) holdLocked(medi *description.Media, pkt *rtp.Packet, ntp time.Time) bool {
 	if len(p.joins) == 0 {
 		return false
 	}
@@ -72,7 +79,7 @@ func (p *path) holdLocked(medi *description.Media, pkt *rtp.Packet) bool {
 		p.flushHeldLocked()
 		return false
 	}
-	p.held = append(p.held, gopPkt{medi: medi, pkt: clonePacket(pkt)})
+	p.held = append(p.held, gopPkt{medi: medi, pkt: clonePacket(pkt), ntp: ntp})
 	return true
 }
 
@@ -83,7 +90,7 @@ func (p *path) flushHeldLocked() {
 		return
 	}
 	for _, h := range held {
-		_ = p.stream.WritePacketRTP(h.medi, h.pkt)
+		_ = p.stream.WritePacketRTPWithNTP(h.medi, h.pkt, h.ntp)
 	}
 }
 
@@ -117,7 +124,7 @@ func (p *path) replayGOPLocked(ss *gortsplib.ServerSession) int {
 			continue
 		}
 		c := *g.pkt // WritePacketRTP rewrites the SSRC in place
-		if err := ss.WritePacketRTP(g.medi, &c); err != nil {
+		if err := ss.WritePacketRTPWithNTP(g.medi, &c, g.ntp); err != nil {
 			break
 		}
 		n++

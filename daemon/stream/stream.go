@@ -146,6 +146,8 @@ type StreamStatus struct {
 	BytesReceived, PacketsReceived, Frames uint64
 	Reconnects                             uint64    // source connections that failed and were retried
 	LastFrame                              time.Time // zero until the first video frame
+	// Tracks lists every media of the camera's last description (back channels included, not served).
+	Tracks []TrackStatus
 }
 
 // SessionInfo describes one authenticated RTSP session.

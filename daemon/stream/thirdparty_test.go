@@ -45,11 +45,18 @@ func freeUDPPair(t *testing.T) (string, string) {
 // startGstCamera runs GStreamer's RTSP server (Digest auth) and returns its URL.
 func startGstCamera(t *testing.T, user, pass string) string {
 	t.Helper()
+	return startGstCameraTracks(t, user, pass, "h264")
+}
+
+// startGstCameraTracks is startGstCamera serving the given presets
+// ("h265+aac": see testdata/stream/gst_rtsp_camera.py).
+func startGstCameraTracks(t *testing.T, user, pass, tracks string) string {
+	t.Helper()
 	addr := freePort(t)
 	_, port, _ := net.SplitHostPort(addr)
 	script, _ := filepath.Abs("../../testdata/stream/gst_rtsp_camera.py")
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, "/usr/bin/python3", script, port, user, "cam")
+	cmd := exec.CommandContext(ctx, "/usr/bin/python3", script, port, user, "cam", tracks)
 	cmd.Stdin = strings.NewReader(pass + "\n") // never in argv
 	out, err := cmd.StdoutPipe()
 	if err != nil {
