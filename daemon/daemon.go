@@ -146,6 +146,7 @@ func (d *Daemon) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	d.reportDamagedSecrets(ctx)
 	d.auth = newAuthenticator(d.snap.Load, st)
 
 	scfg := stream.Config{
@@ -237,6 +238,21 @@ func (d *Daemon) run(ctx context.Context) error {
 				log.Error("health check failed; withholding watchdog ping", "error", err)
 			}
 		}
+	}
+}
+
+// reportDamagedSecrets opens every sealed secret once at start, so damage
+// (a flipped byte) shows now, in the log and in `camwarden status`, rather
+// than at that user's next login or that camera's next pull. The daemon
+// still starts: the other records are fine.
+func (d *Daemon) reportDamagedSecrets(ctx context.Context) {
+	damaged, err := d.store.CheckSealed(ctx)
+	if err != nil {
+		d.log.Error("cannot check the sealed secrets", "error", err)
+		return
+	}
+	for _, x := range damaged {
+		d.log.Error("sealed secret does not open; set it again", "kind", x.Kind, "name", x.Name, "field", x.Field, "reason", x.Reason)
 	}
 }
 

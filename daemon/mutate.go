@@ -108,6 +108,9 @@ func toAPIError(err error) *apitype.Error {
 		return &apitype.Error{Code: apitype.CodeNotFound, Message: err.Error()}
 	case errors.Is(err, store.ErrExists):
 		return &apitype.Error{Code: apitype.CodeConflict, Message: err.Error()}
+	case errors.Is(err, store.ErrNoSpace):
+		// The store's message names the state directory; nothing was written.
+		return &apitype.Error{Code: apitype.CodeUnavailable, Message: err.Error()}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return &apitype.Error{Code: apitype.CodeUnavailable, Message: "request cancelled or timed out"}
 	}

@@ -149,6 +149,9 @@ var commands = []command{
 					fmt.Fprintf(w, "users\t%d\n", s.Users)
 					fmt.Fprintf(w, "groups\t%d\n", s.Groups)
 					fmt.Fprintf(w, "key\t%s\n", orDash(s.KeyID))
+					for _, x := range s.Damaged {
+						fmt.Fprintf(w, "DAMAGED\t%s %s: sealed %s does not open; set it again\n", x.Kind, x.Name, x.Field)
+					}
 				})
 			}
 		}},

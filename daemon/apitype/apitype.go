@@ -95,6 +95,17 @@ type Status struct {
 	Users               int       `json:"users"`
 	Groups              int       `json:"groups"`
 	KeyID               string    `json:"key_id,omitempty"` // identifies the sealing key, never the key
+	// Damaged lists records whose sealed value no longer opens (a flipped
+	// byte, a blob copied from another record): set it again.
+	Damaged []DamagedRecord `json:"damaged,omitempty"`
+}
+
+// DamagedRecord names a record whose sealed value does not open.
+type DamagedRecord struct {
+	Kind   string `json:"kind"` // camera, user, directory
+	Name   string `json:"name"`
+	Field  string `json:"field"` // password, digest, bind_password
+	Reason string `json:"reason"`
 }
 
 // DiscoverRequest asks for an ONVIF WS-Discovery round. Targets are
