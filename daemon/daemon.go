@@ -60,6 +60,8 @@ type Daemon struct {
 	snap    atomic.Pointer[snapshot]
 	started time.Time
 	metrics *metrics.Metrics // nil when monitoring is off
+	// identity holds the token verifier and tracker (#13); set before the API starts.
+	identity *identityState
 
 	ops     chan func()
 	stopped chan struct{} // closed when the loop has exited: do and post give up
@@ -148,6 +150,10 @@ func (d *Daemon) run(ctx context.Context) error {
 	}
 	d.reportDamagedSecrets(ctx)
 	d.auth = newAuthenticator(d.snap.Load, st)
+	if d.identity, err = d.startIdentity(ctx); err != nil {
+		return err
+	}
+	defer d.identity.close()
 
 	scfg := stream.Config{
 		RTSPAddress: cfg.RTSPAddr,

@@ -21,20 +21,30 @@
 //	GET    /v1/cameras/{name}                    read   CameraShow
 //	PATCH  /v1/cameras/{name}                    admin  CameraSet        CameraSetRequest
 //	POST   /v1/cameras/{name}/move               admin  CameraMove       CameraMoveRequest
+//	DELETE /v1/directory                         admin  DirectoryClear
+//	GET    /v1/directory                         read   DirectoryShow
+//	PUT    /v1/directory                         admin  DirectorySet     DirectorySetRequest
 //	POST   /v1/discover                          read   Discover         DiscoverRequest
 //	GET    /v1/grants                            read   Grants           ?subject=S
 //	POST   /v1/grants                            admin  Grant            Grant
 //	POST   /v1/grants/revoke                     admin  Revoke           Grant
+//	GET    /v1/groupmaps                         read   GroupMapList
+//	POST   /v1/groupmaps                         admin  GroupMapAdd      GroupMapping
+//	POST   /v1/groupmaps/remove                  admin  GroupMapRemove   GroupMapping
 //	GET    /v1/groups                            read   GroupList
 //	POST   /v1/groups                            admin  GroupAdd         {"name": G}
 //	DELETE /v1/groups/{name}                     admin  GroupRemove
 //	POST   /v1/groups/{name}/members             admin  GroupMemberAdd   GroupMemberRequest
 //	DELETE /v1/groups/{name}/members/{user}      admin  GroupMemberRemove
+//	GET    /v1/issuers                           read   IssuerList
+//	POST   /v1/issuers                           admin  IssuerAdd        IssuerAddRequest
+//	DELETE /v1/issuers/{name}                    admin  IssuerRemove
 //	POST   /v1/key/rotate                        admin  KeyRotate
 //	GET    /v1/sessions                          read   SessionList
 //	DELETE /v1/sessions/{id}                     admin  SessionKick
 //	GET    /v1/status                            read   Status
 //	GET    /v1/streams                           read   StreamList
+//	POST   /v1/tokens/revoke                     admin  TokenRevoke      TokenRevokeRequest
 //	GET    /v1/users                             read   UserList
 //	POST   /v1/users                             admin  UserAdd          UserAddRequest
 //	DELETE /v1/users/{name}                      admin  UserRemove
@@ -106,6 +116,17 @@ type Backend interface {
 	AuditVerify(ctx context.Context, c Caller) (*apitype.AuditVerify, error)
 
 	KeyRotate(ctx context.Context, c Caller) (*apitype.KeyRotate, error)
+
+	IssuerList(ctx context.Context, c Caller) (*apitype.IssuerList, error)
+	IssuerAdd(ctx context.Context, c Caller, req apitype.IssuerAddRequest) (*apitype.MutationResult, error)
+	IssuerRemove(ctx context.Context, c Caller, name string) (*apitype.MutationResult, error)
+	GroupMapList(ctx context.Context, c Caller) (*apitype.GroupMapList, error)
+	GroupMapAdd(ctx context.Context, c Caller, m apitype.GroupMapping) (*apitype.MutationResult, error)
+	GroupMapRemove(ctx context.Context, c Caller, m apitype.GroupMapping) (*apitype.MutationResult, error)
+	DirectoryShow(ctx context.Context, c Caller) (*apitype.Directory, error)
+	DirectorySet(ctx context.Context, c Caller, req apitype.DirectorySetRequest) (*apitype.MutationResult, error)
+	DirectoryClear(ctx context.Context, c Caller) (*apitype.MutationResult, error)
+	TokenRevoke(ctx context.Context, c Caller, req apitype.TokenRevokeRequest) (*apitype.MutationResult, error)
 
 	// AuditRefusal records a refused request (not an allowed caller, or a
 	// browser-originated request). It must not block for long.
@@ -221,6 +242,19 @@ var routes = []route{
 		}
 		return b.CameraMove(ctx, c, req)
 	}},
+	{"DELETE", "/v1/directory", RightAdmin, "DirectoryClear", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+		return b.DirectoryClear(ctx, c)
+	}},
+	{"GET", "/v1/directory", RightRead, "DirectoryShow", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+		return b.DirectoryShow(ctx, c)
+	}},
+	{"PUT", "/v1/directory", RightAdmin, "DirectorySet", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+		var req apitype.DirectorySetRequest
+		if err := decodeBody(r, &req); err != nil {
+			return nil, err
+		}
+		return b.DirectorySet(ctx, c, req)
+	}},
 	{"POST", "/v1/discover", RightRead, "Discover", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		var req apitype.DiscoverRequest
 		if err := decodeBody(r, &req); err != nil {
@@ -247,6 +281,23 @@ var routes = []route{
 			return nil, err
 		}
 		return b.Revoke(ctx, c, req)
+	}},
+	{"GET", "/v1/groupmaps", RightRead, "GroupMapList", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+		return b.GroupMapList(ctx, c)
+	}},
+	{"POST", "/v1/groupmaps", RightAdmin, "GroupMapAdd", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+		var req apitype.GroupMapping
+		if err := decodeBody(r, &req); err != nil {
+			return nil, err
+		}
+		return b.GroupMapAdd(ctx, c, req)
+	}},
+	{"POST", "/v1/groupmaps/remove", RightAdmin, "GroupMapRemove", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+		var req apitype.GroupMapping
+		if err := decodeBody(r, &req); err != nil {
+			return nil, err
+		}
+		return b.GroupMapRemove(ctx, c, req)
 	}},
 	{"GET", "/v1/groups", RightRead, "GroupList", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		return b.GroupList(ctx, c)
@@ -276,6 +327,19 @@ var routes = []route{
 	{"DELETE", "/v1/groups/{name}/members/{user}", RightAdmin, "GroupMemberRemove", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		return b.GroupMemberRemove(ctx, c, apitype.GroupMemberRequest{Group: r.PathValue("name"), User: r.PathValue("user")})
 	}},
+	{"GET", "/v1/issuers", RightRead, "IssuerList", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+		return b.IssuerList(ctx, c)
+	}},
+	{"POST", "/v1/issuers", RightAdmin, "IssuerAdd", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+		var req apitype.IssuerAddRequest
+		if err := decodeBody(r, &req); err != nil {
+			return nil, err
+		}
+		return b.IssuerAdd(ctx, c, req)
+	}},
+	{"DELETE", "/v1/issuers/{name}", RightAdmin, "IssuerRemove", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+		return b.IssuerRemove(ctx, c, r.PathValue("name"))
+	}},
 	{"POST", "/v1/key/rotate", RightAdmin, "KeyRotate", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		return b.KeyRotate(ctx, c)
 	}},
@@ -290,6 +354,13 @@ var routes = []route{
 	}},
 	{"GET", "/v1/streams", RightRead, "StreamList", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		return b.StreamList(ctx, c)
+	}},
+	{"POST", "/v1/tokens/revoke", RightAdmin, "TokenRevoke", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+		var req apitype.TokenRevokeRequest
+		if err := decodeBody(r, &req); err != nil {
+			return nil, err
+		}
+		return b.TokenRevoke(ctx, c, req)
 	}},
 	{"GET", "/v1/users", RightRead, "UserList", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		return b.UserList(ctx, c)

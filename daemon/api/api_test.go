@@ -258,6 +258,26 @@ func TestEveryEndpointRoundTrip(t *testing.T) {
 		{"AuditList", func() (any, error) { return cl.AuditList(ctx, apitype.AuditListRequest{Since: since, Limit: 7}) }, apitype.AuditListRequest{Since: since, Limit: 7}},
 		{"AuditVerify", func() (any, error) { return cl.AuditVerify(ctx) }, nil},
 		{"KeyRotate", func() (any, error) { return cl.KeyRotate(ctx) }, nil},
+		{"IssuerList", func() (any, error) { return cl.IssuerList(ctx) }, nil},
+		{"IssuerAdd", func() (any, error) {
+			return cl.IssuerAdd(ctx, apitype.IssuerAddRequest{Name: "portal", Issuer: "https://p/", Audience: "box", JWKSURL: "https://p/jwks", GroupsClaim: "roles"})
+		}, apitype.IssuerAddRequest{Name: "portal", Issuer: "https://p/", Audience: "box", JWKSURL: "https://p/jwks", GroupsClaim: "roles"}},
+		{"IssuerRemove", func() (any, error) { return cl.IssuerRemove(ctx, "portal") }, "portal"},
+		{"GroupMapList", func() (any, error) { return cl.GroupMapList(ctx) }, nil},
+		{"GroupMapAdd", func() (any, error) {
+			return cl.GroupMapAdd(ctx, apitype.GroupMapping{Group: "ops", Issuer: "portal", ClaimValue: "guards"})
+		}, apitype.GroupMapping{Group: "ops", Issuer: "portal", ClaimValue: "guards"}},
+		{"GroupMapRemove", func() (any, error) {
+			return cl.GroupMapRemove(ctx, apitype.GroupMapping{Group: "ops", DirectoryGroup: "cn=g,dc=t"})
+		}, apitype.GroupMapping{Group: "ops", DirectoryGroup: "cn=g,dc=t"}},
+		{"DirectoryShow", func() (any, error) { return cl.DirectoryShow(ctx) }, nil},
+		{"DirectorySet", func() (any, error) {
+			return cl.DirectorySet(ctx, apitype.DirectorySetRequest{URL: "ldaps://dc1", BindDN: "cn=s", BindPassword: "bp", BaseDN: "dc=t", SyncIntervalMS: 2000})
+		}, apitype.DirectorySetRequest{URL: "ldaps://dc1", BindDN: "cn=s", BindPassword: "bp", BaseDN: "dc=t", SyncIntervalMS: 2000}},
+		{"DirectoryClear", func() (any, error) { return cl.DirectoryClear(ctx) }, nil},
+		{"TokenRevoke", func() (any, error) {
+			return cl.TokenRevoke(ctx, apitype.TokenRevokeRequest{JTI: "j-1", Until: since})
+		}, apitype.TokenRevokeRequest{JTI: "j-1", Until: since}},
 	}
 	seen := map[string]bool{}
 	for _, tc := range cases {

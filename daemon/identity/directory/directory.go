@@ -415,3 +415,15 @@ func CanonicalDN(dn string) string {
 	}
 	return strings.ToLower(parsed.String())
 }
+
+// CheckDN says whether dn parses as a distinguished name (for a group
+// mapping or a base DN given by an admin).
+func CheckDN(dn string) error {
+	if dn == "" {
+		return errors.New("empty DN")
+	}
+	if _, err := ldap.ParseDN(dn); err != nil {
+		return fmt.Errorf("%q is not a DN: %v", shorten(dn), err)
+	}
+	return nil
+}

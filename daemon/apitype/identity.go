@@ -1,0 +1,210 @@
+package apitype
+
+import (
+	"net/url"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// Identity types (#13): token issuers, the directory, group mappings and
+// token revocation. The directory's bind password is write-only like every
+// other secret: DirectorySetRequest carries it, Directory never does.
+
+// Issuer is one JWT issuer with the state of its keys.
+type Issuer struct {
+	Name         string    `json:"name"`
+	Issuer       string    `json:"iss"`
+	Audience     string    `json:"audience"`
+	JWKSURL      string    `json:"jwks_url,omitempty"`
+	JWKSFile     string    `json:"jwks_file,omitempty"`
+	SubjectClaim string    `json:"subject_claim"`
+	GroupsClaim  string    `json:"groups_claim"`
+	Created      time.Time `json:"created"`
+	Keys         int       `json:"keys"`                   // usable keys in the last good JWKS read
+	SkippedKeys  int       `json:"skipped_keys,omitempty"` // keys of a kind camwarden does not accept
+	LastRefresh  time.Time `json:"last_refresh,omitzero"`
+	LastError    string    `json:"last_error,omitempty"`
+}
+
+// IssuerList is the answer of GET /v1/issuers.
+type IssuerList struct {
+	Issuers []Issuer `json:"issuers"`
+}
+
+// IssuerAddRequest adds an issuer. Issuer (the iss claim) defaults to Name.
+type IssuerAddRequest struct {
+	Name         string `json:"name"`
+	Issuer       string `json:"iss,omitempty"`
+	Audience     string `json:"audience"`
+	JWKSURL      string `json:"jwks_url,omitempty"`
+	JWKSFile     string `json:"jwks_file,omitempty"`
+	SubjectClaim string `json:"subject_claim,omitempty"`
+	GroupsClaim  string `json:"groups_claim,omitempty"`
+}
+
+// GroupMapping makes an issuer's claim value, or a directory group, count as
+// membership of a camwarden group. Exactly one of Issuer (with ClaimValue)
+// and DirectoryGroup is set.
+type GroupMapping struct {
+	Group          string `json:"group"`
+	Issuer         string `json:"issuer,omitempty"`
+	ClaimValue     string `json:"claim_value,omitempty"`
+	DirectoryGroup string `json:"directory_group,omitempty"`
+}
+
+// GroupMapList is the answer of GET /v1/groupmaps.
+type GroupMapList struct {
+	Mappings []GroupMapping `json:"mappings"`
+}
+
+// Directory is the LDAP/AD configuration (GET /v1/directory).
+type Directory struct {
+	Configured      bool      `json:"configured"`
+	URL             string    `json:"url,omitempty"`
+	StartTLS        bool      `json:"start_tls,omitempty"`
+	CAFile          string    `json:"ca_file,omitempty"`
+	BindDN          string    `json:"bind_dn,omitempty"`
+	HasBindPassword bool      `json:"has_bind_password"`
+	BaseDN          string    `json:"base_dn,omitempty"`
+	UserFilter      string    `json:"user_filter,omitempty"`
+	GroupAttribute  string    `json:"group_attribute,omitempty"`
+	GroupFilter     string    `json:"group_filter,omitempty"`
+	GroupBaseDN     string    `json:"group_base_dn,omitempty"`
+	DisabledFilter  string    `json:"disabled_filter,omitempty"`
+	TimeoutMS       int64     `json:"timeout_ms,omitempty"`
+	SyncIntervalMS  int64     `json:"sync_interval_ms,omitempty"`
+	Changed         time.Time `json:"changed,omitzero"`
+}
+
+// DirectorySetRequest replaces the directory configuration. An empty
+// BindPassword keeps the stored one.
+type DirectorySetRequest struct {
+	URL            string `json:"url"`
+	StartTLS       bool   `json:"start_tls,omitempty"`
+	CAFile         string `json:"ca_file,omitempty"`
+	BindDN         string `json:"bind_dn"`
+	BindPassword   string `json:"bind_password,omitempty"`
+	BaseDN         string `json:"base_dn"`
+	UserFilter     string `json:"user_filter,omitempty"`
+	GroupAttribute string `json:"group_attribute,omitempty"`
+	GroupFilter    string `json:"group_filter,omitempty"`
+	GroupBaseDN    string `json:"group_base_dn,omitempty"`
+	DisabledFilter string `json:"disabled_filter,omitempty"`
+	TimeoutMS      int64  `json:"timeout_ms,omitempty"`
+	SyncIntervalMS int64  `json:"sync_interval_ms,omitempty"`
+}
+
+// TokenRevokeRequest refuses a token id (jti) until Until (the token's exp;
+// zero: as long as any accepted token can live).
+type TokenRevokeRequest struct {
+	JTI   string    `json:"jti"`
+	Until time.Time `json:"until,omitzero"`
+}
+
+// maxIdentityValue bounds claim names, claim values, DNs and filters.
+const maxIdentityValue = 512
+
+func checkText(what, s string, required bool) error {
+	if s == "" {
+		if required {
+			return invalidf("%s is required", what)
+		}
+		return nil
+	}
+	if len(s) > maxIdentityValue {
+		return invalidf("%s is longer than %d bytes", what, maxIdentityValue)
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return invalidf("%s holds a control character", what)
+		}
+	}
+	return nil
+}
+
+// Validate checks an issuer's syntax (the daemon checks the rest).
+func (r IssuerAddRequest) Validate() error {
+	if err := CheckName("issuer", r.Name); err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		what, v  string
+		required bool
+	}{{"iss", r.Issuer, false}, {"--audience", r.Audience, true}, {"--subject-claim", r.SubjectClaim, false},
+		{"--groups-claim", r.GroupsClaim, false}, {"--jwks-file", r.JWKSFile, false}} {
+		if err := checkText(f.what, f.v, f.required); err != nil {
+			return err
+		}
+	}
+	if (r.JWKSURL == "") == (r.JWKSFile == "") {
+		return invalidf("give exactly one of --jwks-url and --jwks-file")
+	}
+	if r.JWKSURL != "" {
+		u, err := url.Parse(r.JWKSURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+			return invalidf("--jwks-url must be an http:// or https:// URL without credentials")
+		}
+	}
+	if r.JWKSFile != "" && !strings.HasPrefix(r.JWKSFile, "/") {
+		return invalidf("--jwks-file must be an absolute path (the daemon reads it)")
+	}
+	return nil
+}
+
+// Validate checks a mapping's syntax.
+func (m GroupMapping) Validate() error {
+	if err := CheckName("group", m.Group); err != nil {
+		return err
+	}
+	switch {
+	case m.Issuer != "" && m.DirectoryGroup != "", m.Issuer == "" && m.DirectoryGroup == "":
+		return invalidf("map from exactly one of --issuer (with --claim-value) and --directory-group")
+	case m.Issuer != "":
+		if err := CheckName("issuer", m.Issuer); err != nil {
+			return err
+		}
+		return checkText("--claim-value", m.ClaimValue, true)
+	}
+	if m.ClaimValue != "" {
+		return invalidf("--claim-value goes with --issuer, not --directory-group")
+	}
+	return checkText("--directory-group", m.DirectoryGroup, true)
+}
+
+// Validate checks a directory configuration's syntax. The password rule is
+// the directory's own: any non-empty password is passed on as it is.
+func (r DirectorySetRequest) Validate() error {
+	u, err := url.Parse(r.URL)
+	if err != nil || (u.Scheme != "ldap" && u.Scheme != "ldaps") || u.Hostname() == "" || u.User != nil {
+		return invalidf("--url must be ldap://HOST[:PORT] or ldaps://HOST[:PORT], without credentials")
+	}
+	for _, f := range []struct {
+		what, v  string
+		required bool
+	}{{"--bind-dn", r.BindDN, true}, {"--base-dn", r.BaseDN, true}, {"--user-filter", r.UserFilter, false},
+		{"--group-attribute", r.GroupAttribute, false}, {"--group-filter", r.GroupFilter, false},
+		{"--group-base-dn", r.GroupBaseDN, false}, {"--disabled-filter", r.DisabledFilter, false}, {"--ca-file", r.CAFile, false}} {
+		if err := checkText(f.what, f.v, f.required); err != nil {
+			return err
+		}
+	}
+	if len(r.BindPassword) > 1024 || strings.ContainsRune(r.BindPassword, 0) {
+		return invalidf("the bind password must be at most 1024 bytes and hold no NUL")
+	}
+	if r.TimeoutMS < 0 || r.TimeoutMS > 60_000 {
+		return invalidf("--timeout must be between 0 (default 5s) and 60s")
+	}
+	if r.SyncIntervalMS < 0 || (r.SyncIntervalMS > 0 && r.SyncIntervalMS < 1000) {
+		return invalidf("--sync-interval must be at least 1s (0: default 60s)")
+	}
+	return nil
+}
+
+// Validate checks a revocation.
+func (r TokenRevokeRequest) Validate() error {
+	if len(r.JTI) > 256 {
+		return invalidf("the token id (jti) is longer than 256 bytes")
+	}
+	return checkText("the token id (jti)", r.JTI, true)
+}

@@ -1,0 +1,237 @@
+package daemon
+
+import (
+	"context"
+	"crypto/x509"
+	"os"
+	"time"
+
+	"github.com/camwarden/camwarden/daemon/api"
+	"github.com/camwarden/camwarden/daemon/apitype"
+	"github.com/camwarden/camwarden/daemon/identity/directory"
+	"github.com/camwarden/camwarden/daemon/identity/token"
+	"github.com/camwarden/camwarden/store"
+)
+
+// Issuers, group mappings, the directory and token revocation (#13). The
+// records are stored and validated here; the verifier follows the issuers
+// and revocations at once. Logging viewers in with them is not wired yet.
+
+// identityMutation commits one identity change through the ordinary
+// mutation path (audit, policy snapshot, Enforce).
+func (b backend) identityMutation(ctx context.Context, c api.Caller, action, target string, args map[string]string, apply func(tx *store.Tx) error) (*apitype.MutationResult, error) {
+	res, err := b.d.mutate(ctx, mutation{
+		caller: c, action: action, target: target, args: args,
+		apply: func(tx *store.Tx, _ *changeSet) error { return apply(tx) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	res.Changed = true
+	return &res, nil
+}
+
+func (b backend) IssuerList(ctx context.Context, c api.Caller) (*apitype.IssuerList, error) {
+	out := &apitype.IssuerList{Issuers: []apitype.Issuer{}}
+	var stored []store.Issuer
+	if err := b.d.store.View(ctx, func(tx *store.Tx) error {
+		var err error
+		stored, err = tx.Issuers()
+		return err
+	}); err != nil {
+		return nil, toAPIError(err)
+	}
+	status := b.d.identity.verifier.Status()
+	for _, s := range stored {
+		cfg := tokenIssuer(s)
+		is := apitype.Issuer{Name: s.Name, Issuer: s.Issuer, Audience: s.Audience, JWKSURL: apitype.StripUserinfo(s.JWKSURL),
+			JWKSFile: s.JWKSFile, SubjectClaim: orDefault(cfg.SubjectClaim, "sub"), GroupsClaim: orDefault(cfg.GroupsClaim, "groups"),
+			Created: s.Created}
+		if st, ok := status[s.Name]; ok {
+			is.Keys, is.SkippedKeys, is.LastRefresh, is.LastError = st.Keys, st.Skipped, st.LastRefresh, st.LastError
+		} else {
+			is.LastError = "not loaded (see the camwardend log)"
+		}
+		out.Issuers = append(out.Issuers, is)
+	}
+	return out, nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func (b backend) IssuerAdd(ctx context.Context, c api.Caller, req apitype.IssuerAddRequest) (*apitype.MutationResult, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	if req.Issuer == "" {
+		req.Issuer = req.Name
+	}
+	rec := store.Issuer{Name: req.Name, Issuer: req.Issuer, Audience: req.Audience, JWKSURL: req.JWKSURL,
+		JWKSFile: req.JWKSFile, SubjectClaim: req.SubjectClaim, GroupsClaim: req.GroupsClaim}
+	if err := tokenIssuer(rec).Validate(); err != nil {
+		return nil, invalid("%v", err)
+	}
+	args := map[string]string{"iss": req.Issuer, "audience": req.Audience, "jwks_url": apitype.StripUserinfo(req.JWKSURL),
+		"jwks_file": req.JWKSFile, "subject_claim": req.SubjectClaim, "groups_claim": req.GroupsClaim}
+	res, err := b.identityMutation(ctx, c, "issuer.add", req.Name, args, func(tx *store.Tx) error { return tx.CreateIssuer(rec) })
+	if err != nil {
+		return nil, err
+	}
+	return res, b.applyIssuers(ctx)
+}
+
+func (b backend) IssuerRemove(ctx context.Context, c api.Caller, name string) (*apitype.MutationResult, error) {
+	if err := apitype.CheckName("issuer", name); err != nil {
+		return nil, err
+	}
+	res, err := b.identityMutation(ctx, c, "issuer.remove", name, nil, func(tx *store.Tx) error { return tx.DeleteIssuer(name) })
+	if err != nil {
+		return nil, err
+	}
+	return res, b.applyIssuers(ctx)
+}
+
+// applyIssuers hands the committed issuers to the verifier. Concurrent
+// changes each re-read the store, so the last one applied is the latest.
+func (b backend) applyIssuers(ctx context.Context) error {
+	if err := b.d.identity.reloadIssuers(ctx, b.d.store); err != nil {
+		b.d.log.Error("issuers committed but not applied", "error", err)
+		return apitype.Errorf(apitype.CodeInternal, "the change is saved but the token verifier did not take it; see the camwardend log")
+	}
+	return nil
+}
+
+func (b backend) GroupMapList(ctx context.Context, c api.Caller) (*apitype.GroupMapList, error) {
+	out := &apitype.GroupMapList{Mappings: []apitype.GroupMapping{}}
+	err := b.d.store.View(ctx, func(tx *store.Tx) error {
+		ms, err := tx.GroupMappings()
+		for _, m := range ms {
+			out.Mappings = append(out.Mappings, apitype.GroupMapping{Group: m.Group, Issuer: m.Issuer, ClaimValue: m.Value, DirectoryGroup: m.DirectoryGroup})
+		}
+		return err
+	})
+	if err != nil {
+		return nil, toAPIError(err)
+	}
+	return out, nil
+}
+
+func groupMapping(m apitype.GroupMapping) (store.GroupMapping, map[string]string, error) {
+	if err := m.Validate(); err != nil {
+		return store.GroupMapping{}, nil, err
+	}
+	if m.DirectoryGroup != "" {
+		if err := directory.CheckDN(m.DirectoryGroup); err != nil {
+			return store.GroupMapping{}, nil, invalid("--directory-group: %v", err)
+		}
+		return store.GroupMapping{Group: m.Group, DirectoryGroup: m.DirectoryGroup}, map[string]string{"directory_group": m.DirectoryGroup}, nil
+	}
+	return store.GroupMapping{Group: m.Group, Issuer: m.Issuer, Value: m.ClaimValue},
+		map[string]string{"issuer": m.Issuer, "claim_value": m.ClaimValue}, nil
+}
+
+func (b backend) GroupMapAdd(ctx context.Context, c api.Caller, m apitype.GroupMapping) (*apitype.MutationResult, error) {
+	sm, args, err := groupMapping(m)
+	if err != nil {
+		return nil, err
+	}
+	return b.identityMutation(ctx, c, "group.map", m.Group, args, func(tx *store.Tx) error { return tx.AddGroupMapping(sm) })
+}
+
+func (b backend) GroupMapRemove(ctx context.Context, c api.Caller, m apitype.GroupMapping) (*apitype.MutationResult, error) {
+	sm, args, err := groupMapping(m)
+	if err != nil {
+		return nil, err
+	}
+	return b.identityMutation(ctx, c, "group.unmap", m.Group, args, func(tx *store.Tx) error { return tx.RemoveGroupMapping(sm) })
+}
+
+func (b backend) DirectoryShow(ctx context.Context, c api.Caller) (*apitype.Directory, error) {
+	var out apitype.Directory
+	err := b.d.store.View(ctx, func(tx *store.Tx) error {
+		d, ok, err := tx.Directory()
+		if err != nil || !ok {
+			return err
+		}
+		out = apitype.Directory{Configured: true, URL: d.URL, StartTLS: d.StartTLS, CAFile: d.CAFile, BindDN: d.BindDN,
+			HasBindPassword: d.HasBindPassword, BaseDN: d.BaseDN, UserFilter: d.UserFilter, GroupAttribute: d.GroupAttribute,
+			GroupFilter: d.GroupFilter, GroupBaseDN: d.GroupBaseDN, DisabledFilter: d.DisabledFilter,
+			TimeoutMS: d.Timeout.Milliseconds(), SyncIntervalMS: d.SyncInterval.Milliseconds(), Changed: d.Changed}
+		return nil
+	})
+	if err != nil {
+		return nil, toAPIError(err)
+	}
+	return &out, nil
+}
+
+func (b backend) DirectorySet(ctx context.Context, c api.Caller, req apitype.DirectorySetRequest) (*apitype.MutationResult, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	rec := store.Directory{URL: req.URL, StartTLS: req.StartTLS, CAFile: req.CAFile, BindDN: req.BindDN, BaseDN: req.BaseDN,
+		UserFilter: req.UserFilter, GroupAttribute: req.GroupAttribute, GroupFilter: req.GroupFilter, GroupBaseDN: req.GroupBaseDN,
+		DisabledFilter: req.DisabledFilter, Timeout: time.Duration(req.TimeoutMS) * time.Millisecond,
+		SyncInterval: time.Duration(req.SyncIntervalMS) * time.Millisecond}
+	// The directory package checks the rest (filters, DNs, URL form). The
+	// password only has to be non-empty for that check; the stored one is
+	// kept when none is given.
+	cfg := directory.Config{URL: rec.URL, StartTLS: rec.StartTLS, BindDN: rec.BindDN, BindPassword: "(checked later)",
+		BaseDN: rec.BaseDN, UserFilter: rec.UserFilter, GroupAttribute: rec.GroupAttribute, GroupFilter: rec.GroupFilter,
+		GroupBaseDN: rec.GroupBaseDN, DisabledFilter: rec.DisabledFilter}
+	if err := cfg.Validate(); err != nil {
+		return nil, invalid("%v", err)
+	}
+	if rec.CAFile != "" {
+		pem, err := os.ReadFile(rec.CAFile)
+		if err != nil {
+			return nil, invalid("--ca-file: the daemon cannot read %s: %v", rec.CAFile, err)
+		}
+		if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			return nil, invalid("--ca-file: %s holds no PEM certificate", rec.CAFile)
+		}
+	}
+	args := map[string]string{"url": req.URL, "bind_dn": req.BindDN, "base_dn": req.BaseDN, "user_filter": req.UserFilter,
+		"group_attribute": req.GroupAttribute, "group_filter": req.GroupFilter, "disabled_filter": req.DisabledFilter,
+		"bind_password": setOrEmpty(req.BindPassword)}
+	return b.identityMutation(ctx, c, "directory.set", "directory", args, func(tx *store.Tx) error {
+		if req.BindPassword == "" {
+			if old, ok, err := tx.Directory(); err != nil {
+				return err
+			} else if !ok || !old.HasBindPassword {
+				return invalid("the directory needs the service account's bind password (--password-stdin)")
+			}
+		}
+		return tx.SetDirectory(rec, req.BindPassword)
+	})
+}
+
+func (b backend) DirectoryClear(ctx context.Context, c api.Caller) (*apitype.MutationResult, error) {
+	return b.identityMutation(ctx, c, "directory.clear", "directory", nil, func(tx *store.Tx) error { return tx.ClearDirectory() })
+}
+
+func (b backend) TokenRevoke(ctx context.Context, c api.Caller, req apitype.TokenRevokeRequest) (*apitype.MutationResult, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	until := req.Until
+	if !until.IsZero() && !until.After(time.Now()) {
+		return nil, invalid("--until %s has passed: a token past its exp is refused anyway", until.UTC().Format(time.RFC3339))
+	}
+	if until.IsZero() {
+		until = time.Now().Add(token.DefaultMaxLifetime)
+	}
+	res, err := b.identityMutation(ctx, c, "token.revoke", req.JTI, map[string]string{"until": until.UTC().Format(time.RFC3339)},
+		func(tx *store.Tx) error { return tx.RevokeToken(req.JTI, until) })
+	if err != nil {
+		return nil, err
+	}
+	// committed first, so a crash now still refuses the token after restart
+	b.d.identity.verifier.Revoke(req.JTI, until)
+	return res, nil
+}

@@ -1,0 +1,191 @@
+package daemon
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+
+	"github.com/camwarden/camwarden/daemon/apitype"
+	"github.com/camwarden/camwarden/internal/testutil"
+)
+
+const dirBindSecret = "daemon-Dir-Bind-Pw-6142" // in testdata/test-secrets.txt
+
+func apiCode(err error) string {
+	var ae *apitype.Error
+	if errors.As(err, &ae) {
+		return ae.Code
+	}
+	return ""
+}
+
+// A JWKS served on 127.0.0.1 with a key the test generates.
+func serveJWKS(t *testing.T) string {
+	t.Helper()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := jwkset.NewJWKFromKey(pub, jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: "k1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, _ := json.Marshal(jwkset.JWKSMarshal{Keys: []jwkset.JWKMarshal{j.Marshal()}})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write(doc) }))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/jwks.json"
+}
+
+func TestIssuersAndGroupMapsThroughTheAPI(t *testing.T) {
+	td := startTestDaemon(t)
+	cl, ctx := td.client, context.Background()
+	jwks := serveJWKS(t)
+	req := apitype.IssuerAddRequest{Name: "portal", Issuer: "https://portal.test/", Audience: "box-1", JWKSURL: jwks}
+	if _, err := cl.IssuerAdd(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	// the verifier follows at once: the issuer's key is read
+	testutil.WaitFor(t, 20*time.Second, "the issuer's JWKS to be read", func() bool {
+		l, err := cl.IssuerList(ctx)
+		return err == nil && len(l.Issuers) == 1 && l.Issuers[0].Keys == 1 && l.Issuers[0].LastError == ""
+	})
+	l, _ := cl.IssuerList(ctx)
+	if is := l.Issuers[0]; is.SubjectClaim != "sub" || is.GroupsClaim != "groups" || is.Issuer != "https://portal.test/" || is.LastRefresh.IsZero() {
+		t.Fatalf("issuer %+v", is)
+	}
+	if _, err := cl.IssuerAdd(ctx, req); apiCode(err) != apitype.CodeConflict {
+		t.Fatalf("duplicate issuer: %v", err)
+	}
+	for _, bad := range []apitype.IssuerAddRequest{
+		{Name: "x", Audience: "a", JWKSURL: "ftp://h/jwks"},
+		{Name: "x", Audience: "a"},
+		{Name: "x", JWKSURL: jwks},
+		{Name: "Bad Name", Audience: "a", JWKSURL: jwks},
+		{Name: "x", Audience: "a", JWKSFile: "relative.json"},
+	} {
+		if _, err := cl.IssuerAdd(ctx, bad); apiCode(err) != apitype.CodeInvalid {
+			t.Fatalf("issuer %+v: %v, want invalid", bad, err)
+		}
+	}
+
+	m := apitype.GroupMapping{Group: "guards", Issuer: "portal", ClaimValue: "site-7"}
+	if _, err := cl.GroupMapAdd(ctx, m); apiCode(err) != apitype.CodeNotFound {
+		t.Fatalf("mapping onto a missing group: %v", err)
+	}
+	if _, err := cl.GroupAdd(ctx, "guards"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.GroupMapAdd(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.GroupMapAdd(ctx, m); apiCode(err) != apitype.CodeConflict {
+		t.Fatalf("duplicate mapping: %v", err)
+	}
+	if _, err := cl.GroupMapAdd(ctx, apitype.GroupMapping{Group: "guards", DirectoryGroup: "not a dn"}); apiCode(err) != apitype.CodeInvalid {
+		t.Fatalf("mapping from a non-DN: %v", err)
+	}
+	if _, err := cl.GroupMapAdd(ctx, apitype.GroupMapping{Group: "guards", DirectoryGroup: "cn=g,dc=test"}); apiCode(err) != apitype.CodeNotFound {
+		t.Fatalf("directory mapping without a directory: %v", err)
+	}
+	ms, err := cl.GroupMapList(ctx)
+	if err != nil || len(ms.Mappings) != 1 || ms.Mappings[0] != m {
+		t.Fatalf("mappings %+v %v", ms, err)
+	}
+	if _, err := cl.IssuerRemove(ctx, "portal"); err != nil {
+		t.Fatal(err)
+	}
+	if ms, _ := cl.GroupMapList(ctx); len(ms.Mappings) != 0 {
+		t.Fatalf("the removed issuer's mappings stayed: %+v", ms)
+	}
+	if st := td.d.identity.verifier.Status(); len(st) != 0 {
+		t.Fatalf("the verifier still has issuers: %v", st)
+	}
+}
+
+func TestDirectoryAndTokenRevokeThroughTheAPI(t *testing.T) {
+	td := startTestDaemon(t)
+	cl, ctx := td.client, context.Background()
+	req := apitype.DirectorySetRequest{URL: "ldaps://dc1.example.test", BindDN: "cn=svc,dc=example,dc=test",
+		BaseDN: "ou=people,dc=example,dc=test", UserFilter: "(sAMAccountName=%s)", SyncIntervalMS: 2000}
+	if _, err := cl.DirectorySet(ctx, req); apiCode(err) != apitype.CodeInvalid || !strings.Contains(err.Error(), "bind password") {
+		t.Fatalf("directory without a bind password: %v", err)
+	}
+	req.BindPassword = dirBindSecret
+	if _, err := cl.DirectorySet(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	// a change without the password keeps it
+	req.BindPassword, req.GroupFilter = "", "(&(objectClass=group)(member=%s))"
+	if _, err := cl.DirectorySet(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []func(r *apitype.DirectorySetRequest){
+		func(r *apitype.DirectorySetRequest) { r.URL = "http://dc1" },
+		func(r *apitype.DirectorySetRequest) { r.UserFilter = "(uid=alice)" },
+		func(r *apitype.DirectorySetRequest) { r.BaseDN = "people" },
+		func(r *apitype.DirectorySetRequest) { r.CAFile = "/nonexistent/ca.pem" },
+	} {
+		r := req
+		bad(&r)
+		if _, err := cl.DirectorySet(ctx, r); apiCode(err) != apitype.CodeInvalid {
+			t.Fatalf("directory %+v: %v, want invalid", r, err)
+		}
+	}
+	dir, err := cl.DirectoryShow(ctx)
+	if err != nil || !dir.Configured || !dir.HasBindPassword || dir.GroupFilter == "" || dir.SyncIntervalMS != 2000 {
+		t.Fatalf("directory %+v %v", dir, err)
+	}
+	shown, _ := json.Marshal(dir)
+	if strings.Contains(string(shown), dirBindSecret) {
+		t.Fatal("the bind password is in the API response")
+	}
+	if _, err := cl.GroupAdd(ctx, "guards"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.GroupMapAdd(ctx, apitype.GroupMapping{Group: "guards", DirectoryGroup: "CN=Guards,OU=Groups,DC=example,DC=test"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.DirectoryClear(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ms, _ := cl.GroupMapList(ctx); len(ms.Mappings) != 0 {
+		t.Fatalf("directory mappings stayed: %+v", ms)
+	}
+
+	until := time.Now().Add(time.Hour).Truncate(time.Second)
+	if _, err := cl.TokenRevoke(ctx, apitype.TokenRevokeRequest{JTI: "jti-42", Until: until}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.TokenRevoke(ctx, apitype.TokenRevokeRequest{JTI: "jti-old", Until: time.Now().Add(-time.Minute)}); apiCode(err) != apitype.CodeInvalid {
+		t.Fatalf("revocation in the past: %v", err)
+	}
+	if got := td.d.identity.verifier.Revocations(); !got["jti-42"].Equal(until) {
+		t.Fatalf("verifier revocations %v", got)
+	}
+
+	audit, err := cl.AuditList(ctx, apitype.AuditListRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, e := range audit.Entries {
+		actions = append(actions, e.Action)
+	}
+	all := strings.Join(actions, " ")
+	for _, want := range []string{"directory.set", "group.map", "directory.clear", "token.revoke"} {
+		if !strings.Contains(all, want) {
+			t.Fatalf("audit lacks %s: %s", want, all)
+		}
+	}
+	text, _ := json.Marshal(audit)
+	testutil.CheckNoSecrets(t, "audit list", string(text), []string{dirBindSecret})
+}
