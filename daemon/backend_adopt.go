@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/camwarden/camwarden/daemon/access"
@@ -27,6 +28,11 @@ func (b backend) CameraAdopt(ctx context.Context, c api.Caller, req apitype.Came
 		dev, found := d.snap.Load().devices[want]
 		if !found {
 			return nil, apitype.Errorf(apitype.CodeNotFound, "device %s has not been discovered: run camwarden discover (with --target HOST for another subnet) first, or use --xaddr", want)
+		}
+		if hosts := reportedHosts(dev); len(hosts) > 1 {
+			// Replies naming one URN are merged: a second host is most
+			// likely someone announcing this camera's public URN.
+			return nil, apitype.Errorf(apitype.CodeConflict, "device %s was announced at several hosts (%s): one may be an impostor, so nothing was sent; check which is the camera and adopt it with --xaddr", want, strings.Join(hosts, ", "))
 		}
 		urn, xaddr = want, reachableXAddr(dev)
 		if xaddr == "" {

@@ -163,6 +163,24 @@ func reachableXAddr(dev onvif.Device) string {
 	return ""
 }
 
+// reportedHosts are the distinct hosts dev's XAddrs name (0.0.0.0 aside).
+func reportedHosts(dev onvif.Device) []string {
+	var out []string
+	for _, xa := range dev.XAddrs {
+		u, err := url.Parse(xa)
+		if err != nil || u.Hostname() == "" {
+			continue
+		}
+		if ip := net.ParseIP(u.Hostname()); ip != nil && ip.IsUnspecified() {
+			continue
+		}
+		if !slices.Contains(out, u.Hostname()) {
+			out = append(out, u.Hostname())
+		}
+	}
+	return out
+}
+
 // reachableXAddrs is every usable device service address of dev, fixed up
 // like reachableXAddr. Replies naming the same URN are merged, so a spoofed
 // one and the real camera's can both be here.

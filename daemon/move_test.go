@@ -45,3 +45,10 @@ func TestReachableXAddrsKeepsEveryReply(t *testing.T) {
 		t.Errorf("unspecified source: %q", got)
 	}
 }
+
+func TestReportedHosts(t *testing.T) {
+	dev := onvif.Device{XAddrs: []string{"http://0.0.0.0/a", "http://10.0.0.5/onvif/device_service", "https://10.0.0.5:443/x", "http://10.0.0.66:80/y"}}
+	if got := reportedHosts(dev); strings.Join(got, ",") != "10.0.0.5,10.0.0.66" {
+		t.Errorf("got %q", got)
+	}
+}

@@ -404,3 +404,72 @@ func TestPinnedHTTPSCameraFollowsItself(t *testing.T) {
 		t.Fatalf("the impostor received %d requests", len(got))
 	}
 }
+
+// TestPinnedCameraBehindARelayIsNotFollowed: a relay at another address
+// passes TLS through to the real camera, so the pinned certificate
+// matches; but the camera, asked over that pinned channel, reports its own
+// address, which is not the relay's, and the move stays pending.
+func TestPinnedCameraBehindARelayIsNotFollowed(t *testing.T) {
+	if !testutil.InNetNS(t) {
+		return
+	}
+	d := startDaemon(t, "", "--discovery-interfaces", "lo", "--discovery-interval", "1h")
+	genuine, err := camsim.New(camsim.Options{Addr: "127.0.0.1", DiscoveryInterfaces: []string{"none"}, HTTPS: true,
+		Username: "admin", Password: cameraPassword, Seed: "relayed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := genuine.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer genuine.Close()
+	cam := genuine.Cameras()[0]
+	d.discover(genuine.DiscoveryAddr().String())
+	d.must(cameraPassword+"\n", "camera", "adopt", "dock", "--device", cam.URN(), "--user", "admin", "--password-stdin")
+	before := d.camera("dock")
+
+	// The relay: 127.0.0.2 (another address on lo) -> the camera's HTTPS port.
+	ln, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", hostPortOf(cam.XAddr()))
+			if err != nil {
+				in.Close()
+				continue
+			}
+			go func() { io.Copy(out, in); out.Close() }()
+			go func() { io.Copy(in, out); in.Close() }()
+		}
+	}()
+	relayXAddr := "https://" + ln.Addr().String() + "/onvif/device_service"
+	twin, err := camsim.New(camsim.Options{Addr: "127.0.0.1", DiscoveryInterfaces: []string{"lo"},
+		Username: "admin", Password: "not-the-password", Seed: "relayed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	twin.Cameras()[0].AdvertiseXAddr(relayXAddr)
+	if err := twin.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer twin.Close()
+	testutil.WaitFor(t, 20*time.Second, "pending move for the relay", func() bool {
+		c := d.camera("dock")
+		return c.PendingMove != nil && c.PendingMove.XAddr == relayXAddr
+	})
+	c := d.camera("dock")
+	if !strings.Contains(c.PendingMove.Reason, "not 127.0.0.2") {
+		t.Errorf("reason %q", c.PendingMove.Reason)
+	}
+	if c.ONVIF.XAddr != before.ONVIF.XAddr || mustJSON(t, c.Streams) != mustJSON(t, before.Streams) {
+		t.Fatalf("the relay moved the camera: %+v", c)
+	}
+	ln.Close()
+}

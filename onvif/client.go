@@ -127,6 +127,12 @@ func NewClient(xaddr string, opts ClientOptions) (*Client, error) {
 		}
 	} else if opts.CertSHA256 != "" {
 		return nil, fmt.Errorf("onvif: device address %q is plain http but a certificate is pinned: refusing to downgrade", u.Redacted())
+	} else if hc.Transport == nil {
+		// Never through an environment proxy: the request carries credentials
+		// and goes only to the address named.
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.Proxy = nil
+		hc.Transport = t
 	}
 	log := opts.Logger
 	if log == nil {
@@ -252,6 +258,20 @@ func (c *Client) GetDeviceInformation(ctx context.Context) (DeviceInfo, error) {
 // pinned TLS channel it is the camera's own word on where it lives, which a
 // relay at another address cannot forge.
 func (c *Client) GetNetworkAddresses(ctx context.Context) ([]string, error) {
+	var raw []byte
+	if err := c.callRaw(ctx, c.device, "GetNetworkInterfaces", deviceActionBase+"GetNetworkInterfaces", device.GetNetworkInterfaces{}, &raw); err != nil {
+		return nil, err
+	}
+	addrs, err := parseNetworkAddresses(raw)
+	if err != nil {
+		return nil, fmt.Errorf("onvif: GetNetworkInterfaces on %s: %w", c.device.Host, err)
+	}
+	return addrs, nil
+}
+
+// parseNetworkAddresses decodes a GetNetworkInterfacesResponse by local
+// names: the IPv4 addresses of enabled interfaces, at most 64.
+func parseNetworkAddresses(data []byte) ([]string, error) {
 	type addr struct {
 		Address string `xml:"Address"`
 	}
@@ -268,8 +288,8 @@ func (c *Client) GetNetworkAddresses(ctx context.Context) ([]string, error) {
 			} `xml:"IPv4"`
 		} `xml:"NetworkInterfaces"`
 	}
-	if err := c.call(ctx, c.device, "GetNetworkInterfaces", deviceActionBase+"GetNetworkInterfaces", device.GetNetworkInterfaces{}, &resp); err != nil {
-		return nil, err
+	if err := xml.Unmarshal(data, &resp); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadResponse, err)
 	}
 	var out []string
 	for _, n := range resp.NICs {

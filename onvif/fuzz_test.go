@@ -3,6 +3,7 @@ package onvif
 import (
 	"encoding/xml"
 	"errors"
+	"net"
 	"net/url"
 	"strings"
 	"testing"
@@ -133,4 +134,37 @@ func FuzzDigestChallenge(f *testing.F) {
 			t.Fatalf("round trip %q: %v %q", a, err, p)
 		}
 	})
+}
+
+func FuzzParseNetworkAddresses(f *testing.F) {
+	f.Add([]byte(`<tds:GetNetworkInterfacesResponse xmlns:tds="d" xmlns:tt="t"><tds:NetworkInterfaces token="eth0"><tt:Enabled>true</tt:Enabled>` +
+		`<tt:IPv4><tt:Enabled>true</tt:Enabled><tt:Config><tt:Manual><tt:Address>10.0.0.7</tt:Address><tt:PrefixLength>24</tt:PrefixLength></tt:Manual>` +
+		`<tt:FromDHCP><tt:Address>10.0.0.8</tt:Address></tt:FromDHCP><tt:DHCP>true</tt:DHCP></tt:Config></tt:IPv4></tds:NetworkInterfaces></tds:GetNetworkInterfacesResponse>`))
+	f.Add([]byte(`<R><NetworkInterfaces><Enabled>false</Enabled><IPv4><Config><Manual><Address>1.2.3.4</Address></Manual></Config></IPv4></NetworkInterfaces></R>`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		addrs, err := parseNetworkAddresses(data)
+		if err != nil {
+			if !errors.Is(err, ErrBadResponse) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		if len(addrs) > 64 {
+			t.Fatalf("%d addresses", len(addrs))
+		}
+		for _, a := range addrs {
+			if ip := net.ParseIP(a); ip == nil || ip.To4() == nil || ip.String() != a {
+				t.Fatalf("not a canonical IPv4 address: %q", a)
+			}
+		}
+	})
+}
+
+func TestParseNetworkAddresses(t *testing.T) {
+	got, err := parseNetworkAddresses([]byte(`<R><NetworkInterfaces><Enabled>true</Enabled><IPv4><Enabled>true</Enabled><Config>` +
+		`<Manual><Address> 10.0.0.7 </Address></Manual><FromDHCP><Address>10.0.0.8</Address></FromDHCP><LinkLocal><Address>fe80::1</Address></LinkLocal>` +
+		`</Config></IPv4></NetworkInterfaces><NetworkInterfaces><Enabled>false</Enabled><IPv4><Config><Manual><Address>1.2.3.4</Address></Manual></Config></IPv4></NetworkInterfaces></R>`))
+	if err != nil || strings.Join(got, ",") != "10.0.0.7,10.0.0.8" {
+		t.Fatalf("got %q %v", got, err)
+	}
 }
