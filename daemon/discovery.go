@@ -200,6 +200,7 @@ func reachableXAddrs(dev onvif.Device) []string {
 				u.Host = dev.Addr
 			}
 		}
+		u.User = nil // never carried on: a device's userinfo is nothing we send
 		if s := u.String(); !slices.Contains(out, s) {
 			out = append(out, s)
 		}

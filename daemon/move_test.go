@@ -40,6 +40,9 @@ func TestReachableXAddrsKeepsEveryReply(t *testing.T) {
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("got %q", got)
 	}
+	if got := reachableXAddrs(onvif.Device{XAddrs: []string{"http://u:p@10.0.0.9/x"}}); len(got) != 1 || got[0] != "http://10.0.0.9/x" {
+		t.Errorf("userinfo kept: %q", got)
+	}
 	dev.Addr = "0.0.0.0" // looped-back multicast: keep the reported host
 	if got := reachableXAddr(dev); got != "http://0.0.0.0:80/onvif/device_service" {
 		t.Errorf("unspecified source: %q", got)
