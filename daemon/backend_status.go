@@ -126,6 +126,14 @@ func (b backend) StreamList(ctx context.Context, c api.Caller) (*apitype.StreamL
 		if !s.Published {
 			out.Streams[len(out.Streams)-1].PendingMove = pending[s.Camera]
 		}
+		for _, t := range s.Tracks {
+			out.Streams[len(out.Streams)-1].Tracks = append(out.Streams[len(out.Streams)-1].Tracks, apitype.Track{
+				Media: t.Media, Codec: t.Codec, RTPMap: t.RTPMap, ClockRate: t.ClockRate,
+				SampleRate: t.SampleRate, Channels: t.Channels, Width: t.Width, Height: t.Height,
+				FPS: t.FPS, SPSFPS: t.DeclaredFPS, BitrateKbps: t.BitrateBps / 1000,
+				BackChannel: t.BackChannel, Repacketised: t.Repacketised, Dropped: t.Oversized + t.Malformed, Problem: t.Problem,
+			})
+		}
 	}
 	return out, nil
 }

@@ -172,6 +172,10 @@ func (d *daemonProc) addCamera(name string, cam *media.Server) {
 		out, _ := d.cli("", "--json", "stream", "list")
 		return strings.Contains(out, `"path": "`+name+`/main"`) && strings.Contains(out, `"state": "live"`)
 	})
+	// Its tracks are listed through the API with their codec and parameters.
+	if out := d.must("", "--json", "stream", "list"); !strings.Contains(out, `"media": "video"`) || !strings.Contains(out, `"codec": "H264"`) {
+		d.t.Errorf("stream list --json lacks the camera's video track:\n%s", out)
+	}
 }
 
 // reader starts a Go RTSP reader and waits until packets flow.

@@ -108,6 +108,38 @@ func yesNo(b bool) string {
 	return "no"
 }
 
+// trackLine describes one track of a stream on one line (no tabs: it
+// stays out of the table's columns).
+func trackLine(t apitype.Track) string {
+	parts := []string{t.Media, t.Codec}
+	if t.Width > 0 {
+		parts = append(parts, fmt.Sprintf("%dx%d", t.Width, t.Height))
+	}
+	if t.FPS > 0 {
+		parts = append(parts, fmt.Sprintf("%.1f fps", t.FPS))
+	} else if t.SPSFPS > 0 {
+		parts = append(parts, fmt.Sprintf("%.1f fps (declared)", t.SPSFPS))
+	}
+	if t.SampleRate > 0 {
+		parts = append(parts, fmt.Sprintf("%d Hz", t.SampleRate))
+	}
+	if t.Channels > 0 {
+		parts = append(parts, fmt.Sprintf("%d ch", t.Channels))
+	}
+	if t.BackChannel {
+		parts = append(parts, "back channel, not restreamed")
+	} else {
+		parts = append(parts, fmt.Sprintf("%.0f kbit/s", t.BitrateKbps))
+	}
+	if t.Repacketised {
+		parts = append(parts, "re-packetised")
+	}
+	if t.Problem != "" {
+		parts = append(parts, "problem: "+t.Problem)
+	}
+	return strings.Join(parts, ", ")
+}
+
 func orDash(s string) string {
 	if s == "" {
 		return "-"
@@ -401,6 +433,9 @@ var commands = []command{
 							last = strings.TrimPrefix(strings.Join([]string{last, s.PendingMove.Hint}, "; "), "; ")
 						}
 						fmt.Fprintf(w, "%s\t%s\t%s\t%.0f\t%.1f\t%d\t%s\n", path, s.State, orDash(s.Codec), s.BitrateKbps, s.FPS, s.Readers, orDash(last))
+						for i, t := range s.Tracks {
+							fmt.Fprintf(w, "  track %d: %s\n", i, trackLine(t))
+						}
 					}
 				})
 			}

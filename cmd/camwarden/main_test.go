@@ -160,7 +160,12 @@ func richBackend(op string, req any) (any, error) {
 	case "CameraShow":
 		return &apitype.Camera{Name: req.(string), User: "admin", HasPassword: true, ONVIF: &apitype.ONVIFIdentity{URN: "urn:uuid:1"}, Streams: []apitype.Stream{{Name: "main", URL: "rtsp://127.0.0.1:554/s", Transport: "tcp"}}}, nil
 	case "StreamList":
-		return &apitype.StreamList{Streams: []apitype.StreamStatus{{Camera: "cam1", Stream: "main", Path: "cam1/main", State: "up", Codec: "H264", BitrateKbps: 4000, FPS: 25, Readers: 3, LastError: "EOF"}}}, nil
+		return &apitype.StreamList{Streams: []apitype.StreamStatus{{Camera: "cam1", Stream: "main", Path: "cam1/main", State: "up", Codec: "H264", BitrateKbps: 4000, FPS: 25, Readers: 3, LastError: "EOF",
+			Tracks: []apitype.Track{
+				{Media: "video", Codec: "H265", Width: 320, Height: 240, FPS: 10, BitrateKbps: 358, Repacketised: true},
+				{Media: "audio", Codec: "AAC", SampleRate: 16000, Channels: 1, BitrateKbps: 9},
+				{Media: "audio", Codec: "PCMU", SampleRate: 8000, Channels: 1, BackChannel: true},
+			}}}}, nil
 	case "UserList":
 		return &apitype.UserList{Users: []apitype.User{{Name: "alice", Created: now, Groups: []string{"ops"}}}}, nil
 	case "GroupList":
@@ -293,7 +298,10 @@ func TestEveryCommand(t *testing.T) {
 	}
 	res = r.run(t, "", "stream", "list")
 	if !regexp.MustCompile(`PATH\s+STATE\s+CODEC\s+KBIT/S\s+FPS\s+READERS\s+LAST ERROR`).MatchString(res.stdout) ||
-		!regexp.MustCompile(`cam1/main\s+up\s+H264\s+4000\s+25\.0\s+3\s+EOF`).MatchString(res.stdout) {
+		!regexp.MustCompile(`cam1/main\s+up\s+H264\s+4000\s+25\.0\s+3\s+EOF`).MatchString(res.stdout) ||
+		!strings.Contains(res.stdout, "  track 0: video, H265, 320x240, 10.0 fps, 358 kbit/s, re-packetised\n") ||
+		!strings.Contains(res.stdout, "  track 1: audio, AAC, 16000 Hz, 1 ch, 9 kbit/s\n") ||
+		!strings.Contains(res.stdout, "  track 2: audio, PCMU, 8000 Hz, 1 ch, back channel, not restreamed\n") {
 		t.Errorf("stream list table:\n%s", res.stdout)
 	}
 	// Camera listings say whether a password is set, never what it is.

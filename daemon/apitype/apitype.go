@@ -251,6 +251,29 @@ type StreamStatus struct {
 	LastError   string    `json:"last_error,omitempty"`
 	// PendingMove is the camera's unconfirmed move, if any (see Camera).
 	PendingMove *PendingMove `json:"pending_move,omitempty"`
+	// Tracks are the medias of the camera's last description, in its order.
+	Tracks []Track `json:"tracks,omitempty"`
+}
+
+// Track is one media of a camera stream.
+type Track struct {
+	Media       string  `json:"media"` // video, audio, application
+	Codec       string  `json:"codec"` // H264, H265, MJPEG, AAC, AAC-LATM, PCMU, PCMA, G722, G726, Opus, L16, ONVIF metadata, ...
+	RTPMap      string  `json:"rtpmap,omitempty"`
+	ClockRate   int     `json:"clock_rate,omitempty"`
+	SampleRate  int     `json:"sample_rate,omitempty"`
+	Channels    int     `json:"channels,omitempty"`
+	Width       int     `json:"width,omitempty"`
+	Height      int     `json:"height,omitempty"`
+	FPS         float64 `json:"fps,omitempty"`          // measured
+	SPSFPS      float64 `json:"declared_fps,omitempty"` // what the H.264/H.265 SPS states
+	BitrateKbps float64 `json:"bitrate_kbps"`
+	// BackChannel: audio towards the camera; listed, not restreamed.
+	BackChannel bool `json:"back_channel,omitempty"`
+	// Repacketised: the camera's packets exceed our packet size and are split again.
+	Repacketised bool   `json:"repacketised,omitempty"`
+	Dropped      uint64 `json:"dropped_packets,omitempty"` // oversized (not splittable) or not valid for the codec
+	Problem      string `json:"problem,omitempty"`
 }
 
 // StreamList is the answer of GET /v1/streams.
