@@ -353,9 +353,11 @@ func sampleValue(t *testing.T, body, series string) float64 {
 // system (on a loop device, mounted in the daemon's private mount
 // namespace with errors=remount-ro); the test makes the kernel declare it
 // failed, as after a disk error, so it turns read-only under the open
-// database. /healthz then answers 503 with the store's reason, and the
-// failed commits are counted.
+// database. /healthz then answers 503 with the store's reason, the failed
+// commits are counted, and the systemd watchdog ping (the same check)
+// stops.
 func TestHealthzWhenStoreUnwritable(t *testing.T) {
+	t.Setenv("WATCHDOG_USEC", "300000") // a tick every 150 ms
 	img := filepath.Join(t.TempDir(), "state.img")
 	mustRun(t, "truncate", "-s", "32M", img)
 	mustRun(t, "mkfs.ext4", "-q", "-F", img)
@@ -377,6 +379,7 @@ func TestHealthzWhenStoreUnwritable(t *testing.T) {
 		t.Fatalf("/healthz before = %d %q\n%s", code, body, tail(d.logs.String(), 2000))
 	}
 	d.must(alicePassword+"\n", "user", "add", "alice", "--password-stdin") // the store takes writes
+	d.notify.WaitIndex(t, 0, "WATCHDOG=1", 10*time.Second)
 
 	trigger := "/sys/fs/ext4/" + filepath.Base(loop) + "/trigger_fs_error"
 	if err := os.WriteFile(trigger, []byte("camwarden test: simulated disk error\n"), 0o200); err != nil {
@@ -393,6 +396,14 @@ func TestHealthzWhenStoreUnwritable(t *testing.T) {
 		t.Errorf("/healthz body %q: want one line naming the store and the read-only file system", body)
 	}
 	t.Logf("/healthz after the disk error: %d %q", code, body)
+	pings := func() int { return strings.Count(strings.Join(d.notify.Messages(), "\n"), "WATCHDOG=1") }
+	before := pings()
+	testutil.WaitFor(t, 15*time.Second, "three withheld watchdog pings", func() bool {
+		return strings.Count(d.logs.String(), "withholding watchdog ping") >= 3
+	})
+	if n := pings() - before; n > 1 {
+		t.Errorf("%d watchdog pings sent while the store could not commit", n)
+	}
 	_, m := httpGet(t, base+"/metrics")
 	if v := sampleValue(t, m, "camwarden_store_commit_failures_total"); v < 1 {
 		t.Errorf("commit failures = %v after the store failed", v)
