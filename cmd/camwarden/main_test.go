@@ -182,8 +182,17 @@ func richBackend(op string, req any) (any, error) {
 		return &apitype.KeyRotate{KeyID: "k2", Resealed: 3}, nil
 	case "UserDisable", "Revoke":
 		return &apitype.MutationResult{Changed: true, ClosedSessions: 3}, nil
+	case "IssuerList":
+		return &apitype.IssuerList{Issuers: []apitype.Issuer{{Name: "portal", Issuer: "https://portal.test/", Audience: "box-1",
+			JWKSURL: "https://portal.test/jwks", SubjectClaim: "sub", GroupsClaim: "groups", Keys: 2, LastRefresh: now}}}, nil
+	case "GroupMapList":
+		return &apitype.GroupMapList{Mappings: []apitype.GroupMapping{{Group: "ops", Issuer: "portal", ClaimValue: "guards"},
+			{Group: "ops", DirectoryGroup: "cn=guards,dc=test"}}}, nil
+	case "DirectoryShow":
+		return &apitype.Directory{Configured: true, URL: "ldaps://dc1.test", BindDN: "cn=svc,dc=test", HasBindPassword: true, BaseDN: "dc=test"}, nil
 	}
-	if strings.HasPrefix(op, "Camera") || strings.HasPrefix(op, "User") || strings.HasPrefix(op, "Group") || op == "Grant" || op == "SessionKick" {
+	if strings.HasPrefix(op, "Camera") || strings.HasPrefix(op, "User") || strings.HasPrefix(op, "Group") || op == "Grant" || op == "SessionKick" ||
+		strings.HasPrefix(op, "Issuer") || strings.HasPrefix(op, "Directory") || op == "TokenRevoke" {
 		return &apitype.MutationResult{Changed: true}, nil
 	}
 	return nil, nil
@@ -208,6 +217,14 @@ func argsFor(c *command) ([]string, string) {
 		return []string{"@ops", "read", "cam1/*"}, ""
 	case "audit list":
 		return []string{"--since", "2026-11-25T09:00:00Z", "--limit", "5"}, ""
+	case "issuer add":
+		return []string{"portal", "--jwks-url", "https://portal.test/jwks", "--audience", "box-1", "--iss", "https://portal.test/", "--groups-claim", "roles"}, ""
+	case "group map", "group unmap":
+		return []string{"ops", "--issuer", "portal", "--claim-value", "guards"}, ""
+	case "directory set":
+		return []string{"--url", "ldaps://dc1.test", "--bind-dn", "cn=svc,dc=test", "--base-dn", "dc=test", "--password-stdin", "--sync-interval", "2s"}, secret + "\n"
+	case "token revoke":
+		return []string{"jti-1", "--until", "2026-12-01T18:00:00Z"}, ""
 	}
 	var a []string
 	for i := 0; i < c.minArgs; i++ {
@@ -280,6 +297,23 @@ func TestEveryCommand(t *testing.T) {
 				pw = req.Password
 			case apitype.UserPasswdRequest:
 				pw = req.Password
+			case apitype.DirectorySetRequest:
+				pw = req.BindPassword
+				if req.URL != "ldaps://dc1.test" || req.BindDN != "cn=svc,dc=test" || req.BaseDN != "dc=test" || req.SyncIntervalMS != 2000 {
+					t.Errorf("directory set request %+v", req)
+				}
+			case apitype.IssuerAddRequest:
+				if req != (apitype.IssuerAddRequest{Name: "portal", Issuer: "https://portal.test/", Audience: "box-1", JWKSURL: "https://portal.test/jwks", GroupsClaim: "roles"}) {
+					t.Errorf("issuer add request %+v", req)
+				}
+			case apitype.GroupMapping:
+				if req != (apitype.GroupMapping{Group: "ops", Issuer: "portal", ClaimValue: "guards"}) {
+					t.Errorf("%s request %+v", calls[0].op, req)
+				}
+			case apitype.TokenRevokeRequest:
+				if req.JTI != "jti-1" || !req.Until.Equal(time.Date(2026, 12, 1, 18, 0, 0, 0, time.UTC)) {
+					t.Errorf("token revoke request %+v", req)
+				}
 			}
 			if stdin != "" && pw != secret {
 				t.Errorf("%v: backend got password %q, want the stdin line without its newline", argv, pw)
