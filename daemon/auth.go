@@ -15,9 +15,6 @@ import (
 // it with one argon2 run per distinct user).
 const authCacheMax = 4096
 
-// maxConcurrentHashes is how many argon2id checks may run at once.
-const maxConcurrentHashes = 2
-
 // dummyHash keeps the cost of a check for an unknown user equal to that of
 // a known one, so timing does not reveal which user names exist. It is a
 // constant (an argon2id hash, with the store's parameters, of a password
@@ -35,14 +32,10 @@ type authenticator struct {
 	mu    sync.Mutex
 	key   [32]byte
 	cache map[[32]byte]uint64 // HMAC(user, password) -> credential version
-
-	// hashing bounds concurrent argon2id runs (~20 MB each): a login flood
-	// from many addresses queues here instead of exhausting memory.
-	hashing chan struct{}
 }
 
 func newAuthenticator(snap func() *snapshot, st *store.Store) *authenticator {
-	a := &authenticator{snap: snap, store: st, cache: map[[32]byte]uint64{}, hashing: make(chan struct{}, maxConcurrentHashes)}
+	a := &authenticator{snap: snap, store: st, cache: map[[32]byte]uint64{}}
 	if _, err := rand.Read(a.key[:]); err != nil {
 		panic(err) // crypto/rand never fails on Linux
 	}
@@ -65,6 +58,22 @@ func (a *authenticator) reset() {
 	a.mu.Unlock()
 }
 
+// CachedBasic answers a repeated correct login without an argon2 run.
+func (a *authenticator) CachedBasic(user, password string) (uint64, bool) {
+	u, ok := a.snap().policy.User(user)
+	if !ok || u.Disabled {
+		return 0, false
+	}
+	key := a.mac(user, password)
+	a.mu.Lock()
+	v, hit := a.cache[key]
+	a.mu.Unlock()
+	return v, hit && v == u.CredentialVersion
+}
+
+// VerifyBasic runs the argon2id check (~20 MB, tens of ms). Its callers
+// bound how many run at once: the stream server queues them fairly across
+// source addresses.
 func (a *authenticator) VerifyBasic(user, password string) (uint64, bool) {
 	s := a.snap()
 	u, ok := s.policy.User(user)
@@ -73,13 +82,10 @@ func (a *authenticator) VerifyBasic(user, password string) (uint64, bool) {
 		a.verify(dummyHash, password) // equal cost, so timing does not reveal user names
 		return 0, false
 	}
-	key := a.mac(user, password)
-	a.mu.Lock()
-	v, hit := a.cache[key]
-	a.mu.Unlock()
-	if hit && v == u.CredentialVersion {
+	if v, hit := a.CachedBasic(user, password); hit {
 		return v, true
 	}
+	key := a.mac(user, password)
 	if !a.verify(hash, password) {
 		return 0, false
 	}
@@ -92,10 +98,8 @@ func (a *authenticator) VerifyBasic(user, password string) (uint64, bool) {
 	return u.CredentialVersion, true
 }
 
-// verify runs one argon2id check under the concurrency bound.
+// verify runs one argon2id check.
 func (a *authenticator) verify(hash, password string) bool {
-	a.hashing <- struct{}{}
-	defer func() { <-a.hashing }()
 	ok, err := store.VerifyPassword(hash, password)
 	return err == nil && ok
 }

@@ -70,10 +70,19 @@ func TestAuthenticatorBasicAndCache(t *testing.T) {
 	if len(a.cache) != 1 {
 		t.Fatalf("cache has %d entries, want 1", len(a.cache))
 	}
+	if v, hit := a.CachedBasic("alice", "alice-password"); !hit || v != 1 {
+		t.Fatalf("repeated correct login not answered from the cache: hit=%v version=%d", hit, v)
+	}
+	if _, hit := a.CachedBasic("alice", "wrong"); hit {
+		t.Fatal("wrong password answered from the cache")
+	}
 	if err := st.Update(context.Background(), nil, func(tx *store.Tx) error { return tx.SetUserPassword("alice", "new-password") }); err != nil {
 		t.Fatal(err)
 	}
 	reload()
+	if _, hit := a.CachedBasic("alice", "alice-password"); hit {
+		t.Fatal("old password answered from the cache after a password change")
+	}
 	if _, ok := a.VerifyBasic("alice", "alice-password"); ok {
 		t.Fatal("old password accepted from the cache after a password change")
 	}

@@ -43,32 +43,9 @@ func (c *rtspConn) Close() { c.nc.Close() }
 // roundTrip sends one request and reads its answer; a first 401 with a
 // challenge is answered once with credentials, as real clients do.
 func (c *rtspConn) roundTrip(method base.Method, rawURL string, hdr base.Header) (*base.Response, error) {
-	u, err := base.ParseURL(rawURL)
-	if err != nil {
-		return nil, err
-	}
 	for {
-		c.cseq++
-		req := &base.Request{Method: method, URL: u, Header: base.Header{"CSeq": {strconv.Itoa(c.cseq)}}}
-		for k, v := range hdr {
-			req.Header[k] = v
-		}
-		if c.session != "" {
-			req.Header["Session"] = base.HeaderValue{c.session}
-		}
-		if c.sender != nil {
-			c.sender.AddAuthorization(req)
-		}
-		b, err := req.Marshal()
+		res, err := c.exchange(method, rawURL, hdr)
 		if err != nil {
-			return nil, err
-		}
-		c.nc.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, err := c.nc.Write(b); err != nil {
-			return nil, err
-		}
-		var res base.Response
-		if err := res.Unmarshal(c.br); err != nil {
 			return nil, err
 		}
 		if res.StatusCode == base.StatusUnauthorized && c.sender == nil && len(res.Header["WWW-Authenticate"]) > 0 {
@@ -78,8 +55,41 @@ func (c *rtspConn) roundTrip(method base.Method, rawURL string, hdr base.Header)
 			}
 			continue
 		}
-		return &res, nil
+		return res, nil
 	}
+}
+
+// exchange sends one request (with the session and the credentials the
+// connection has) and reads its answer.
+func (c *rtspConn) exchange(method base.Method, rawURL string, hdr base.Header) (*base.Response, error) {
+	u, err := base.ParseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	c.cseq++
+	req := &base.Request{Method: method, URL: u, Header: base.Header{"CSeq": {strconv.Itoa(c.cseq)}}}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	if c.session != "" {
+		req.Header["Session"] = base.HeaderValue{c.session}
+	}
+	if c.sender != nil {
+		c.sender.AddAuthorization(req)
+	}
+	b, err := req.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	c.nc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.nc.Write(b); err != nil {
+		return nil, err
+	}
+	var res base.Response
+	if err := res.Unmarshal(c.br); err != nil {
+		return nil, err
+	}
+	return &res, nil
 }
 
 // play runs DESCRIBE, SETUP (TCP interleaved) and PLAY on path.

@@ -179,17 +179,19 @@ func (h *handler) authorize(conn *gortsplib.ServerConn, req *base.Request, rawPa
 	}
 	ok := false
 	method := "other"
+	counted := false // the failure is already on the throttle's books
+	var busy *base.Response
 	if bu, bp, isBasic := parseBasic(hv); isBasic {
 		method = "basic"
 		// Our own Basic parsing: gortsplib's refuses passwords holding ':'.
 		ah.Method, ah.Username = headers.AuthMethodBasic, bu
-		ver, ok = h.s.cfg.Auth.VerifyBasic(bu, bp)
+		ver, ok, counted, busy = h.checkBasic(ip, bu, bp)
 		ensureNonce(conn, req)
 	} else if perr := ah.Unmarshal(hv); perr == nil {
 		switch ah.Method {
 		case headers.AuthMethodBasic:
 			method = "basic"
-			ver, ok = h.s.cfg.Auth.VerifyBasic(ah.Username, ah.BasicPass)
+			ver, ok, counted, busy = h.checkBasic(ip, ah.Username, ah.BasicPass)
 			ensureNonce(conn, req)
 		case headers.AuthMethodDigest:
 			method = "digest"
@@ -207,6 +209,9 @@ func (h *handler) authorize(conn *gortsplib.ServerConn, req *base.Request, rawPa
 	} else {
 		ensureNonce(conn, req)
 	}
+	if busy != nil {
+		return "", 0, "", busy, errBusy
+	}
 	user = ah.Username
 	fail := func() (string, uint64, string, *base.Response, error) {
 		h.s.thr.fail(ip)
@@ -214,6 +219,10 @@ func (h *handler) authorize(conn *gortsplib.ServerConn, req *base.Request, rawPa
 		return "", 0, "", unauthorized(), liberrors.ErrServerAuth{}
 	}
 	if !ok {
+		if counted {
+			h.s.cfg.Observer.AuthFailed(method)
+			return "", 0, "", unauthorized(), liberrors.ErrServerAuth{}
+		}
 		return fail()
 	}
 	pol := h.s.cfg.Policy()
@@ -233,6 +242,41 @@ func (h *handler) authorize(conn *gortsplib.ServerConn, req *base.Request, rawPa
 		h.s.unauth.leave(cs)
 	}
 	return user, ver, name, nil, nil
+}
+
+// basicChecksPerAddr is how many expensive Basic checks one address may
+// have waiting or running at once.
+const basicChecksPerAddr = 2
+
+// checkBasic checks Basic credentials: from the cache of recent successes
+// at once, otherwise with an expensive check booked on the throttle BEFORE
+// it is queued and run in its fair turn. counted reports that a failure was
+// recorded; busy is the 503 to answer when there is no room for the check.
+func (h *handler) checkBasic(ip, user, pass string) (ver uint64, ok, counted bool, busy *base.Response) {
+	if v, hit := h.s.cfg.Auth.CachedBasic(user, pass); hit {
+		return v, true, false, nil
+	}
+	demand, verdict := h.s.thr.reserve(ip)
+	switch verdict {
+	case reserveRefused:
+		return 0, false, false, nil
+	case reserveBusy:
+		return 0, false, false, busyResponse()
+	}
+	release, err := h.s.checks.acquire(h.s.ctx, ip, demand)
+	if err != nil {
+		h.s.thr.settle(ip, true) // not checked: no failure
+		return 0, false, false, busyResponse()
+	}
+	ver, ok = h.s.cfg.Auth.VerifyBasic(user, pass)
+	release()
+	h.s.thr.settle(ip, ok)
+	return ver, ok, !ok, nil
+}
+
+// busyResponse asks the client to come back: no credentials were checked.
+func busyResponse() *base.Response {
+	return &base.Response{StatusCode: base.StatusServiceUnavailable, Header: base.Header{"Retry-After": {"1"}}}
 }
 
 // checkSessionConn refuses a request naming a session from a connection

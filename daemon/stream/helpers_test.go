@@ -71,6 +71,8 @@ func (a *testAuth) VerifyBasic(user, password string) (uint64, bool) {
 	return a.vers[user], ok && p == password
 }
 
+func (a *testAuth) CachedBasic(string, string) (uint64, bool) { return 0, false }
+
 func (a *testAuth) DigestSecret(user string) (string, uint64, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()

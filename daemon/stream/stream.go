@@ -25,7 +25,12 @@ import (
 
 // Authenticator checks reader credentials; it is implemented by the daemon.
 type Authenticator interface {
+	// CachedBasic answers from memory of recent successful checks, without
+	// hashing; hit=false means only VerifyBasic can tell (not that the
+	// password is wrong).
+	CachedBasic(user, password string) (credVersion uint64, hit bool)
 	// VerifyBasic reports whether password is user's current password (enabled user) and its credential version.
+	// It is the expensive check (argon2id); the Server bounds and schedules these calls.
 	VerifyBasic(user, password string) (credVersion uint64, ok bool)
 	// DigestSecret returns the user's secret for Digest checking, unsealed on demand; ok=false for unknown/disabled.
 	DigestSecret(user string) (secret string, credVersion uint64, ok bool)
@@ -54,6 +59,8 @@ type Config struct {
 	ThrottleWindow       time.Duration // (1 min)
 	ThrottleBase         time.Duration // first refusal period, doubled each time (1 min, cap 1 h)
 	ThrottleMaxEntries   int           // addresses tracked at most (10000)
+	BasicChecksAtOnce    int           // expensive Basic checks (argon2id, ~20 MB each) running at once (2)
+	BasicCheckQueue      int           // Basic checks waiting at most; more are answered 503 at once (16)
 	AuthTimeout          time.Duration // a connection that has not authenticated this long is closed (30 s)
 	MaxUnauthPerAddr     int           // unauthenticated connections from one address; more are closed at once (64: a VMS starting many streams at once is one address)
 	MaxUnauth            int           // unauthenticated connections in total; the oldest is closed to make room (1024)
@@ -80,6 +87,12 @@ func (c *Config) setDefaults() {
 	d(&c.AuthTimeout, 30*time.Second)
 	if c.MaxUnauthPerAddr <= 0 {
 		c.MaxUnauthPerAddr = 64
+	}
+	if c.BasicChecksAtOnce <= 0 {
+		c.BasicChecksAtOnce = 2
+	}
+	if c.BasicCheckQueue <= 0 {
+		c.BasicCheckQueue = 16
 	}
 	if c.MaxUnauth <= 0 {
 		c.MaxUnauth = 1024
@@ -165,6 +178,8 @@ type Server struct {
 	thr  *throttle
 	// unauth bounds connections that have not authenticated yet.
 	unauth *unauthGate
+	// checks schedules the expensive Basic checks fairly across addresses.
+	checks *checkQueue
 
 	mu       sync.Mutex
 	paths    map[string]*path // "cam/stream"
@@ -202,6 +217,7 @@ func New(cfg Config) (*Server, error) {
 		sessions: map[*gortsplib.ServerSession]*session{},
 		conns:    map[*gortsplib.ServerConn]*connState{},
 	}
+	s.checks = newCheckQueue(cfg.BasicChecksAtOnce, cfg.BasicCheckQueue, basicChecksPerAddr)
 	s.unauth = newUnauthGate(cfg.MaxUnauthPerAddr, cfg.MaxUnauth, cfg.AuthTimeout)
 	s.thr = newThrottle(cfg.ThrottleFailures, cfg.ThrottleWindow, cfg.ThrottleBase, cfg.ThrottleMaxEntries, cfg.Logger)
 	return s, nil

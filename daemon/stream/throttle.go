@@ -27,10 +27,22 @@ type throttle struct {
 type throttleEntry struct {
 	windowStart  time.Time
 	fails        int
+	pending      int // expensive checks booked and not yet settled
 	blockedUntil time.Time
 	blocks       int
 	last         time.Time
+	demandStart  time.Time
+	demand       int // expensive checks asked for since demandStart
 }
+
+// reserveVerdict is the outcome of throttle.reserve.
+type reserveVerdict int
+
+const (
+	reserveOK      reserveVerdict = iota
+	reserveBusy                   // as many checks in flight as failures left: answer "busy"
+	reserveRefused                // the address is blocked
+)
 
 const throttleMaxBlock = time.Hour
 
@@ -46,26 +58,76 @@ func (t *throttle) blocked(ip string) bool {
 	return e != nil && t.now().Before(e.blockedUntil)
 }
 
+// reserve books one expensive (argon2id) check for ip BEFORE it is queued:
+// concurrent attempts from one address can never buy more checks than it
+// has failures left before its block. demand is how many expensive checks
+// ip asked for within the window, this one included: the check queue serves
+// the least demanding addresses first.
+func (t *throttle) reserve(ip string) (demand int, v reserveVerdict) {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := t.entryLocked(ip, now)
+	if now.Sub(e.demandStart) > t.window {
+		e.demandStart, e.demand = now, 0
+	}
+	e.demand++
+	if now.Before(e.blockedUntil) {
+		return e.demand, reserveRefused
+	}
+	t.rollWindowLocked(e, now)
+	if e.fails+e.pending >= t.max {
+		return e.demand, reserveBusy
+	}
+	e.pending++
+	return e.demand, reserveOK
+}
+
+// settle ends a reservation: ok=false records the failure (as fail does),
+// in the same step, so no other reservation slips in between.
+func (t *throttle) settle(ip string, ok bool) {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := t.entryLocked(ip, now)
+	e.pending = max(0, e.pending-1)
+	if !ok {
+		t.failLocked(ip, e, now)
+	}
+}
+
 // fail records one failed authentication from ip.
 func (t *throttle) fail(ip string) {
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.failLocked(ip, t.entryLocked(ip, now), now)
+}
+
+func (t *throttle) entryLocked(ip string, now time.Time) *throttleEntry {
 	e := t.entries[ip]
 	if e == nil {
 		if len(t.entries) >= t.maxEntries {
 			t.evictLocked(now)
 		}
-		e = &throttleEntry{windowStart: now}
+		e = &throttleEntry{windowStart: now, demandStart: now}
 		t.entries[ip] = e
 	}
 	e.last = now
-	if now.Before(e.blockedUntil) {
-		return
-	}
+	return e
+}
+
+func (t *throttle) rollWindowLocked(e *throttleEntry, now time.Time) {
 	if now.Sub(e.windowStart) > t.window {
 		e.windowStart, e.fails = now, 0
 	}
+}
+
+func (t *throttle) failLocked(ip string, e *throttleEntry, now time.Time) {
+	if now.Before(e.blockedUntil) {
+		return
+	}
+	t.rollWindowLocked(e, now)
 	e.fails++
 	if e.fails >= t.max {
 		d := t.base

@@ -1,0 +1,143 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"sync"
+)
+
+// errBusy: no room for an expensive check now; the client is told to retry.
+var errBusy = errors.New("too many logins being checked; retry later")
+
+// checkQueue schedules the expensive credential checks (argon2id: tens of
+// milliseconds and ~20 MB each) fairly across source addresses. At most
+// running checks run at once and waiting wait; an address has at most
+// perAddr checks waiting or running. The least demanding address (fewest
+// checks asked for recently) goes first, and a full queue sheds the most
+// demanding waiter to admit a less demanding newcomer, so a flood from
+// many addresses costs a newcomer about one check's wait, not the flood's.
+// Whatever does not fit is refused at once (errBusy), never queued.
+type checkQueue struct {
+	running, waiting, perAddr int
+
+	mu     sync.Mutex
+	nRun   int
+	queue  []*checkTicket
+	byAddr map[string]int // waiting + running
+	seq    uint64
+}
+
+type checkTicket struct {
+	addr   string
+	demand int
+	seq    uint64
+	turn   chan bool // true: run now; false: shed
+}
+
+func newCheckQueue(running, waiting, perAddr int) *checkQueue {
+	return &checkQueue{running: running, waiting: waiting, perAddr: perAddr, byAddr: map[string]int{}}
+}
+
+// before reports whether a goes before b: less demand first, then arrival.
+func (a *checkTicket) before(b *checkTicket) bool {
+	if a.demand != b.demand {
+		return a.demand < b.demand
+	}
+	return a.seq < b.seq
+}
+
+// acquire waits for a turn to run one check for addr; the caller runs the
+// check and then calls release. It returns errBusy when there is no room
+// (or the ticket was shed for a less demanding address), ctx.Err() when ctx
+// ends first.
+func (q *checkQueue) acquire(ctx context.Context, addr string, demand int) (release func(), err error) {
+	q.mu.Lock()
+	if q.byAddr[addr] >= q.perAddr {
+		q.mu.Unlock()
+		return nil, errBusy
+	}
+	if q.nRun < q.running && len(q.queue) == 0 {
+		q.nRun++
+		q.byAddr[addr]++
+		q.mu.Unlock()
+		return q.releaser(addr), nil
+	}
+	q.seq++
+	tk := &checkTicket{addr: addr, demand: demand, seq: q.seq, turn: make(chan bool, 1)}
+	if len(q.queue) >= q.waiting {
+		worst := 0
+		for i, w := range q.queue {
+			if q.queue[worst].before(w) {
+				worst = i
+			}
+		}
+		if !tk.before(q.queue[worst]) {
+			q.mu.Unlock()
+			return nil, errBusy
+		}
+		q.dropLocked(worst).turn <- false
+	}
+	q.queue = append(q.queue, tk)
+	q.byAddr[addr]++
+	q.mu.Unlock()
+
+	select {
+	case run := <-tk.turn:
+		if !run {
+			return nil, errBusy
+		}
+		return q.releaser(addr), nil
+	case <-ctx.Done():
+		q.mu.Lock()
+		for i, w := range q.queue {
+			if w == tk {
+				q.dropLocked(i)
+				q.mu.Unlock()
+				return nil, ctx.Err()
+			}
+		}
+		q.mu.Unlock()
+		if <-tk.turn { // granted or shed meanwhile
+			q.releaser(addr)()
+		}
+		return nil, ctx.Err()
+	}
+}
+
+// dropLocked removes waiting ticket i and returns it.
+func (q *checkQueue) dropLocked(i int) *checkTicket {
+	tk := q.queue[i]
+	q.queue = append(q.queue[:i], q.queue[i+1:]...)
+	q.decLocked(tk.addr)
+	return tk
+}
+
+func (q *checkQueue) decLocked(addr string) {
+	if q.byAddr[addr]--; q.byAddr[addr] <= 0 {
+		delete(q.byAddr, addr)
+	}
+}
+
+func (q *checkQueue) releaser(addr string) func() {
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			q.mu.Lock()
+			q.nRun--
+			q.decLocked(addr)
+			for q.nRun < q.running && len(q.queue) > 0 {
+				best := 0
+				for i, w := range q.queue {
+					if w.before(q.queue[best]) {
+						best = i
+					}
+				}
+				tk := q.queue[best]
+				q.queue = append(q.queue[:best], q.queue[best+1:]...)
+				q.nRun++ // its byAddr count moves from waiting to running
+				tk.turn <- true
+			}
+			q.mu.Unlock()
+		})
+	}
+}

@@ -1,0 +1,215 @@
+package reliability
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v5/pkg/base"
+
+	"github.com/camwarden/camwarden/internal/testutil"
+)
+
+func basicHeader(user, pass string) base.Header {
+	return base.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))}}
+}
+
+// basicGuess sends one DESCRIBE with Basic credentials straight away, as a
+// password guesser does. It returns the answer, or nil when the server
+// closed the connection without one (refused).
+func basicGuess(c *rtspConn, host, path, user, pass string) (*base.Response, error) {
+	res, err := c.exchange(base.Describe, "rtsp://"+host+"/"+path, basicHeader(user, pass))
+	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return nil, err
+		}
+		return nil, nil
+	}
+	return res, nil
+}
+
+// basicLogin is what a Basic client does: DESCRIBE, the 401 challenge,
+// DESCRIBE with Basic credentials. It returns the final status.
+func basicLogin(local, host, path, user, pass string) (int, error) {
+	c, err := dialRTSP(local, host, "", "")
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	res, err := c.exchange(base.Describe, "rtsp://"+host+"/"+path, nil)
+	if err != nil {
+		return 0, err
+	}
+	if res.StatusCode != base.StatusUnauthorized || !strings.Contains(strings.Join(res.Header["WWW-Authenticate"], " "), "Basic") {
+		return int(res.StatusCode), fmt.Errorf("no Basic challenge: %d %v", res.StatusCode, res.Header["WWW-Authenticate"])
+	}
+	res, err = basicGuess(c, host, path, user, pass)
+	if err != nil || res == nil {
+		return 0, err
+	}
+	return int(res.StatusCode), nil
+}
+
+// TestBasicLoginDuringFloodFromManyAddresses: 1,500 addresses keep sending
+// wrong Basic passwords (each argon2id check costs tens of ms; a queue
+// without bound or fairness made a genuine first Basic login wait 21.5 s).
+// During the flood a genuine Basic login from a fresh address completes
+// in under a second, a Digest login too, and a repeated correct login is
+// answered from the cache; the excess is answered 503 at once.
+func TestBasicLoginDuringFloodFromManyAddresses(t *testing.T) {
+	const addrs = 1500
+	raiseNoFile(t, 4*addrs)
+	d := startDaemon(t, "")
+	d.addViewer("viewer")
+	d.addCamera("door", startCamera(t, 300))
+	host := d.rtsp
+	addrOf := func(i int) string { return fmt.Sprintf("127.70.%d.%d", i/250, 1+i%250) }
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var answeredOnce, busy, checked, refused atomic.Int64
+	for i := range addrs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				if c, err := dialRTSP(addrOf(i), host, "", ""); err == nil {
+					res, _ := basicGuess(c, host, "door/main", "viewer", wrongPassword)
+					c.Close()
+					switch {
+					case res == nil:
+						refused.Add(1)
+					case res.StatusCode == base.StatusServiceUnavailable:
+						busy.Add(1)
+					case res.StatusCode == base.StatusUnauthorized:
+						checked.Add(1)
+					}
+				}
+				if n == 0 {
+					answeredOnce.Add(1)
+				}
+				// Each address tries again after 1–5 s: about 500 attempts
+				// a second, spread out (the machine is shared), where the
+				// checks manage a few dozen.
+				select {
+				case <-stop:
+					return
+				case <-time.After(time.Second + rand.N(4*time.Second)):
+				}
+			}
+		}()
+	}
+	defer func() { close(stop); wg.Wait() }()
+	start := time.Now()
+	testutil.WaitFor(t, 5*time.Minute, "every flooding address to have had its first answer", func() bool { return answeredOnce.Load() == addrs })
+	t.Logf("flood: every one of %d addresses answered once after %s", addrs, time.Since(start).Round(100*time.Millisecond))
+
+	busyBefore := busy.Load()
+	timed := func(what string, login func() (int, error)) {
+		t.Helper()
+		start := time.Now()
+		st, err := login()
+		took := time.Since(start)
+		if st != 200 {
+			t.Fatalf("%s during the flood: %d %v", what, st, err)
+		}
+		if took >= time.Second {
+			t.Errorf("%s took %s during a flood from %d addresses, want < 1 s", what, took.Round(time.Millisecond), addrs)
+		}
+		t.Logf("%s: %s", what, took.Round(time.Millisecond))
+	}
+	timed("a genuine first Basic login", func() (int, error) {
+		return basicLogin("127.0.0.2", host, "door/main", "viewer", viewerPassword)
+	})
+	timed("a Digest login", func() (int, error) {
+		return describeStatus("127.0.0.3", host, "door/main", "viewer", viewerPassword)
+	})
+	timed("a repeated correct Basic login (from the cache)", func() (int, error) {
+		return basicLogin("127.0.0.2", host, "door/main", "viewer", viewerPassword)
+	})
+	if busy.Load() == busyBefore {
+		t.Errorf("no flooding attempt was answered 503 during the logins: the flood did not saturate the checks")
+	}
+	t.Logf("flood answers so far: %d checked (401), %d busy (503), %d refused", checked.Load(), busy.Load(), refused.Load())
+}
+
+// TestBasicGuessesFromOneAddressBounded: 60 simultaneous wrong Basic
+// passwords from one address (before, 186 of such guesses were checked
+// before the block took hold, because failures were counted only after each
+// argon2id run). Now the checks are booked before they are queued: the
+// address never gets more than the throttle's 5 checks, the excess is
+// answered 503 with Retry-After at once, and after 5 failures it is
+// refused even with the right password.
+func TestBasicGuessesFromOneAddressBounded(t *testing.T) {
+	const guesses = 60 // below the 64 unauthenticated connections one address may hold
+	const allowed = 5  // the throttle's failures per window
+	d := startDaemon(t, "")
+	d.addViewer("viewer")
+	d.addCamera("door", startCamera(t, 300))
+	host, from := d.rtsp, "127.71.0.1"
+
+	conns := make([]*rtspConn, guesses)
+	for i := range conns {
+		c, err := dialRTSP(from, host, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	var checked, busy, retryAfter atomic.Int64
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, _ := basicGuess(c, host, "door/main", "viewer", wrongPassword)
+			switch {
+			case res == nil:
+			case res.StatusCode == base.StatusUnauthorized:
+				checked.Add(1)
+			case res.StatusCode == base.StatusServiceUnavailable:
+				busy.Add(1)
+				if len(res.Header["Retry-After"]) == 1 {
+					retryAfter.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d simultaneous guesses from one address: %d checked, %d answered 503", guesses, checked.Load(), busy.Load())
+	if n := checked.Load(); n > allowed {
+		t.Errorf("%d simultaneous guesses from one address were checked (answered 401); at most %d may be", n, allowed)
+	}
+	if busy.Load() == 0 || retryAfter.Load() != busy.Load() {
+		t.Errorf("excess guesses: %d answered 503, %d of them with Retry-After", busy.Load(), retryAfter.Load())
+	}
+	// One at a time, the address gets the rest of its 5 checks, then none.
+	for i := 0; i < 2*allowed; i++ {
+		c, err := dialRTSP(from, host, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res, _ := basicGuess(c, host, "door/main", "viewer", wrongPassword); res != nil && res.StatusCode == base.StatusUnauthorized {
+			checked.Add(1)
+		}
+		c.Close()
+	}
+	if n := checked.Load(); n != allowed {
+		t.Errorf("one address had %d guesses checked in all, want exactly %d", n, allowed)
+	}
+	if st, _ := basicLogin(from, host, "door/main", "viewer", viewerPassword); st == 200 {
+		t.Error("the guessing address logs in with the right password after its 5 failures")
+	}
+	if st, err := basicLogin("127.71.0.2", host, "door/main", "viewer", viewerPassword); st != 200 {
+		t.Errorf("another address cannot log in: %d %v", st, err)
+	}
+}
