@@ -241,13 +241,14 @@ func TestReadPasswordFile(t *testing.T) {
 }
 
 // TestBinaryRestartFault: --fault-restart-every moves each camera to new
-// ports and prints the new camera line.
+// ports and prints the new camera line; with --https the camera keeps its
+// certificate across the move (what pinning relies on).
 func TestBinaryRestartFault(t *testing.T) {
 	bin := buildCamsim(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "--user", "admin", "--password-stdin", "--discovery-port", "0",
-		"--fault-restart-every", "300ms")
+		"--fault-restart-every", "300ms", "--https")
 	cmd.Stdin = strings.NewReader(secret + "\n")
 	var stderr lockedBuffer
 	cmd.Stderr = &stderr
@@ -274,6 +275,9 @@ func TestBinaryRestartFault(t *testing.T) {
 	}
 	if restarted["urn"] != first["urn"] || restarted["xaddr"] == first["xaddr"] || restarted["rtsp.main"] == first["rtsp.main"] {
 		t.Fatalf("restart kept ports or changed identity:\n%v\n%v", first, restarted)
+	}
+	if !strings.HasPrefix(first["xaddr"], "https://127.0.0.1:") || len(first["cert_sha256"]) != 64 || restarted["cert_sha256"] != first["cert_sha256"] {
+		t.Fatalf("--https: xaddr or certificate:\n%v\n%v", first, restarted)
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	go io.Copy(io.Discard, out)
