@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 // errBusy: no room for an expensive check now; the client is told to retry.
@@ -140,4 +144,20 @@ func (q *checkQueue) releaser(addr string) func() {
 			q.mu.Unlock()
 		})
 	}
+}
+
+// busyNotes logs, at most once a minute, how many Basic logins were turned
+// away unchecked: one line per flood, not one per attempt.
+type busyNotes struct {
+	turnedAway atomic.Int64
+	lastLog    atomic.Int64 // unix ns
+}
+
+func (b *busyNotes) note(log hclog.Logger) {
+	b.turnedAway.Add(1)
+	now, last := time.Now().UnixNano(), b.lastLog.Load()
+	if now-last < int64(time.Minute) || !b.lastLog.CompareAndSwap(last, now) {
+		return
+	}
+	log.Warn("too many Basic logins to check: answering 503 with Retry-After", "turned_away", b.turnedAway.Swap(0))
 }

@@ -261,11 +261,13 @@ func (h *handler) checkBasic(ip, user, pass string) (ver uint64, ok, counted boo
 	case reserveRefused:
 		return 0, false, false, nil
 	case reserveBusy:
+		h.s.busy.note(h.s.log)
 		return 0, false, false, busyResponse()
 	}
 	release, err := h.s.checks.acquire(h.s.ctx, ip, demand)
 	if err != nil {
 		h.s.thr.settle(ip, true) // not checked: no failure
+		h.s.busy.note(h.s.log)
 		return 0, false, false, busyResponse()
 	}
 	ver, ok = h.s.cfg.Auth.VerifyBasic(user, pass)

@@ -180,6 +180,7 @@ type Server struct {
 	unauth *unauthGate
 	// checks schedules the expensive Basic checks fairly across addresses.
 	checks *checkQueue
+	busy   busyNotes
 
 	mu       sync.Mutex
 	paths    map[string]*path // "cam/stream"
