@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"os"
 	"time"
 
@@ -199,7 +200,7 @@ func (b backend) DirectorySet(ctx context.Context, c api.Caller, req apitype.Dir
 	args := map[string]string{"url": req.URL, "bind_dn": req.BindDN, "base_dn": req.BaseDN, "user_filter": req.UserFilter,
 		"group_attribute": req.GroupAttribute, "group_filter": req.GroupFilter, "disabled_filter": req.DisabledFilter,
 		"bind_password": setOrEmpty(req.BindPassword)}
-	return b.identityMutation(ctx, c, "directory.set", "directory", args, func(tx *store.Tx) error {
+	res, err := b.identityMutation(ctx, c, "directory.set", "directory", args, func(tx *store.Tx) error {
 		if req.BindPassword == "" {
 			if old, ok, err := tx.Directory(); err != nil {
 				return err
@@ -209,10 +210,63 @@ func (b backend) DirectorySet(ctx context.Context, c api.Caller, req apitype.Dir
 		}
 		return tx.SetDirectory(rec, req.BindPassword)
 	})
+	if err != nil {
+		return nil, err
+	}
+	return res, b.applyDirectory(ctx)
 }
 
 func (b backend) DirectoryClear(ctx context.Context, c api.Caller) (*apitype.MutationResult, error) {
-	return b.identityMutation(ctx, c, "directory.clear", "directory", nil, func(tx *store.Tx) error { return tx.ClearDirectory() })
+	res, err := b.identityMutation(ctx, c, "directory.clear", "directory", nil, func(tx *store.Tx) error { return tx.ClearDirectory() })
+	if err != nil {
+		return nil, err
+	}
+	return res, b.applyDirectory(ctx)
+}
+
+func (b backend) applyDirectory(ctx context.Context) error {
+	if err := b.d.identity.reloadDirectory(ctx, b.d.store); err != nil {
+		b.d.log.Error("directory committed but not applied", "error", err)
+		return apitype.Errorf(apitype.CodeInternal, "the change is saved but the directory was not rebuilt; see the camwardend log")
+	}
+	return nil
+}
+
+// DirectoryTest logs a user in against the directory (no session) and says
+// which groups it is in and which camwarden groups they map to. The answer
+// to a refusal names the reason: the caller is an admin checking the set-up.
+func (b backend) DirectoryTest(ctx context.Context, c api.Caller, req apitype.DirectoryTestRequest) (*apitype.DirectoryTestResult, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	dir := b.d.identity.dir.Load()
+	if dir == nil {
+		return nil, apitype.Errorf(apitype.CodeNotFound, "no usable directory is configured (camwarden directory set; see the camwardend log)")
+	}
+	dir.Forget(req.User) // test the directory, not the bind cache
+	u, err := dir.Login(ctx, req.User, req.Password)
+	if err != nil {
+		code := apitype.CodeUnauthorized
+		if errors.Is(err, directory.ErrUnavailable) {
+			code = apitype.CodeUnavailable
+		}
+		b.d.auditFailure(ctx, c, "directory.test", req.User, "failed: "+code)
+		return nil, apitype.Errorf(code, "%v", err)
+	}
+	var maps []store.GroupMapping
+	if err := b.d.store.View(ctx, func(tx *store.Tx) error {
+		var err error
+		maps, err = tx.GroupMappings()
+		return err
+	}); err != nil {
+		return nil, toAPIError(err)
+	}
+	b.d.audit(ctx, auditEntry(c, "directory.test", req.User, "ok", nil))
+	groups := u.Groups
+	if groups == nil {
+		groups = []string{}
+	}
+	return &apitype.DirectoryTestResult{User: u.Name, DN: u.DN, Groups: groups, MappedGroups: mappedDirectoryGroups(maps, u.Groups)}, nil
 }
 
 func (b backend) TokenRevoke(ctx context.Context, c api.Caller, req apitype.TokenRevokeRequest) (*apitype.MutationResult, error) {

@@ -2,23 +2,31 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"os"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/camwarden/camwarden/daemon/identity/directory"
 	"github.com/camwarden/camwarden/daemon/identity/token"
 	"github.com/camwarden/camwarden/store"
 )
 
-// identityState holds the token verifier and the session tracker (#13).
-// The verifier keeps the stored issuers' keys current, so `issuer list`
-// shows whether an issuer is usable, and revocations are loaded; the RTSP
-// auth path does not consult them yet (docs/identity.md says how it will).
+// identityState holds the token verifier, the session tracker and the
+// directory (#13). The verifier keeps the stored issuers' keys current, so
+// `issuer list` shows whether an issuer is usable, and revocations are
+// loaded; the directory serves `directory test`. The RTSP auth path does not
+// consult them yet (docs/identity.md says how it will).
 type identityState struct {
 	log      hclog.Logger
 	verifier *token.Verifier
 	tracker  *token.Tracker
+	dir      atomic.Pointer[directory.Directory] // nil: none configured (or unusable, see the log)
 }
 
 func (d *Daemon) startIdentity(ctx context.Context) (*identityState, error) {
@@ -51,7 +59,85 @@ func (d *Daemon) startIdentity(ctx context.Context) (*identityState, error) {
 		id.close()
 		return nil, err
 	}
+	if err := id.reloadDirectory(ctx, d.store); err != nil {
+		id.close()
+		return nil, err
+	}
 	return id, nil
+}
+
+// reloadDirectory builds the directory from the stored configuration (at
+// start and after every committed change). A configuration that cannot be
+// used (an unreadable CA file, say) is logged and leaves no directory, so
+// directory logins are refused with that reason rather than stopping the
+// daemon. Only a store failure is returned.
+func (id *identityState) reloadDirectory(ctx context.Context, st *store.Store) error {
+	var rec store.Directory
+	var ok bool
+	var bindPW string
+	if err := st.View(ctx, func(tx *store.Tx) error {
+		var err error
+		if rec, ok, err = tx.Directory(); err != nil || !ok {
+			return err
+		}
+		bindPW, err = tx.DirectoryBindPassword()
+		return err
+	}); err != nil {
+		return err
+	}
+	if !ok {
+		id.dir.Store(nil)
+		return nil
+	}
+	cfg := directory.Config{URL: rec.URL, StartTLS: rec.StartTLS, BindDN: rec.BindDN, BindPassword: bindPW,
+		BaseDN: rec.BaseDN, UserFilter: rec.UserFilter, GroupAttribute: rec.GroupAttribute, GroupFilter: rec.GroupFilter,
+		GroupBaseDN: rec.GroupBaseDN, DisabledFilter: rec.DisabledFilter, Timeout: rec.Timeout}
+	if rec.CAFile != "" {
+		pem, err := os.ReadFile(rec.CAFile)
+		pool := x509.NewCertPool()
+		if err != nil || !pool.AppendCertsFromPEM(pem) {
+			id.log.Error("directory not usable: its CA file cannot be read as PEM", "ca_file", rec.CAFile)
+			id.dir.Store(nil)
+			return nil
+		}
+		cfg.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	dir, err := directory.New(cfg, func(format string, args ...any) { id.log.Info(fmt.Sprintf(format, args...)) })
+	if err != nil {
+		id.log.Error("directory not usable", "error", err)
+		id.dir.Store(nil)
+		return nil
+	}
+	id.dir.Store(dir)
+	id.log.Info("directory configured", "url", rec.URL, "base_dn", rec.BaseDN)
+	return nil
+}
+
+// mappedDirectoryGroups returns the camwarden groups a directory user's
+// group DNs (canonical, as directory.User.Groups) map to, sorted.
+func mappedDirectoryGroups(maps []store.GroupMapping, dnGroups []string) []string {
+	out := []string{}
+	for _, m := range maps {
+		if m.DirectoryGroup != "" && slices.Contains(dnGroups, directory.CanonicalDN(m.DirectoryGroup)) {
+			out = append(out, m.Group)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// mappedTokenGroups returns the camwarden groups a token's groups claim maps
+// to for its issuer (token.Identity.Issuer), sorted. Claim values compare
+// exactly.
+func mappedTokenGroups(maps []store.GroupMapping, issuer string, claimValues []string) []string {
+	out := []string{}
+	for _, m := range maps {
+		if m.Issuer == issuer && slices.Contains(claimValues, m.Value) {
+			out = append(out, m.Group)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 func (id *identityState) close() {

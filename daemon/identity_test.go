@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +16,9 @@ import (
 	"github.com/MicahParks/jwkset"
 
 	"github.com/camwarden/camwarden/daemon/apitype"
+	"github.com/camwarden/camwarden/daemon/identity/directory"
 	"github.com/camwarden/camwarden/internal/testutil"
+	"github.com/camwarden/camwarden/store"
 )
 
 const dirBindSecret = "daemon-Dir-Bind-Pw-6142" // in testdata/test-secrets.txt
@@ -188,4 +191,101 @@ func TestDirectoryAndTokenRevokeThroughTheAPI(t *testing.T) {
 	}
 	text, _ := json.Marshal(audit)
 	testutil.CheckNoSecrets(t, "audit list", string(text), []string{dirBindSecret})
+}
+
+// directory test goes through the daemon's own directory, built from the
+// stored configuration (sealed bind password, CA-less ldap:// here), against
+// a real slapd: login, mapped groups, wrong password, slapd stopped.
+func TestDirectoryTestAgainstRealSlapd(t *testing.T) {
+	const (
+		suffix = "dc=nvr,dc=test"
+		svcDN  = "cn=svc," + suffix
+		admin  = "daemon-slapd-Admin-Pw-8802" // in testdata/test-secrets.txt
+		svcPW  = "daemon-svc-Bind-Pw-2290"
+		userPW = "daemon-dave-Dir-Pw-4471"
+	)
+	sl := testutil.StartSlapd(t, testutil.SlapdConfig{Suffix: suffix, AdminDN: "cn=admin," + suffix, AdminPassword: admin, ServiceDN: svcDN})
+	sl.Modify("-a", `dn: `+suffix+`
+objectClass: dcObject
+objectClass: organization
+o: nvr
+dc: nvr
+
+dn: `+svcDN+`
+objectClass: organizationalRole
+objectClass: simpleSecurityObject
+cn: svc
+userPassword: `+svcPW+`
+
+dn: uid=dave,`+suffix+`
+objectClass: inetOrgPerson
+uid: dave
+cn: dave
+sn: d
+userPassword: `+userPW+`
+
+dn: cn=Guards,`+suffix+`
+objectClass: groupOfNames
+cn: Guards
+member: uid=dave,`+suffix+`
+`)
+	td := startTestDaemon(t)
+	cl, ctx := td.client, context.Background()
+	if _, err := cl.DirectoryTest(ctx, apitype.DirectoryTestRequest{User: "dave", Password: userPW}); apiCode(err) != apitype.CodeNotFound {
+		t.Fatalf("test without a directory: %v", err)
+	}
+	if _, err := cl.DirectorySet(ctx, apitype.DirectorySetRequest{URL: sl.URL, BindDN: svcDN, BindPassword: svcPW, BaseDN: suffix,
+		UserFilter: "(uid=%s)", TimeoutMS: 2000}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.GroupAdd(ctx, "guards"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.GroupMapAdd(ctx, apitype.GroupMapping{Group: "guards", DirectoryGroup: "CN=guards," + strings.ToUpper(suffix)}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := cl.DirectoryTest(ctx, apitype.DirectoryTestRequest{User: "dave", Password: userPW})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.DN != "uid=dave,"+suffix || len(r.Groups) != 1 || len(r.MappedGroups) != 1 || r.MappedGroups[0] != "guards" {
+		t.Fatalf("directory test %+v", r)
+	}
+	if _, err := cl.DirectoryTest(ctx, apitype.DirectoryTestRequest{User: "dave", Password: svcPW}); apiCode(err) != apitype.CodeUnauthorized {
+		t.Fatalf("wrong password: %v", err)
+	}
+	if _, err := cl.DirectoryTest(ctx, apitype.DirectoryTestRequest{User: "*", Password: userPW}); apiCode(err) != apitype.CodeUnauthorized {
+		t.Fatalf("wildcard user: %v", err)
+	}
+	sl.Stop()
+	start := time.Now()
+	_, err = cl.DirectoryTest(ctx, apitype.DirectoryTestRequest{User: "dave", Password: userPW})
+	if apiCode(err) != apitype.CodeUnavailable || !strings.Contains(err.Error(), "connection refused") || time.Since(start) > 2*time.Second {
+		t.Fatalf("slapd stopped: %v after %s", err, time.Since(start))
+	}
+	// local users are not touched by any of it
+	if _, err := cl.UserAdd(ctx, apitype.UserAddRequest{Name: "local", Password: "local-user-Pw-1"}); err != nil {
+		t.Fatal(err)
+	}
+	text, _ := json.Marshal(r)
+	testutil.CheckNoSecrets(t, "directory test answer", string(text)+err.Error(), []string{svcPW, userPW, admin})
+}
+
+func TestMappedGroups(t *testing.T) {
+	maps := []store.GroupMapping{
+		{Group: "guards", DirectoryGroup: "CN=Guards, OU=Groups,DC=test"},
+		{Group: "night", DirectoryGroup: "cn=night,ou=groups,dc=test"},
+		{Group: "guards", Issuer: "portal", Value: "site-7"},
+		{Group: "ops", Issuer: "portal", Value: "Ops"},
+		{Group: "ops", Issuer: "other", Value: "site-7"},
+	}
+	if got := mappedDirectoryGroups(maps, []string{directory.CanonicalDN("cn=guards,ou=groups,dc=test"), "cn=x,dc=test"}); !slices.Equal(got, []string{"guards"}) {
+		t.Fatalf("directory groups %v", got)
+	}
+	if got := mappedTokenGroups(maps, "portal", []string{"site-7", "ops"}); !slices.Equal(got, []string{"guards"}) {
+		t.Fatalf("token groups %v (claim values compare exactly, per issuer)", got)
+	}
+	if got := mappedTokenGroups(maps, "portal", nil); len(got) != 0 {
+		t.Fatalf("no claims: %v", got)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/camwarden/camwarden/daemon/apitype"
@@ -191,6 +192,32 @@ var identityCommands = []command{
 					fmt.Fprintf(w, "timeout\t%s\n", orDash(msString(d.TimeoutMS)))
 					fmt.Fprintf(w, "sync interval\t%s\n", orDash(msString(d.SyncIntervalMS)))
 					fmt.Fprintf(w, "changed\t%s\n", fmtTime(d.Changed))
+				})
+			}
+		}},
+	{path: "directory test", args: "USER --password-stdin", summary: "try a directory login (no session) and show the user's groups and mapped groups", minArgs: 1, maxArgs: 1,
+		setup: func(fs *flag.FlagSet) runFunc {
+			pwStdin := fs.Bool("password-stdin", false, "read the user's password from stdin (one line)")
+			return func(e *env, args []string) error {
+				pw, err := e.password(*pwStdin, "Directory password for "+args[0]+": ", false)
+				if err != nil {
+					return err
+				}
+				req := apitype.DirectoryTestRequest{User: args[0], Password: pw}
+				if err := req.Validate(); err != nil {
+					return invalid(err)
+				}
+				r, err := e.cl.DirectoryTest(e.ctx, req)
+				if err != nil {
+					return err
+				}
+				return e.print(r, func(w io.Writer) {
+					fmt.Fprintf(w, "user\t%s\n", r.User)
+					fmt.Fprintf(w, "dn\t%s\n", r.DN)
+					for _, g := range r.Groups {
+						fmt.Fprintf(w, "directory group\t%s\n", g)
+					}
+					fmt.Fprintf(w, "camwarden groups\t%s\n", orDash(strings.Join(r.MappedGroups, ", ")))
 				})
 			}
 		}},

@@ -188,6 +188,8 @@ func richBackend(op string, req any) (any, error) {
 	case "GroupMapList":
 		return &apitype.GroupMapList{Mappings: []apitype.GroupMapping{{Group: "ops", Issuer: "portal", ClaimValue: "guards"},
 			{Group: "ops", DirectoryGroup: "cn=guards,dc=test"}}}, nil
+	case "DirectoryTest":
+		return &apitype.DirectoryTestResult{User: "alice", DN: "uid=alice,dc=test", Groups: []string{"cn=guards,dc=test"}, MappedGroups: []string{"ops"}}, nil
 	case "DirectoryShow":
 		return &apitype.Directory{Configured: true, URL: "ldaps://dc1.test", BindDN: "cn=svc,dc=test", HasBindPassword: true, BaseDN: "dc=test"}, nil
 	}
@@ -223,6 +225,8 @@ func argsFor(c *command) ([]string, string) {
 		return []string{"ops", "--issuer", "portal", "--claim-value", "guards"}, ""
 	case "directory set":
 		return []string{"--url", "ldaps://dc1.test", "--bind-dn", "cn=svc,dc=test", "--base-dn", "dc=test", "--password-stdin", "--sync-interval", "2s"}, secret + "\n"
+	case "directory test":
+		return []string{"alice", "--password-stdin"}, secret + "\n"
 	case "token revoke":
 		return []string{"jti-1", "--until", "2026-12-01T18:00:00Z"}, ""
 	}
@@ -296,6 +300,8 @@ func TestEveryCommand(t *testing.T) {
 			case apitype.UserAddRequest:
 				pw = req.Password
 			case apitype.UserPasswdRequest:
+				pw = req.Password
+			case apitype.DirectoryTestRequest:
 				pw = req.Password
 			case apitype.DirectorySetRequest:
 				pw = req.BindPassword

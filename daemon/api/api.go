@@ -24,6 +24,7 @@
 //	DELETE /v1/directory                         admin  DirectoryClear
 //	GET    /v1/directory                         read   DirectoryShow
 //	PUT    /v1/directory                         admin  DirectorySet     DirectorySetRequest
+//	POST   /v1/directory/test                    admin  DirectoryTest    DirectoryTestRequest
 //	POST   /v1/discover                          read   Discover         DiscoverRequest
 //	GET    /v1/grants                            read   Grants           ?subject=S
 //	POST   /v1/grants                            admin  Grant            Grant
@@ -127,6 +128,7 @@ type Backend interface {
 	DirectorySet(ctx context.Context, c Caller, req apitype.DirectorySetRequest) (*apitype.MutationResult, error)
 	DirectoryClear(ctx context.Context, c Caller) (*apitype.MutationResult, error)
 	TokenRevoke(ctx context.Context, c Caller, req apitype.TokenRevokeRequest) (*apitype.MutationResult, error)
+	DirectoryTest(ctx context.Context, c Caller, req apitype.DirectoryTestRequest) (*apitype.DirectoryTestResult, error)
 
 	// AuditRefusal records a refused request (not an allowed caller, or a
 	// browser-originated request). It must not block for long.
@@ -254,6 +256,13 @@ var routes = []route{
 			return nil, err
 		}
 		return b.DirectorySet(ctx, c, req)
+	}},
+	{"POST", "/v1/directory/test", RightAdmin, "DirectoryTest", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+		var req apitype.DirectoryTestRequest
+		if err := decodeBody(r, &req); err != nil {
+			return nil, err
+		}
+		return b.DirectoryTest(ctx, c, req)
 	}},
 	{"POST", "/v1/discover", RightRead, "Discover", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		var req apitype.DiscoverRequest

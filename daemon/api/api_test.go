@@ -275,6 +275,9 @@ func TestEveryEndpointRoundTrip(t *testing.T) {
 			return cl.DirectorySet(ctx, apitype.DirectorySetRequest{URL: "ldaps://dc1", BindDN: "cn=s", BindPassword: "bp", BaseDN: "dc=t", SyncIntervalMS: 2000})
 		}, apitype.DirectorySetRequest{URL: "ldaps://dc1", BindDN: "cn=s", BindPassword: "bp", BaseDN: "dc=t", SyncIntervalMS: 2000}},
 		{"DirectoryClear", func() (any, error) { return cl.DirectoryClear(ctx) }, nil},
+		{"DirectoryTest", func() (any, error) {
+			return cl.DirectoryTest(ctx, apitype.DirectoryTestRequest{User: "alice", Password: "pw"})
+		}, apitype.DirectoryTestRequest{User: "alice", Password: "pw"}},
 		{"TokenRevoke", func() (any, error) {
 			return cl.TokenRevoke(ctx, apitype.TokenRevokeRequest{JTI: "j-1", Until: since})
 		}, apitype.TokenRevokeRequest{JTI: "j-1", Until: since}},

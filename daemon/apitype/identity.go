@@ -208,3 +208,29 @@ func (r TokenRevokeRequest) Validate() error {
 	}
 	return checkText("the token id (jti)", r.JTI, true)
 }
+
+// DirectoryTestRequest tries a directory login without opening a session
+// (POST /v1/directory/test), to check the configuration.
+type DirectoryTestRequest struct {
+	User     string `json:"user"`
+	Password string `json:"password"`
+}
+
+// DirectoryTestResult is what the directory said about the user.
+type DirectoryTestResult struct {
+	User         string   `json:"user"`
+	DN           string   `json:"dn"`
+	Groups       []string `json:"groups"`        // directory group DNs (canonical form)
+	MappedGroups []string `json:"mapped_groups"` // the camwarden groups they map to
+}
+
+// Validate checks a directory test request.
+func (r DirectoryTestRequest) Validate() error {
+	if err := checkText("the user name", r.User, true); err != nil {
+		return err
+	}
+	if r.Password == "" || len(r.Password) > 1024 || strings.ContainsRune(r.Password, 0) {
+		return invalidf("the password must be 1 to 1024 bytes without NUL")
+	}
+	return nil
+}

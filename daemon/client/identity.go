@@ -55,3 +55,8 @@ func (c *Client) DirectoryClear(ctx context.Context) (*apitype.MutationResult, e
 func (c *Client) TokenRevoke(ctx context.Context, req apitype.TokenRevokeRequest) (*apitype.MutationResult, error) {
 	return call[apitype.MutationResult](ctx, c, "POST", "/v1/tokens/revoke", nil, req)
 }
+
+// DirectoryTest tries a directory login (no session) and reports the user's groups.
+func (c *Client) DirectoryTest(ctx context.Context, req apitype.DirectoryTestRequest) (*apitype.DirectoryTestResult, error) {
+	return call[apitype.DirectoryTestResult](ctx, c, "POST", "/v1/directory/test", nil, req)
+}

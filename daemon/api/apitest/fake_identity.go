@@ -56,3 +56,8 @@ func (f *Fake) DirectoryClear(ctx context.Context, c api.Caller) (*apitype.Mutat
 func (f *Fake) TokenRevoke(ctx context.Context, c api.Caller, req apitype.TokenRevokeRequest) (*apitype.MutationResult, error) {
 	return call[apitype.MutationResult](ctx, f, "TokenRevoke", c, req)
 }
+
+// DirectoryTest implements api.Backend.
+func (f *Fake) DirectoryTest(ctx context.Context, c api.Caller, req apitype.DirectoryTestRequest) (*apitype.DirectoryTestResult, error) {
+	return call[apitype.DirectoryTestResult](ctx, f, "DirectoryTest", c, req)
+}

@@ -1,16 +1,9 @@
 package directory
 
 import (
-	"bytes"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/camwarden/camwarden/internal/testutil"
 )
@@ -35,56 +28,21 @@ const (
 	oddUserID = `o(dd)*\name`
 )
 
-// slapd is a real OpenLDAP server on 127.0.0.1, configured and filled by
-// the test, stopped by its PID when the test ends.
+// slapd is the test's real OpenLDAP server with its users and groups.
 type slapd struct {
-	t      *testing.T
-	dir    string
-	port   int
-	cmd    *exec.Cmd
-	exited chan struct{}
-	pwFile string
+	*testutil.Slapd
 }
 
-func (s *slapd) url() string { return fmt.Sprintf("ldap://127.0.0.1:%d", s.port) }
+func (s *slapd) url() string { return s.URL }
+
+// ldapmodify applies LDIF as the admin (see testutil.Slapd.Modify).
+func (s *slapd) ldapmodify(mode, ldif string) { s.Modify(mode, ldif) }
+
+func (s *slapd) stop() { s.Stop() }
 
 func startSlapd(t *testing.T) *slapd {
 	t.Helper()
-	bin := "/usr/sbin/slapd"
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("slapd is not installed (apt-get install slapd ldap-utils; .ci/run installs them): %v", err)
-	}
-	dir := t.TempDir()
-	s := &slapd{t: t, dir: dir, port: testutil.FreePort(t), pwFile: filepath.Join(dir, "admin.pw")}
-	must(t, os.MkdirAll(filepath.Join(dir, "db"), 0o700))
-	must(t, os.WriteFile(s.pwFile, []byte(adminPassword), 0o600))
-	// The ACLs are a real site's: only the service account may search,
-	// passwords are only ever usable to bind.
-	conf := fmt.Sprintf(`include /etc/ldap/schema/core.schema
-include /etc/ldap/schema/cosine.schema
-include /etc/ldap/schema/inetorgperson.schema
-modulepath /usr/lib/ldap
-moduleload back_mdb
-moduleload memberof
-pidfile %[1]s/slapd.pid
-argsfile %[1]s/slapd.args
-database mdb
-suffix "%[2]s"
-rootdn "%[3]s"
-rootpw %[4]s
-directory %[1]s/db
-maxsize 10485760
-overlay memberof
-memberof-group-oc groupOfNames
-memberof-member-ad member
-memberof-memberof-ad memberOf
-memberof-refint TRUE
-access to attrs=userPassword by self write by anonymous auth by * none
-access to * by dn.exact="%[5]s" read by self read by * none
-`, dir, suffix, adminDN, adminPassword, svcDN)
-	confPath := filepath.Join(dir, "slapd.conf")
-	must(t, os.WriteFile(confPath, []byte(conf), 0o600))
-	s.start(confPath)
+	s := &slapd{testutil.StartSlapd(t, testutil.SlapdConfig{Suffix: suffix, AdminDN: adminDN, AdminPassword: adminPassword, ServiceDN: svcDN})}
 	s.ldapmodify("-a", fmt.Sprintf(`dn: %[1]s
 objectClass: dcObject
 objectClass: organization
@@ -131,80 +89,6 @@ cn: others
 member: uid=carol,%[4]s
 `, guardsDN, nightDN, othersDN, peopleDN))
 	return s
-}
-
-func (s *slapd) start(confPath string) {
-	t := s.t
-	var errBuf bytes.Buffer
-	cmd := exec.Command("/usr/sbin/slapd", "-f", confPath, "-h", s.url()+"/", "-d", "0")
-	log := testutil.LogFile(t, "slapd")
-	cmd.Stdout, cmd.Stderr = log, &teeWriter{w: &errBuf, also: log}
-	must(t, cmd.Start())
-	s.cmd, s.exited = cmd, make(chan struct{})
-	go func() { cmd.Wait(); close(s.exited) }()
-	t.Cleanup(s.stop)
-	ok := testutil.Poll(15*time.Second, func() bool {
-		select {
-		case <-s.exited:
-			return true
-		default:
-		}
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", s.port), 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return true
-		}
-		return false
-	})
-	select {
-	case <-s.exited:
-		t.Fatalf("slapd exited at start: %s", errBuf.String())
-	default:
-	}
-	if !ok {
-		t.Fatal("slapd did not listen within 15 s")
-	}
-}
-
-// stop ends slapd by its own PID and waits for it.
-func (s *slapd) stop() {
-	if s.cmd == nil {
-		return
-	}
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-	case <-time.After(10 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.exited
-	}
-	s.cmd = nil
-}
-
-// ldapmodify applies LDIF as the admin with OpenLDAP's own client; the
-// admin password goes by file, never argv.
-func (s *slapd) ldapmodify(mode, ldif string) {
-	s.t.Helper()
-	args := []string{"-x", "-H", s.url(), "-D", adminDN, "-y", s.pwFile}
-	if mode != "" {
-		args = append(args, mode)
-	}
-	cmd := exec.Command("ldapmodify", args...)
-	cmd.Stdin = strings.NewReader(ldif)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		s.t.Fatalf("ldapmodify: %v\n%s", err, out)
-	}
-}
-
-type teeWriter struct {
-	w    *bytes.Buffer
-	also interface{ Write([]byte) (int, error) }
-}
-
-func (s *teeWriter) Write(p []byte) (int, error) {
-	s.also.Write(p)
-	return s.w.Write(p)
 }
 
 func escapeDNValue(v string) string {
