@@ -50,12 +50,29 @@ func auditDetail(e store.AuditEntry) string {
 	return strings.Join(parts, " ")
 }
 
-func (b backend) AuditVerify(ctx context.Context, c api.Caller) (*apitype.AuditVerify, error) {
-	v, err := b.d.store.VerifyAudit(ctx)
+func (b backend) AuditVerify(ctx context.Context, c api.Caller, req apitype.AuditVerifyRequest) (*apitype.AuditVerify, error) {
+	// Of the heads the journal saw, the newest made with this database's
+	// audit key is the one a rolled-back copy cannot hold.
+	var mirrored *store.AuditHead
+	key := b.d.store.AuditKeyID()
+	for _, h := range req.Journal {
+		if h.KeyID == key && (mirrored == nil || h.Seq > mirrored.Seq) {
+			mirrored = &store.AuditHead{Seq: h.Seq, Hash: h.Hash, KeyID: h.KeyID}
+		}
+	}
+	v, err := b.d.store.VerifyAuditHead(ctx, mirrored)
 	if err != nil {
 		return nil, toAPIError(err)
 	}
-	return &apitype.AuditVerify{OK: v.OK, Entries: int(v.Entries), FirstBad: v.FirstBad, Message: v.Reason}, nil
+	res := &apitype.AuditVerify{OK: v.OK, Entries: int(v.Entries), FirstBad: v.FirstBad, Message: v.Reason}
+	if mirrored != nil {
+		res.JournalSeq = mirrored.Seq
+	} else if len(req.Journal) > 0 && v.OK {
+		res.OK = false
+		res.Message = fmt.Sprintf("none of the %d audit heads given was mirrored by this database (audit key %s): "+
+			"the journal is from another database or master key, so a rollback cannot be ruled out", len(req.Journal), key)
+	}
+	return res, nil
 }
 
 // AuditRefusal hands the refusal to the coalescing auditor (refusals.go),

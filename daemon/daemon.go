@@ -69,6 +69,19 @@ type Daemon struct {
 	disc *discovery
 
 	refusals *refusalAuditor // coalesces refused admin requests (refusals.go)
+
+	auditMirror hclog.Logger // the journal mirror of audit heads, at any log level
+}
+
+// The audit head mirror line: module, message and keys are what
+// `camwarden audit verify --journal` looks for (cmd/camwarden/journal.go).
+const (
+	auditMirrorModule  = "camwardend.audit"
+	auditMirrorMessage = "audit head"
+)
+
+func (d *Daemon) mirrorAuditHead(h store.AuditHead) {
+	d.auditMirror.Info(auditMirrorMessage, "audit_seq", h.Seq, "audit_hash", h.Hash, "audit_key", h.KeyID)
 }
 
 // defaultGCPercent is the daemon's GOGC unless the environment sets one.
@@ -107,7 +120,15 @@ func newDaemon(opts Options) (*Daemon, error) {
 		Output:     out,
 		JSONFormat: cfg.LogFormat == "json",
 	})
-	d := &Daemon{opts: opts, log: log, started: time.Now(), ops: make(chan func()), stopped: make(chan struct{})}
+	// The audit head mirror is written whatever the log level: it is what
+	// `camwarden audit verify --journal` checks the database against.
+	mirror := hclog.New(&hclog.LoggerOptions{
+		Name:       auditMirrorModule,
+		Level:      hclog.Info,
+		Output:     out,
+		JSONFormat: cfg.LogFormat == "json",
+	})
+	d := &Daemon{opts: opts, log: log, auditMirror: mirror, started: time.Now(), ops: make(chan func()), stopped: make(chan struct{})}
 	d.snap.Store(&snapshot{cfg: cfg, devices: map[string]onvif.Device{}})
 	return d, nil
 }
@@ -128,7 +149,7 @@ func (d *Daemon) run(ctx context.Context) error {
 	}
 	d.metrics = d.newMetrics(cfg, listeners["metrics"])
 	dbPath := filepath.Join(cfg.StateDir, dbFileName)
-	st, err := store.Open(dbPath, key, store.Options{Timeout: 2 * time.Second, Logger: log.Named("store"), Committed: d.metrics.Committed})
+	st, err := store.Open(dbPath, key, store.Options{Timeout: 2 * time.Second, Logger: log.Named("store"), AuditMirror: d.mirrorAuditHead, Committed: d.metrics.Committed})
 	if err != nil {
 		var km *store.KeyMismatchError
 		if errors.As(err, &km) {

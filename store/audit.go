@@ -268,6 +268,10 @@ func (s *Store) mirrorHead(seq uint64, hash string) {
 	}
 }
 
+// AuditKeyID is the id of the audit key (Key.ID; never the key): the
+// KeyID of every head this store mirrors.
+func (s *Store) AuditKeyID() string { return s.auditKey().ID() }
+
 // AuditHead returns the chain's newest entry (Seq 0 for an empty chain).
 func (s *Store) AuditHead(ctx context.Context) (AuditHead, error) {
 	var h auditHead

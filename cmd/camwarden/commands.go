@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -658,15 +659,41 @@ var commands = []command{
 				})
 			}
 		}},
-	{path: "audit verify", summary: "check the audit log's hash chain (exit 1 when broken)", maxArgs: 0,
+	{path: "audit verify", args: "[--journal FILE|-]", summary: "check the audit log's keyed hash chain, and with --journal that the database holds every head the daemon's journal saw (exit 1 when broken)", maxArgs: 0,
 		setup: func(fs *flag.FlagSet) runFunc {
+			journal := fs.String("journal", "", "the daemon's log (`-` for stdin), e.g. from `journalctl -u camwardend -o cat`: detects a database rolled back to an older copy")
 			return func(e *env, _ []string) error {
-				r, err := e.cl.AuditVerify(e.ctx)
+				var req apitype.AuditVerifyRequest
+				if *journal != "" {
+					src := *journal
+					var in io.Reader = e.stdin
+					if src == "-" {
+						src = "standard input"
+					} else {
+						f, err := os.Open(src)
+						if err != nil {
+							return fmt.Errorf("--journal: %w", err)
+						}
+						defer f.Close()
+						in = f
+					}
+					heads, _, err := parseJournalHeads(in)
+					if err != nil {
+						return fmt.Errorf("--journal: reading %s: %w", src, err)
+					}
+					if len(heads) == 0 {
+						return noHeadsError(src)
+					}
+					req.Journal = heads
+				}
+				r, err := e.cl.AuditVerify(e.ctx, req)
 				if err != nil {
 					return err
 				}
 				if err := e.print(r, func(w io.Writer) {
-					if r.OK {
+					if r.OK && r.JournalSeq > 0 {
+						fmt.Fprintf(w, "audit chain intact: %d entries; holds the journal's newest head (entry %d)\n", r.Entries, r.JournalSeq)
+					} else if r.OK {
 						fmt.Fprintf(w, "audit chain intact: %d entries\n", r.Entries)
 					} else {
 						fmt.Fprintf(w, "audit chain BROKEN at entry %d of %d: %s\n", r.FirstBad, r.Entries, r.Message)

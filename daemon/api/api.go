@@ -13,7 +13,7 @@
 // Routes (method, path, right, Backend method):
 //
 //	GET    /v1/audit                             read   AuditList        ?since=RFC3339&limit=N
-//	GET    /v1/audit/verify                      read   AuditVerify
+//	GET    /v1/audit/verify                      read   AuditVerify      ?journal=SEQ:HASH:KEYID (repeatable)
 //	GET    /v1/cameras                           read   CameraList
 //	POST   /v1/cameras                           admin  CameraAdd        CameraAddRequest
 //	POST   /v1/cameras/adopt                     admin  CameraAdopt      CameraAdoptRequest
@@ -114,7 +114,7 @@ type Backend interface {
 	SessionKick(ctx context.Context, c Caller, id string) (*apitype.MutationResult, error)
 
 	AuditList(ctx context.Context, c Caller, req apitype.AuditListRequest) (*apitype.AuditList, error)
-	AuditVerify(ctx context.Context, c Caller) (*apitype.AuditVerify, error)
+	AuditVerify(ctx context.Context, c Caller, req apitype.AuditVerifyRequest) (*apitype.AuditVerify, error)
 
 	KeyRotate(ctx context.Context, c Caller) (*apitype.KeyRotate, error)
 
@@ -199,7 +199,11 @@ var routes = []route{
 		return b.AuditList(ctx, c, req)
 	}},
 	{"GET", "/v1/audit/verify", RightRead, "AuditVerify", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
-		return b.AuditVerify(ctx, c)
+		req, err := auditVerifyQuery(r)
+		if err != nil {
+			return nil, err
+		}
+		return b.AuditVerify(ctx, c, req)
 	}},
 	{"GET", "/v1/cameras", RightRead, "CameraList", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		return b.CameraList(ctx, c)
@@ -451,6 +455,40 @@ func decodeJSON(body []byte, v any) error {
 		return apitype.Errorf(apitype.CodeInvalid, "invalid JSON request: trailing data after the object")
 	}
 	return nil
+}
+
+// auditVerifyQuery reads journal=SEQ:HASH:KEYID parameters (mirrored
+// audit heads).
+func auditVerifyQuery(r *http.Request) (apitype.AuditVerifyRequest, error) {
+	var req apitype.AuditVerifyRequest
+	heads := r.URL.Query()["journal"]
+	if len(heads) > apitype.MaxJournalHeads {
+		return req, apitype.Errorf(apitype.CodeInvalid, "at most %d journal heads", apitype.MaxJournalHeads)
+	}
+	for _, h := range heads {
+		parts := strings.Split(h, ":")
+		if len(parts) != 3 {
+			return req, apitype.Errorf(apitype.CodeInvalid, "journal head must be SEQ:HASH:KEYID")
+		}
+		seq, err := strconv.ParseUint(parts[0], 10, 64)
+		if err != nil || !isHex(parts[1], 64) || !isHex(parts[2], 16) {
+			return req, apitype.Errorf(apitype.CodeInvalid, "journal head must be SEQ:HASH:KEYID (a number, 64 and 16 hex digits)")
+		}
+		req.Journal = append(req.Journal, apitype.AuditHead{Seq: seq, Hash: parts[1], KeyID: parts[2]})
+	}
+	return req, nil
+}
+
+func isHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func auditQuery(r *http.Request) (apitype.AuditListRequest, error) {

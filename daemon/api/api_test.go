@@ -256,7 +256,9 @@ func TestEveryEndpointRoundTrip(t *testing.T) {
 		{"SessionList", func() (any, error) { return cl.SessionList(ctx) }, nil},
 		{"SessionKick", func() (any, error) { return cl.SessionKick(ctx, "a1b2") }, "a1b2"},
 		{"AuditList", func() (any, error) { return cl.AuditList(ctx, apitype.AuditListRequest{Since: since, Limit: 7}) }, apitype.AuditListRequest{Since: since, Limit: 7}},
-		{"AuditVerify", func() (any, error) { return cl.AuditVerify(ctx) }, nil},
+		{"AuditVerify", func() (any, error) {
+			return cl.AuditVerify(ctx, apitype.AuditVerifyRequest{Journal: []apitype.AuditHead{{Seq: 9, Hash: strings.Repeat("ab", 32), KeyID: "0123456789abcdef"}}})
+		}, apitype.AuditVerifyRequest{Journal: []apitype.AuditHead{{Seq: 9, Hash: strings.Repeat("ab", 32), KeyID: "0123456789abcdef"}}}},
 		{"KeyRotate", func() (any, error) { return cl.KeyRotate(ctx) }, nil},
 		{"IssuerList", func() (any, error) { return cl.IssuerList(ctx) }, nil},
 		{"IssuerAdd", func() (any, error) {

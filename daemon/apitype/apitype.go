@@ -354,6 +354,24 @@ type SessionList struct {
 	Sessions []Session `json:"sessions"`
 }
 
+// AuditVerifyRequest optionally carries audit heads the daemon mirrored to
+// its journal (the newest per audit key is enough): the database must hold
+// each of them, or it was rolled back to an older copy.
+type AuditVerifyRequest struct {
+	Journal []AuditHead `json:"journal,omitempty"`
+}
+
+// MaxJournalHeads bounds an AuditVerifyRequest.
+const MaxJournalHeads = 64
+
+// AuditHead is one mirrored head: the chain's last entry and the id of the
+// audit key that MACed it (an id, never the key).
+type AuditHead struct {
+	Seq   uint64 `json:"seq"`
+	Hash  string `json:"hash"`
+	KeyID string `json:"key_id"`
+}
+
 // AuditListRequest filters the audit log. A zero Since means from the start;
 // Limit 0 means the daemon's default.
 type AuditListRequest struct {
@@ -383,6 +401,9 @@ type AuditVerify struct {
 	Entries  int    `json:"entries"`
 	FirstBad uint64 `json:"first_bad,omitempty"` // seq of the first entry that fails, when !OK
 	Message  string `json:"message,omitempty"`
+	// JournalSeq is the newest journal head the database was checked
+	// against (0: none given).
+	JournalSeq uint64 `json:"journal_seq,omitempty"`
 }
 
 // KeyRotate is the result of re-sealing every secret under a new key.

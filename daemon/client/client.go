@@ -307,9 +307,14 @@ func (c *Client) AuditList(ctx context.Context, req apitype.AuditListRequest) (*
 	return call[apitype.AuditList](ctx, c, "GET", "/v1/audit", q, nil)
 }
 
-// AuditVerify checks the audit log's hash chain.
-func (c *Client) AuditVerify(ctx context.Context) (*apitype.AuditVerify, error) {
-	return call[apitype.AuditVerify](ctx, c, "GET", "/v1/audit/verify", nil, nil)
+// AuditVerify checks the audit log's hash chain, and that the database
+// holds the given heads mirrored to the journal (none: the chain only).
+func (c *Client) AuditVerify(ctx context.Context, req apitype.AuditVerifyRequest) (*apitype.AuditVerify, error) {
+	q := url.Values{}
+	for _, h := range req.Journal {
+		q.Add("journal", fmt.Sprintf("%d:%s:%s", h.Seq, h.Hash, h.KeyID))
+	}
+	return call[apitype.AuditVerify](ctx, c, "GET", "/v1/audit/verify", q, nil)
 }
 
 // KeyRotate re-seals every secret under a new master key.

@@ -177,8 +177,8 @@ func (f *Fake) AuditList(ctx context.Context, c api.Caller, req apitype.AuditLis
 }
 
 // AuditVerify implements api.Backend.
-func (f *Fake) AuditVerify(ctx context.Context, c api.Caller) (*apitype.AuditVerify, error) {
-	return call[apitype.AuditVerify](ctx, f, "AuditVerify", c, nil)
+func (f *Fake) AuditVerify(ctx context.Context, c api.Caller, req apitype.AuditVerifyRequest) (*apitype.AuditVerify, error) {
+	return call[apitype.AuditVerify](ctx, f, "AuditVerify", c, req)
 }
 
 // KeyRotate implements api.Backend.
