@@ -389,7 +389,7 @@ func TestCrashConsistency(t *testing.T) {
 				c.doubt, c.doubtOp, c.doubtAudit = nil, "", ""
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			v, err := d.cl.AuditVerify(ctx)
+			v, err := d.cl.AuditVerify(ctx, apitype.AuditVerifyRequest{})
 			cancel()
 			if err != nil || !v.OK {
 				t.Fatalf("phase %d: audit verify after the crash: %+v %v", phase, v, err)
