@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/bluenviron/gortsplib/v5"
 )
 
 // Real encoders as cameras (GStreamer's RTSP server, see
@@ -195,6 +197,54 @@ func TestNewReaderMonotonicDTSVideoAudio(t *testing.T) {
 					t.Fatalf("reader %d: err=%v ffmpeg:\n%s", n, err, out)
 				}
 			}
+		})
+	}
+}
+
+// A camera that sends something else than it announced is reported (with
+// its first bytes and its SDP), reconnected with backoff, and costs the
+// other cameras nothing.
+func TestBadInputReportedAndRetried(t *testing.T) {
+	for _, c := range []struct{ mode, want string }{
+		{"wrongcodec", "track 0 (video H264): the camera sent"},
+		{"ptchange", "payload types its SDP does not announce (97: "},
+		{"junkpayload", "that are not H264 (first bytes: ffd813370042)"},
+	} {
+		t.Run(c.mode, func(t *testing.T) {
+			good := startCam(t, camOpts{user: "camuser", pass: camPassword})
+			bad := startRawCam(t, c.mode, "")
+			r := newRig(t, nil)
+			r.srv.SetCameras(context.Background(), []CameraSpec{
+				camSpec("cam1", "good", good.url("live"), nil),
+				camSpec("cam2", "bad", bad.url(), nil),
+			})
+			waitFor(t, 5*time.Second, "good camera live", func() bool { return r.status("cam1/good").State == StateLive })
+			rd := mustReader(t, r.url("alice", "alicepw", "cam1/good"), gortsplib.ProtocolTCP)
+			waitFor(t, 10*time.Second, "bad camera in backoff with a reason", func() bool {
+				st := r.status("cam2/bad")
+				return st.State == StateBackoff && strings.Contains(st.LastError, c.want)
+			})
+			st := r.status("cam2/bad")
+			t.Logf("last error: %s", st.LastError)
+			if !strings.Contains(st.LastError, "SDP: ") || !strings.Contains(st.LastError, "H264/90000") {
+				t.Errorf("last error lacks the camera's SDP: %q", st.LastError)
+			}
+			if c.mode == "wrongcodec" && !strings.Contains(st.LastError, "first bytes: 00000000015e281e") {
+				t.Errorf("last error lacks the first bytes: %q", st.LastError)
+			}
+			if len(st.Tracks) != 1 || st.Tracks[0].Problem == "" && c.mode == "wrongcodec" {
+				t.Errorf("tracks %+v", st.Tracks)
+			}
+			waitFor(t, 10*time.Second, "retried", func() bool { return bad.sessions.Load() >= 2 })
+			before := rd.pkts.Load()
+			waitFor(t, 5*time.Second, "good camera still flowing", func() bool { return rd.pkts.Load() > before+20 })
+			if rd.gaps.Load() != 0 {
+				t.Errorf("the good camera's reader saw %d gaps", rd.gaps.Load())
+			}
+			if st := r.status("cam1/good"); st.State != StateLive || st.Readers != 1 {
+				t.Errorf("good camera %+v", st)
+			}
+			r.assertNoSecret(camPassword)
 		})
 	}
 }

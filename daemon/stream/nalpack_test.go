@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/bluenviron/gortsplib/v5/pkg/format"
 	"github.com/pion/rtp"
 )
 
@@ -109,5 +110,21 @@ func FuzzH265Scan(f *testing.F) {
 			t.Fatal("a VPS without key")
 		}
 		_, _ = sps, pps
+	})
+}
+
+// FuzzValidPayload: the codec check of every payload never panics.
+func FuzzValidPayload(f *testing.F) {
+	f.Add([]byte{0x65, 1})
+	f.Add([]byte{0, 16, 1, 2})
+	f.Add([]byte{0x40, 0x01})
+	formats := []format.Format{
+		&format.H264{}, &format.H265{}, &format.MJPEG{}, &format.MPEG4Audio{SizeLength: 13},
+		&format.MPEG4Audio{}, &format.LPCM{BitDepth: 24, ChannelCount: 2}, &format.LPCM{}, &format.Opus{}, nil,
+	}
+	f.Fuzz(func(t *testing.T, p []byte) {
+		for _, fo := range formats {
+			_ = validPayload(fo, p)
+		}
 	})
 }

@@ -47,6 +47,7 @@ type path struct {
 	lastErr string
 	codecs  []string
 	tracks  []*trackStats // every source media in SDP order, back channels included
+	health  sourceHealth
 	width   int
 	height  int
 	lost    uint64
@@ -175,6 +176,7 @@ func (p *path) goLive(src *description.Session) error {
 	p.dropJoinsLocked()
 	p.codecs = codecs
 	p.tracks = tracks
+	p.resetHealthLocked(now)
 	p.width, p.height = w, h
 	p.win = rateWindow{start: now}
 	p.mu.Unlock()

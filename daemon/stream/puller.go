@@ -163,7 +163,7 @@ func (p *path) pullOnce(ctx context.Context) (liveAt time.Time, err error) {
 			p.lost += lost
 			p.mu.Unlock()
 		},
-		OnDecodeError: func(error) {},
+		OnDecodeError: p.noteDecodeError,
 	}
 	switch sp.Transport {
 	case "", apitype.TransportAuto: // gortsplib tries UDP, then falls back to TCP
@@ -236,8 +236,15 @@ func (p *path) pullOnce(ctx context.Context) (liveAt time.Time, err error) {
 		}
 	}
 	check()
+	healthTick := time.NewTicker(badInputWindow / 2)
+	defer healthTick.Stop()
 	for {
 		select {
+		case now := <-healthTick.C:
+			if err := p.checkSource(now); err != nil {
+				raw, _ := rawSDP.Load().(string)
+				return liveAt, fmt.Errorf("%v; reconnecting; SDP: %q", err, truncate(scrub(raw, pass), 1024))
+			}
 		case err := <-waitErr:
 			if err == nil {
 				err = errors.New("connection closed")

@@ -20,10 +20,12 @@ import (
 // what gortsplib's server refuses to do: send RTP packets larger than 1472
 // bytes, send garbage, or stall.
 type rawCam struct {
-	ln       net.Listener
-	addr     string
-	sdp      string
-	mode     string // "big" (4000-byte packets), "garbage", "stall", "ssrc" (RTP session restarts), "spschange"
+	ln   net.Listener
+	addr string
+	sdp  string
+	mode string // "big" (4000-byte packets), "garbage", "stall", "ssrc" (RTP session restarts), "spschange",
+	// "wrongcodec" (announces H.264, sends RTP/JPEG), "junkpayload" (valid RTP, payloads of random bytes
+	// after the 10th frame), "ptchange" (payload type 97 from the 10th frame on)
 	sessions atomic.Int32
 	wg       sync.WaitGroup
 	mu       sync.Mutex
@@ -212,7 +214,8 @@ func (c *rawCam) serve(conn net.Conn) {
 
 func (c *rawCam) play(write func([]byte) error) {
 	size := 4000
-	if c.mode == "ssrc" || c.mode == "spschange" {
+	switch c.mode {
+	case "ssrc", "spschange", "wrongcodec", "ptchange", "junkpayload":
 		size = 1400
 	}
 	enc := &rtph264.Encoder{PayloadType: 96, PayloadMaxSize: size, PacketizationMode: 1}
@@ -236,6 +239,25 @@ func (c *rawCam) play(write func([]byte) error) {
 				_ = write([]byte("$\x00\x00\x05garbage that is not RTP at all \x00\xff"))
 				continue
 			}
+		case "junkpayload":
+			if n > 10 {
+				junk := []byte{0xff, 0xd8, 0x13, 0x37, 0x00, 0x42}
+				p := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: uint16(n), Timestamp: ts, SSRC: 7, Marker: true}, Payload: junk}
+				if err := write(interleave(p)); err != nil {
+					return
+				}
+				ts += 3600
+				continue
+			}
+		case "wrongcodec":
+			// An RFC 2435 JPEG header (type-specific 0, offset 0, type 1, Q 94, 320x240) and scan data.
+			jpeg := append([]byte{0, 0, 0, 0, 1, 94, 40, 30}, fill(0x11, 900, n)...)
+			p := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: uint16(n), Timestamp: ts, SSRC: 7, Marker: true}, Payload: jpeg}
+			if err := write(interleave(p)); err != nil {
+				return
+			}
+			ts += 3600
+			continue
 		}
 		var au [][]byte
 		sps := testSPS
@@ -257,6 +279,9 @@ func (c *rawCam) play(write func([]byte) error) {
 		pkts, _ := enc.Encode(au)
 		for _, p := range pkts {
 			p.Timestamp = ts
+			if c.mode == "ptchange" && n >= 10 {
+				p.PayloadType = 97 // the camera switched codec without a new SDP
+			}
 			if err := write(interleave(p)); err != nil {
 				return
 			}

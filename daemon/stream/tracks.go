@@ -36,6 +36,9 @@ type TrackStatus struct {
 	Problem string
 }
 
+// silentTrackAfter: a live track that got nothing for this long is reported.
+const silentTrackAfter = 5 * time.Second
+
 // trackStats is the ingest side's account of one source media; guarded by path.mu.
 type trackStats struct {
 	media       string
@@ -141,6 +144,8 @@ func (t *trackStats) status(now time.Time, ffs map[uint8]*formatFwd, live bool) 
 		ts.Problem = fmt.Sprintf("%d packets larger than the server's packet size dropped: %s cannot be re-packetised here", ts.Oversized, ts.Codec)
 	case t.malformed > 0:
 		ts.Problem = fmt.Sprintf("%d packets are not valid %s (first bytes: %s)", t.malformed, ts.Codec, hex.EncodeToString(t.firstBad))
+	case live && !t.backChannel && t.packets == 0 && now.Sub(t.win.start) > silentTrackAfter:
+		ts.Problem = "no packets since the stream went live: the camera announces this track but does not send it"
 	}
 	return ts
 }
