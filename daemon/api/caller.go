@@ -22,8 +22,12 @@ type Caller struct {
 	UID    int
 	GID    int
 	PID    int
-	Groups []int  // supplementary groups from /proc/PID/status
-	Exe    string // /proc/PID/comm; informational only, never used to decide
+	Groups []int // supplementary groups (see callerGroups for where from)
+	// GroupsFrom says where Groups came from: GroupsFromProc (the
+	// process's own) or GroupsFromUserDB (the user database's, when /proc
+	// could not be read).
+	GroupsFrom string
+	Exe        string // /proc/PID/comm; informational only, never used to decide
 }
 
 // String names the caller for logs and the audit log.
@@ -84,18 +88,46 @@ func peerCaller(c net.Conn) (Caller, error) {
 		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", caller.PID)); err == nil {
 			caller.Exe = strings.TrimSpace(string(b))
 		}
-		// A caller that exited already has no groups: it is then judged on
-		// uid and gid alone, which can only refuse more.
-		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", caller.PID)); err == nil {
-			caller.Groups, _ = parseProcGroups(b)
-		} else {
-			// Under the unit's ProtectProc=invisible, other users' /proc
-			// entries are hidden: fall back to the user database, which is
-			// where an installer adds admins (adduser alice camwarden-admin).
-			caller.Groups = userDBGroups(caller.UID)
-		}
+		caller.Groups, caller.GroupsFrom = callerGroups(caller.PID, caller.UID, systemGroupSources)
 	}
 	return caller, nil
+}
+
+// Where a caller's supplementary groups came from (Caller.GroupsFrom).
+const (
+	GroupsFromProc   = "proc"   // the process's own groups, /proc/PID/status
+	GroupsFromUserDB = "userdb" // the user database's groups for the caller's uid
+)
+
+// groupSources are where callerGroups looks; tests replace them.
+type groupSources struct {
+	procStatus func(pid int) ([]byte, error)
+	userDB     func(uid int) []int
+}
+
+var systemGroupSources = groupSources{
+	procStatus: func(pid int) ([]byte, error) { return os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)) },
+	userDB:     userDBGroups,
+}
+
+// callerGroups returns the caller's supplementary groups: the process's
+// own, from /proc/PID/status, when that can be read. When it cannot — the
+// unit's ProtectProc=invisible hides other users' processes from the
+// daemon, which is the usual case for a non-root admin, or the caller has
+// already exited — it returns the groups the user database gives the
+// caller's uid instead. That is where an installer adds admins (adduser
+// alice camwarden-admin), and it can be WIDER than the process's own
+// groups: a login from before the adduser, or a process that dropped its
+// groups, is judged a member. The uid is the kernel's (SO_PEERCRED), so
+// this never admits a uid the admin did not put in the group. A status
+// that can be read but not parsed gives no groups (uid and gid alone),
+// which can only refuse more.
+func callerGroups(pid, uid int, src groupSources) ([]int, string) {
+	if b, err := src.procStatus(pid); err == nil {
+		groups, _ := parseProcGroups(b)
+		return groups, GroupsFromProc
+	}
+	return src.userDB(uid), GroupsFromUserDB
 }
 
 // userDBGroups lists the groups the user database gives uid (nil if unknown).
