@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/MicahParks/jwkset"
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/camwarden/camwarden/daemon/apitype"
 	"github.com/camwarden/camwarden/daemon/identity/directory"
@@ -33,8 +34,14 @@ func apiCode(err error) string {
 
 // A JWKS served on 127.0.0.1 with a key the test generates.
 func serveJWKS(t *testing.T) string {
+	url, _ := serveJWKSKey(t)
+	return url
+}
+
+// serveJWKSKey also returns the private key, to sign tokens with (kid "k1").
+func serveJWKSKey(t *testing.T) (string, ed25519.PrivateKey) {
 	t.Helper()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +52,7 @@ func serveJWKS(t *testing.T) string {
 	doc, _ := json.Marshal(jwkset.JWKSMarshal{Keys: []jwkset.JWKMarshal{j.Marshal()}})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write(doc) }))
 	t.Cleanup(srv.Close)
-	return srv.URL + "/jwks.json"
+	return srv.URL + "/jwks.json", priv
 }
 
 func TestIssuersAndGroupMapsThroughTheAPI(t *testing.T) {
@@ -287,5 +294,66 @@ func TestMappedGroups(t *testing.T) {
 	}
 	if got := mappedTokenGroups(maps, "portal", nil); len(got) != 0 {
 		t.Fatalf("no claims: %v", got)
+	}
+}
+
+// token check verifies through the daemon's verifier with a stored issuer
+// whose JWKS a test server on 127.0.0.1 serves; the token never reaches the
+// log or the audit.
+func TestTokenCheckThroughTheDaemon(t *testing.T) {
+	td := startTestDaemon(t)
+	cl, ctx := td.client, context.Background()
+	jwks, priv := serveJWKSKey(t)
+	if _, err := cl.IssuerAdd(ctx, apitype.IssuerAddRequest{Name: "portal", Issuer: "https://portal.test/", Audience: "nvr-1", JWKSURL: jwks}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.GroupAdd(ctx, "guards"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.GroupMapAdd(ctx, apitype.GroupMapping{Group: "guards", Issuer: "portal", ClaimValue: "site-1-guards"}); err != nil {
+		t.Fatal(err)
+	}
+	sign := func(exp time.Time, jti string) string {
+		tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{"iss": "https://portal.test/", "aud": "nvr-1", "sub": "erin",
+			"groups": []string{"site-1-guards", "other"}, "jti": jti, "exp": exp.Unix(), "iat": time.Now().Unix()})
+		tok.Header["kid"] = "k1"
+		s, err := tok.SignedString(priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	good := sign(time.Now().Add(10*time.Minute), "jti-erin")
+	var r *apitype.TokenCheckResult
+	testutil.WaitFor(t, 20*time.Second, "the token to verify", func() bool {
+		var err error
+		r, err = cl.TokenCheck(ctx, apitype.TokenCheckRequest{Token: good})
+		return err == nil
+	})
+	if r.Issuer != "portal" || r.Subject != "erin" || r.JTI != "jti-erin" || r.KeyID != "k1" || !slices.Equal(r.MappedGroups, []string{"guards"}) {
+		t.Fatalf("token check %+v", r)
+	}
+	expired := sign(time.Now().Add(-time.Minute), "jti-old")
+	if _, err := cl.TokenCheck(ctx, apitype.TokenCheckRequest{Token: expired}); apiCode(err) != apitype.CodeUnauthorized || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("expired token: %v", err)
+	}
+	if _, err := cl.TokenRevoke(ctx, apitype.TokenRevokeRequest{JTI: "jti-erin"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.TokenCheck(ctx, apitype.TokenCheckRequest{Token: good}); apiCode(err) != apitype.CodeUnauthorized || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("revoked token: %v", err)
+	}
+	audit, err := cl.AuditList(ctx, apitype.AuditListRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ := json.Marshal(audit)
+	if !strings.Contains(string(text), "portal:erin") {
+		t.Fatalf("the audit does not name the token's issuer and subject: %s", text)
+	}
+	for _, tok := range []string{good, expired} {
+		if strings.Contains(string(text), tok[len(tok)-20:]) {
+			t.Fatal("a token reached the audit log")
+		}
 	}
 }

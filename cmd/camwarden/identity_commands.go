@@ -225,6 +225,36 @@ var identityCommands = []command{
 		r, err := e.cl.DirectoryClear(e.ctx)
 		return r, "directory cleared", err
 	}),
+	{path: "token check", args: "--token-stdin", summary: "verify a viewer token (no session) and show what it says and the groups it maps to", maxArgs: 0,
+		setup: func(fs *flag.FlagSet) runFunc {
+			tokStdin := fs.Bool("token-stdin", false, "read the token from stdin (one line); tokens are never taken from the command line")
+			return func(e *env, _ []string) error {
+				if !*tokStdin {
+					return usagef("pipe the token in with --token-stdin (tokens are never taken from the command line)")
+				}
+				tok, err := e.password(true, "", false)
+				if err != nil {
+					return err
+				}
+				req := apitype.TokenCheckRequest{Token: tok}
+				if err := req.Validate(); err != nil {
+					return invalid(err)
+				}
+				r, err := e.cl.TokenCheck(e.ctx, req)
+				if err != nil {
+					return err
+				}
+				return e.print(r, func(w io.Writer) {
+					fmt.Fprintf(w, "issuer\t%s\n", r.Issuer)
+					fmt.Fprintf(w, "subject\t%s\n", r.Subject)
+					fmt.Fprintf(w, "groups claim\t%s\n", orDash(strings.Join(r.Groups, ", ")))
+					fmt.Fprintf(w, "jti\t%s\n", orDash(r.JTI))
+					fmt.Fprintf(w, "key\t%s\n", orDash(r.KeyID))
+					fmt.Fprintf(w, "expires\t%s\n", fmtTime(r.Expiry))
+					fmt.Fprintf(w, "camwarden groups\t%s\n", orDash(strings.Join(r.MappedGroups, ", ")))
+				})
+			}
+		}},
 	{path: "token revoke", args: "JTI [--until RFC3339]", summary: "refuse a viewer token by its id (jti) and end its sessions", minArgs: 1, maxArgs: 1,
 		setup: func(fs *flag.FlagSet) runFunc {
 			until := fs.String("until", "", "the token's exp, if known (default: 24 h, the longest a token may live)")

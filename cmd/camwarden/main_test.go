@@ -188,6 +188,8 @@ func richBackend(op string, req any) (any, error) {
 	case "GroupMapList":
 		return &apitype.GroupMapList{Mappings: []apitype.GroupMapping{{Group: "ops", Issuer: "portal", ClaimValue: "guards"},
 			{Group: "ops", DirectoryGroup: "cn=guards,dc=test"}}}, nil
+	case "TokenCheck":
+		return &apitype.TokenCheckResult{Issuer: "portal", Subject: "alice", Groups: []string{"guards"}, Expiry: now, MappedGroups: []string{"ops"}}, nil
 	case "DirectoryTest":
 		return &apitype.DirectoryTestResult{User: "alice", DN: "uid=alice,dc=test", Groups: []string{"cn=guards,dc=test"}, MappedGroups: []string{"ops"}}, nil
 	case "DirectoryShow":
@@ -225,6 +227,8 @@ func argsFor(c *command) ([]string, string) {
 		return []string{"ops", "--issuer", "portal", "--claim-value", "guards"}, ""
 	case "directory set":
 		return []string{"--url", "ldaps://dc1.test", "--bind-dn", "cn=svc,dc=test", "--base-dn", "dc=test", "--password-stdin", "--sync-interval", "2s"}, secret + "\n"
+	case "token check":
+		return []string{"--token-stdin"}, secret + "\n"
 	case "directory test":
 		return []string{"alice", "--password-stdin"}, secret + "\n"
 	case "token revoke":
@@ -301,6 +305,8 @@ func TestEveryCommand(t *testing.T) {
 				pw = req.Password
 			case apitype.UserPasswdRequest:
 				pw = req.Password
+			case apitype.TokenCheckRequest:
+				pw = req.Token
 			case apitype.DirectoryTestRequest:
 				pw = req.Password
 			case apitype.DirectorySetRequest:

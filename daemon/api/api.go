@@ -45,6 +45,7 @@
 //	DELETE /v1/sessions/{id}                     admin  SessionKick
 //	GET    /v1/status                            read   Status
 //	GET    /v1/streams                           read   StreamList
+//	POST   /v1/tokens/check                      admin  TokenCheck       TokenCheckRequest
 //	POST   /v1/tokens/revoke                     admin  TokenRevoke      TokenRevokeRequest
 //	GET    /v1/users                             read   UserList
 //	POST   /v1/users                             admin  UserAdd          UserAddRequest
@@ -129,6 +130,7 @@ type Backend interface {
 	DirectoryClear(ctx context.Context, c Caller) (*apitype.MutationResult, error)
 	TokenRevoke(ctx context.Context, c Caller, req apitype.TokenRevokeRequest) (*apitype.MutationResult, error)
 	DirectoryTest(ctx context.Context, c Caller, req apitype.DirectoryTestRequest) (*apitype.DirectoryTestResult, error)
+	TokenCheck(ctx context.Context, c Caller, req apitype.TokenCheckRequest) (*apitype.TokenCheckResult, error)
 
 	// AuditRefusal records a refused request (not an allowed caller, or a
 	// browser-originated request). It must not block for long.
@@ -367,6 +369,13 @@ var routes = []route{
 	}},
 	{"GET", "/v1/streams", RightRead, "StreamList", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		return b.StreamList(ctx, c)
+	}},
+	{"POST", "/v1/tokens/check", RightAdmin, "TokenCheck", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+		var req apitype.TokenCheckRequest
+		if err := decodeBody(r, &req); err != nil {
+			return nil, err
+		}
+		return b.TokenCheck(ctx, c, req)
 	}},
 	{"POST", "/v1/tokens/revoke", RightAdmin, "TokenRevoke", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		var req apitype.TokenRevokeRequest

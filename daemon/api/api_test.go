@@ -280,6 +280,9 @@ func TestEveryEndpointRoundTrip(t *testing.T) {
 		{"DirectoryTest", func() (any, error) {
 			return cl.DirectoryTest(ctx, apitype.DirectoryTestRequest{User: "alice", Password: "pw"})
 		}, apitype.DirectoryTestRequest{User: "alice", Password: "pw"}},
+		{"TokenCheck", func() (any, error) {
+			return cl.TokenCheck(ctx, apitype.TokenCheckRequest{Token: "eyJ.a.b"})
+		}, apitype.TokenCheckRequest{Token: "eyJ.a.b"}},
 		{"TokenRevoke", func() (any, error) {
 			return cl.TokenRevoke(ctx, apitype.TokenRevokeRequest{JTI: "j-1", Until: since})
 		}, apitype.TokenRevokeRequest{JTI: "j-1", Until: since}},

@@ -234,3 +234,32 @@ func (r DirectoryTestRequest) Validate() error {
 	}
 	return nil
 }
+
+// TokenCheckRequest verifies a viewer token without opening a session
+// (POST /v1/tokens/check). The token is a secret: it is never logged,
+// audited or echoed.
+type TokenCheckRequest struct {
+	Token string `json:"token"`
+}
+
+// TokenCheckResult is what a valid token says.
+type TokenCheckResult struct {
+	Issuer       string    `json:"issuer"` // camwarden's name for it
+	Subject      string    `json:"subject"`
+	Groups       []string  `json:"groups"`
+	JTI          string    `json:"jti,omitempty"`
+	KeyID        string    `json:"key_id,omitempty"`
+	Expiry       time.Time `json:"expiry"`
+	MappedGroups []string  `json:"mapped_groups"` // the camwarden groups its claims map to
+}
+
+// Validate checks a token check request (its size only: the daemon says the rest).
+func (r TokenCheckRequest) Validate() error {
+	if r.Token == "" {
+		return invalidf("no token given")
+	}
+	if len(r.Token) > 8<<10 {
+		return invalidf("the token is larger than 8 KiB")
+	}
+	return nil
+}

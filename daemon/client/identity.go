@@ -60,3 +60,8 @@ func (c *Client) TokenRevoke(ctx context.Context, req apitype.TokenRevokeRequest
 func (c *Client) DirectoryTest(ctx context.Context, req apitype.DirectoryTestRequest) (*apitype.DirectoryTestResult, error) {
 	return call[apitype.DirectoryTestResult](ctx, c, "POST", "/v1/directory/test", nil, req)
 }
+
+// TokenCheck verifies a viewer token (no session) and reports what it says.
+func (c *Client) TokenCheck(ctx context.Context, req apitype.TokenCheckRequest) (*apitype.TokenCheckResult, error) {
+	return call[apitype.TokenCheckResult](ctx, c, "POST", "/v1/tokens/check", nil, req)
+}

@@ -61,3 +61,8 @@ func (f *Fake) TokenRevoke(ctx context.Context, c api.Caller, req apitype.TokenR
 func (f *Fake) DirectoryTest(ctx context.Context, c api.Caller, req apitype.DirectoryTestRequest) (*apitype.DirectoryTestResult, error) {
 	return call[apitype.DirectoryTestResult](ctx, f, "DirectoryTest", c, req)
 }
+
+// TokenCheck implements api.Backend.
+func (f *Fake) TokenCheck(ctx context.Context, c api.Caller, req apitype.TokenCheckRequest) (*apitype.TokenCheckResult, error) {
+	return call[apitype.TokenCheckResult](ctx, f, "TokenCheck", c, req)
+}
