@@ -28,8 +28,26 @@ type connState struct {
 	gate   unauthEntry // guarded by Server.unauth's mutex
 
 	mu       sync.Mutex
-	playJoin func() // ends a reader's join on its path (replay.go) at the PLAY answer
-	user     string // who last authenticated on this connection ("" = nobody yet)
+	playJoin func()              // ends a reader's join on its path (replay.go) at the PLAY answer
+	user     string              // who last authenticated on this connection ("" = nobody yet)
+	told     map[string]struct{} // session ids our answers gave this connection
+}
+
+// tell records a session id an answer on this connection carried.
+func (cs *connState) tell(id string) {
+	cs.mu.Lock()
+	if cs.told == nil {
+		cs.told = map[string]struct{}{}
+	}
+	cs.told[id] = struct{}{}
+	cs.mu.Unlock()
+}
+
+func (cs *connState) wasTold(id string) bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	_, ok := cs.told[id]
+	return ok
 }
 
 func (cs *connState) closeConn() { cs.conn.Close() }
@@ -448,9 +466,33 @@ func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response,
 }
 
 // OnResponse runs in the connection goroutine after the request was handled.
-func (h *handler) OnResponse(c *gortsplib.ServerConn, _ *base.Response) {
+func (h *handler) OnResponse(c *gortsplib.ServerConn, res *base.Response) {
 	if cs := connStateOf(c); cs != nil {
 		cs.endPlayJoin()
+		if v := res.Header["Session"]; len(v) == 1 {
+			id, _, _ := strings.Cut(v[0], ";")
+			cs.tell(strings.TrimSpace(id))
+		}
+	}
+}
+
+// OnRequest runs before gortsplib handles a request. A request naming a
+// session whose id no answer on this connection carried is handled as if it
+// named none (gortsplib would let it act on the session of any connection
+// from the same address: TEARDOWN it, keep it alive). PLAY, RECORD and SETUP
+// keep the id: their callbacks let the creating connection or one that
+// authenticates as the session's user through (checkSessionConn).
+func (h *handler) OnRequest(c *gortsplib.ServerConn, req *base.Request) {
+	switch req.Method {
+	case base.Play, base.Record, base.Setup, base.Announce:
+		return
+	}
+	v := req.Header["Session"]
+	if len(v) == 0 {
+		return
+	}
+	if cs := connStateOf(c); cs == nil || len(v) != 1 || !cs.wasTold(v[0]) {
+		delete(req.Header, "Session")
 	}
 }
 

@@ -106,3 +106,35 @@ func TestPublisherSessionRecordsOnlyOnItsConnection(t *testing.T) {
 	}
 	waitFor(t, 3*time.Second, "published path live", func() bool { return r.status("pub/live").State == StateLive })
 }
+
+// TestForeignConnectionCannotTearDownSession: TEARDOWN (which has no
+// callback of ours) with a known session id from another connection of the
+// same address does not end the session; the owner's own TEARDOWN does.
+func TestForeignConnectionCannotTearDownSession(t *testing.T) {
+	cam := startCam(t, camOpts{user: "camuser", pass: camPassword})
+	r := newRig(t, nil)
+	r.srv.SetCameras(context.Background(), []CameraSpec{camSpec("cam1", "main", cam.url("live"), nil)})
+	waitFor(t, 5*time.Second, "live", func() bool { return r.status("cam1/main").State == StateLive })
+	playURL := "rtsp://" + r.addr + "/cam1/main/"
+
+	owner, sess := setupRaw(t, r.addr, "cam1/main", "alice", "alicepw", 0)
+	thief := dialRaw(t, r.addr, 0)
+	if res, err := thief.do("TEARDOWN", playURL, map[string]string{"Session": sess}); err == nil && res.status == 200 {
+		t.Error("TEARDOWN of another connection's session answered 200")
+	}
+	res, err := owner.do("PLAY", playURL, map[string]string{"Session": sess, "Authorization": basicAuth("alice", "alicepw")})
+	if err != nil || res.status != 200 {
+		t.Fatalf("owner PLAY after a stranger's TEARDOWN: %v %+v", err, res)
+	}
+	if !streamData(owner, 5*time.Second) {
+		t.Fatal("owner received no stream data")
+	}
+	if len(r.srv.Sessions()) != 1 {
+		t.Fatalf("sessions = %+v", r.srv.Sessions())
+	}
+	// The owner's own TEARDOWN still ends it.
+	if _, err := owner.c.Write([]byte("TEARDOWN " + playURL + " RTSP/1.0\r\nCSeq: 9\r\nSession: " + sess + "\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the owner's TEARDOWN to end the session", func() bool { return len(r.srv.Sessions()) == 0 })
+}
