@@ -130,8 +130,9 @@ type userEntry struct {
 
 // Policy is an immutable snapshot. The zero value and nil deny everything.
 type Policy struct {
-	users  map[string]*userEntry
-	groups map[string][]string // group -> sorted members, for listing
+	users      map[string]*userEntry
+	groups     map[string][]string // group -> sorted members, for listing
+	groupRules map[string]*subject // group -> its grants, for principals that are no local user
 }
 
 // New builds a Policy. groups maps a group name to its member user names.
@@ -144,6 +145,7 @@ func New(users []User, groups map[string][]string, grants []Grant) (*Policy, err
 		p.users[u.Name] = &userEntry{user: u}
 	}
 	groupSubj := make(map[string]*subject, len(groups))
+	p.groupRules = groupSubj
 	for g, members := range groups {
 		s := &subject{}
 		groupSubj[g] = s
@@ -196,6 +198,27 @@ func (p *Policy) Allows(user string, action Action, path string) bool {
 	}
 	for _, g := range e.groups {
 		if g.byAction[action].match(path, slash) {
+			return true
+		}
+	}
+	return false
+}
+
+// AllowsGroups reports whether a principal that is no local user (a token
+// holder or a directory user) may do action on path, given the camwarden
+// groups its token claims or directory groups map to. Only grants to those
+// groups count: such a principal has no grants of its own. Unknown groups,
+// unknown actions and malformed paths allow nothing. It does not allocate.
+func (p *Policy) AllowsGroups(groups []string, action Action, path string) bool {
+	if p == nil || (action != ActionRead && action != ActionPublish) {
+		return false
+	}
+	slash := strings.IndexByte(path, '/')
+	if slash <= 0 || slash == len(path)-1 {
+		return false
+	}
+	for _, g := range groups {
+		if s := p.groupRules[g]; s != nil && s.byAction[action].match(path, slash) {
 			return true
 		}
 	}

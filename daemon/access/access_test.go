@@ -114,6 +114,53 @@ func TestAllows(t *testing.T) {
 	}
 }
 
+// Principals that are no local user (token holders, directory users) are
+// allowed only through the grants of the groups they map to.
+func TestAllowsGroups(t *testing.T) {
+	users := []User{{Name: "alice"}}
+	groups := map[string][]string{"guards": {"alice"}, "night": nil, "empty": nil}
+	grants := []Grant{
+		{Subject: "@guards", Action: ActionRead, Pattern: "garage/*"},
+		{Subject: "@night", Action: ActionRead, Pattern: "lobby/main"},
+		{Subject: "@night", Action: ActionPublish, Pattern: "drone/*"},
+		{Subject: "alice", Action: ActionRead, Pattern: "*"},
+	}
+	p := mustPolicy(t, users, groups, grants)
+	cases := []struct {
+		groups []string
+		action Action
+		path   string
+		want   bool
+		why    string
+	}{
+		{[]string{"guards"}, ActionRead, "garage/main", true, "group camera wildcard"},
+		{[]string{"guards"}, ActionRead, "lobby/main", false, "not granted to the group"},
+		{[]string{"empty", "night"}, ActionRead, "lobby/main", true, "any of the groups"},
+		{[]string{"night"}, ActionRead, "lobby/sub", false, "exact grant only"},
+		{[]string{"night"}, ActionPublish, "drone/x", true, "publish grant"},
+		{[]string{"night"}, ActionRead, "drone/x", false, "publish does not imply read"},
+		{[]string{"alice"}, ActionRead, "lobby/main", false, "a user's own grants are not a group's"},
+		{[]string{"nosuch"}, ActionRead, "garage/main", false, "unknown group"},
+		{nil, ActionRead, "garage/main", false, "no groups"},
+		{[]string{"guards"}, Action(0), "garage/main", false, "zero action"},
+		{[]string{"guards"}, ActionRead, "garage", false, "path without stream"},
+		{[]string{"guards"}, ActionRead, "/garage/main", false, "leading slash"},
+	}
+	for _, c := range cases {
+		if got := p.AllowsGroups(c.groups, c.action, c.path); got != c.want {
+			t.Errorf("AllowsGroups(%q, %v, %q) = %v, want %v (%s)", c.groups, c.action, c.path, got, c.want, c.why)
+		}
+	}
+	var nilPolicy *Policy
+	if nilPolicy.AllowsGroups([]string{"guards"}, ActionRead, "garage/main") {
+		t.Error("nil policy allowed")
+	}
+	g := []string{"empty", "night", "guards"}
+	if n := testing.AllocsPerRun(100, func() { p.AllowsGroups(g, ActionRead, "garage/main") }); n != 0 {
+		t.Errorf("AllowsGroups allocates %.0f times", n)
+	}
+}
+
 func TestNewRejectsBadGrants(t *testing.T) {
 	if _, err := New(nil, nil, []Grant{{Subject: "a", Action: 7, Pattern: "*"}}); err == nil {
 		t.Error("invalid action accepted")
