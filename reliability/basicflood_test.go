@@ -217,3 +217,62 @@ func TestBasicGuessesFromOneAddressBounded(t *testing.T) {
 		t.Errorf("another address cannot log in: %d %v", st, err)
 	}
 }
+
+// TestOptionsOnlyConnectionsCapped: 3,000 connections from 3,000 addresses
+// that only send OPTIONS (before, every one was kept: 5,000 held cost the
+// daemon 80 MB). The daemon holds at most its 1,024 unauthenticated
+// connections, and a viewer still logs in meanwhile.
+func TestOptionsOnlyConnectionsCapped(t *testing.T) {
+	t.Parallel()
+	const conns, capTotal = 3000, 1024
+	raiseNoFile(t, 3*conns)
+	d := startDaemon(t, "")
+	d.addViewer("viewer")
+	d.addCamera("door", startCamera(t, 300))
+	base0, err := readProc(d.pid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var open []*rtspConn
+	defer func() {
+		for _, c := range open {
+			c.Close()
+		}
+	}()
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				c, err := dialRTSP(fmt.Sprintf("127.80.%d.%d", i/250, 1+i%250), d.rtsp, "", "")
+				if err != nil {
+					continue
+				}
+				c.exchange(base.Options, "rtsp://"+d.rtsp+"/", nil) // answered, or closed to make room
+				mu.Lock()
+				open = append(open, c)
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range conns {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	if st, err := basicLogin("127.81.0.1", d.rtsp, "door/main", "viewer", viewerPassword); st != 200 {
+		t.Errorf("a viewer cannot log in beside %d OPTIONS-only connections: %d %v", conns, st, err)
+	}
+	var now procStats
+	ok := testutil.Poll(10*time.Second, func() bool {
+		now, err = readProc(d.pid())
+		return err == nil && now.FDs <= base0.FDs+capTotal+16
+	})
+	t.Logf("%d OPTIONS-only connections: daemon %s -> %s", conns, base0, now)
+	if !ok {
+		t.Errorf("the daemon holds %d more descriptors with %d OPTIONS-only connections open, want at most its %d unauthenticated ones", now.FDs-base0.FDs, conns, capTotal)
+	}
+}
