@@ -65,41 +65,62 @@ func (x *discovery) checkMoved(dev onvif.Device, source string) {
 	if cam == nil || slices.Contains(candidates, cam.ONVIF.XAddr) {
 		return // not adopted, or still (also) answering where it was adopted
 	}
-	// The first address that is not already the pending one: a spoofed
-	// reply merged with the camera's own must not hide the real move.
-	xaddr := ""
+	// Addresses not yet recorded: replies naming the URN are merged, so a
+	// spoofer's and the real camera's can arrive together, and a pending
+	// move keeps every address it has seen so neither hides the other.
+	var fresh []string
 	for _, c := range candidates {
-		if cam.PendingMove == nil || cam.PendingMove.XAddr != c {
-			xaddr = c
-			break
+		if pm := cam.PendingMove; pm == nil || (pm.XAddr != c && !slices.Contains(pm.Others, c)) {
+			fresh = append(fresh, c)
 		}
 	}
-	if xaddr == "" {
+	if len(fresh) == 0 {
 		return // already pending; nothing new to say
 	}
 	name, urn, pin := cam.Name, dev.URN, cam.ONVIF.CertSHA256
 	if pin == "" {
-		x.holdMove(name, urn, xaddr, source, "discovery messages are unauthenticated and the camera has no pinned certificate")
+		x.holdMove(name, urn, fresh, source, "discovery messages are unauthenticated and the camera has no pinned certificate")
 		return
 	}
-	if !strings.HasPrefix(xaddr, "https://") {
-		x.holdMove(name, urn, xaddr, source, "the camera was adopted over HTTPS and the new address is plain HTTP")
+	var tls, plain []string
+	for _, c := range fresh {
+		if strings.HasPrefix(c, "https://") {
+			tls = append(tls, c)
+		} else {
+			plain = append(plain, c)
+		}
+	}
+	if len(plain) > 0 {
+		x.holdMove(name, urn, plain, source, "the camera was adopted over HTTPS and the new address is plain HTTP")
+	}
+	if len(tls) == 0 {
 		return
 	}
 	x.following[urn] = true
 	oldXAddr := cam.ONVIF.XAddr
-	x.log.Info("adopted camera announced at a new address; checking its pinned certificate before anything else", "camera", name, "urn", urn, "old", oldXAddr, "new", xaddr)
+	x.log.Info("adopted camera announced at a new address; checking its pinned certificate before anything else", "camera", name, "urn", urn, "old", oldXAddr, "new", strings.Join(tls, " "))
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		res, reason := x.d.proveIdentity(ctx, name, xaddr, pin)
+		var res onvif.AdoptResult
+		var proven, reason string
+		for _, xaddr := range tls {
+			r, why := x.d.proveIdentity(ctx, name, xaddr, pin)
+			if why == "" {
+				res, proven = r, xaddr
+				break
+			}
+			if reason == "" {
+				reason = why
+			}
+		}
 		x.d.post(context.Background(), func() {
 			delete(x.following, urn)
-			if reason != "" {
-				x.holdMove(name, urn, xaddr, source, reason)
+			if proven == "" {
+				x.holdMove(name, urn, tls, source, reason)
 				return
 			}
-			if _, err := x.d.applyMove(context.Background(), systemCaller(), "camera.follow", name, urn, oldXAddr, xaddr, res); err != nil {
+			if _, err := x.d.applyMove(context.Background(), systemCaller(), "camera.follow", name, urn, oldXAddr, proven, res); err != nil {
 				x.log.Warn("following a camera with a proven identity failed; keeping its old addresses", "camera", name, "error", err)
 			}
 		})
@@ -143,23 +164,38 @@ func (d *Daemon) proveIdentity(ctx context.Context, name, xaddr, pin string) (on
 
 // holdMove records a pending move (loop goroutine): audited, logged, and no
 // configuration change, so nothing restarts and nothing is sent anywhere.
-func (x *discovery) holdMove(name, urn, xaddr, source, reason string) {
+func (x *discovery) holdMove(name, urn string, xaddrs []string, source, reason string) {
 	b := x.held[name]
 	if time.Since(b.start) > holdWindow {
 		b = holdBudget{start: time.Now()}
 	}
 	if b.n >= holdBurst {
-		x.log.Debug("too many unconfirmed addresses for a camera this minute; not recorded", "camera", name, "xaddr", xaddr)
+		x.log.Debug("too many unconfirmed addresses for a camera this minute; not recorded", "camera", name, "xaddrs", strings.Join(xaddrs, " "))
 		return
 	}
 	b.n++
 	x.held[name] = b
-	pm := &store.PendingMove{XAddr: xaddr, SeenAt: time.Now().UTC(), Source: source, Reason: reason}
+	var pm store.PendingMove
 	_, err := x.d.mutateLocked(context.Background(), mutation{
 		caller: systemCaller(), action: "camera.move_pending", target: name,
-		args: map[string]string{"urn": urn, "xaddr": xaddr, "source": source, "reason": reason},
+		args: map[string]string{"urn": urn, "xaddr": strings.Join(xaddrs, " "), "source": source, "reason": reason},
 		apply: func(tx *store.Tx, ch *changeSet) error {
-			return tx.SetCameraPendingMove(name, pm)
+			c, err := tx.Camera(name)
+			if err != nil {
+				return err
+			}
+			if c.PendingMove != nil {
+				pm = *c.PendingMove
+				for _, xa := range xaddrs {
+					if xa != pm.XAddr && !slices.Contains(pm.Others, xa) {
+						pm.Others = append(pm.Others, xa)
+					}
+				}
+				pm.Reason = reason
+			} else {
+				pm = store.PendingMove{XAddr: xaddrs[0], Others: xaddrs[1:], SeenAt: time.Now().UTC(), Source: source, Reason: reason}
+			}
+			return tx.SetCameraPendingMove(name, &pm)
 		},
 	})
 	if err != nil {
@@ -167,8 +203,8 @@ func (x *discovery) holdMove(name, urn, xaddr, source, reason string) {
 		return
 	}
 	x.log.Warn("adopted camera announced at another address; not followed, nothing sent there",
-		"camera", name, "urn", urn, "seen_at", xaddr, "source", source, "reason", reason,
-		"confirm", "camwarden camera move "+name+" --to "+hostPort(xaddr))
+		"camera", name, "urn", urn, "seen_at", strings.Join(xaddrs, " "), "source", source, "reason", reason,
+		"confirm", "camwarden camera move "+name+" --to "+hostPort(xaddrs[0]))
 }
 
 // cameraClientOptions are the ONVIF client options for a stored camera:
@@ -248,9 +284,8 @@ func (b backend) CameraMove(ctx context.Context, c api.Caller, req apitype.Camer
 	if err != nil {
 		return nil, err
 	}
-	if xaddr == cam.ONVIF.XAddr {
-		return nil, invalid("camera %q is already at %s", req.Name, xaddr)
-	}
+	// Moving to the camera's current address is allowed: it re-reads the
+	// streams there and dismisses a pending move the admin found bogus.
 	if pin := cam.ONVIF.CertSHA256; pin != "" {
 		if !strings.HasPrefix(xaddr, "https://") {
 			return nil, invalid("camera %q was adopted over HTTPS with a pinned certificate: moving it to plain HTTP would send its credentials unprotected; give an https:// address, or remove and re-adopt the camera", req.Name)
@@ -315,8 +350,12 @@ func moveTarget(cam store.Camera, to string) (string, error) {
 	if strings.ContainsAny(to, "/@ ?#") {
 		return "", invalid("invalid --to %q: use HOST[:PORT] or a full http(s):// URL", redactUserinfo(to))
 	}
-	if pm := cam.PendingMove; pm != nil && (hostPort(pm.XAddr) == to || hostOf(pm.XAddr) == to) {
-		return pm.XAddr, nil
+	if pm := cam.PendingMove; pm != nil {
+		for _, xa := range append([]string{pm.XAddr}, pm.Others...) {
+			if hostPort(xa) == to || hostOf(xa) == to {
+				return xa, nil
+			}
+		}
 	}
 	u, err := url.Parse(cam.ONVIF.XAddr)
 	if err != nil {
@@ -349,8 +388,15 @@ func pendingMoveView(camera string, pm *store.PendingMove) *apitype.PendingMove 
 		return nil
 	}
 	addr := hostPort(pm.XAddr)
-	return &apitype.PendingMove{XAddr: apitype.StripUserinfo(pm.XAddr), Addr: addr, SeenAt: pm.SeenAt, Source: pm.Source, Reason: pm.Reason,
+	v := &apitype.PendingMove{XAddr: apitype.StripUserinfo(pm.XAddr), Addr: addr, SeenAt: pm.SeenAt, Source: pm.Source, Reason: pm.Reason,
 		Hint: fmt.Sprintf("moved? seen at %s, confirm with `camwarden camera move %s --to %s`", addr, camera, addr)}
+	for _, o := range pm.Others {
+		v.Also = append(v.Also, hostPort(o))
+	}
+	if len(v.Also) > 0 {
+		v.Hint += fmt.Sprintf(" (also announced at %s: only one of these can be the camera)", strings.Join(v.Also, ", "))
+	}
+	return v
 }
 
 func hostOf(xaddr string) string {

@@ -10,10 +10,11 @@ import (
 
 func TestMoveTarget(t *testing.T) {
 	cam := store.Camera{Name: "lobby", ONVIF: &store.ONVIFIdentity{XAddr: "http://10.0.0.5:8080/onvif/dev"},
-		PendingMove: &store.PendingMove{XAddr: "http://10.0.0.23:8899/onvif/device_service"}}
+		PendingMove: &store.PendingMove{XAddr: "http://10.0.0.23:8899/onvif/device_service", Others: []string{"http://10.0.0.66:81/evil"}}}
 	for _, tc := range []struct{ to, want string }{
 		{"10.0.0.23:8899", "http://10.0.0.23:8899/onvif/device_service"}, // the pending one, whole
 		{"10.0.0.23", "http://10.0.0.23:8899/onvif/device_service"},
+		{"10.0.0.66:81", "http://10.0.0.66:81/evil"},   // another pending address, whole
 		{"10.0.0.9", "http://10.0.0.9:8080/onvif/dev"}, // stored scheme, port and path
 		{"10.0.0.9:81", "http://10.0.0.9:81/onvif/dev"},
 		{"https://10.0.0.9", "https://10.0.0.9/onvif/device_service"},
@@ -53,5 +54,13 @@ func TestReportedHosts(t *testing.T) {
 	dev := onvif.Device{XAddrs: []string{"http://0.0.0.0/a", "http://10.0.0.5/onvif/device_service", "https://10.0.0.5:443/x", "http://10.0.0.66:80/y"}}
 	if got := reportedHosts(dev); strings.Join(got, ",") != "10.0.0.5,10.0.0.66" {
 		t.Errorf("got %q", got)
+	}
+}
+
+func TestPendingMoveViewListsEveryAddress(t *testing.T) {
+	v := pendingMoveView("lobby", &store.PendingMove{XAddr: "http://10.0.0.23/onvif/device_service", Others: []string{"https://10.0.0.66/x"}})
+	want := "moved? seen at 10.0.0.23:80, confirm with `camwarden camera move lobby --to 10.0.0.23:80` (also announced at 10.0.0.66:443: only one of these can be the camera)"
+	if v.Hint != want || v.Addr != "10.0.0.23:80" || len(v.Also) != 1 {
+		t.Errorf("view %+v", v)
 	}
 }

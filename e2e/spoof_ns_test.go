@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -154,10 +155,11 @@ type cameraJSON struct {
 		CertSHA256 string `json:"cert_sha256"`
 	} `json:"onvif"`
 	PendingMove *struct {
-		XAddr  string `json:"xaddr"`
-		Addr   string `json:"addr"`
-		Reason string `json:"reason"`
-		Hint   string `json:"hint"`
+		XAddr  string   `json:"xaddr"`
+		Addr   string   `json:"addr"`
+		Also   []string `json:"also"`
+		Reason string   `json:"reason"`
+		Hint   string   `json:"hint"`
 	} `json:"pending_move"`
 	Streams []struct {
 		Name string `json:"name"`
@@ -173,6 +175,14 @@ func (d *daemonProc) camera(name string) cameraJSON {
 		d.t.Fatalf("camera show: %v\n%s", err, out)
 	}
 	return c
+}
+
+// pendingAt reports whether c has a pending move naming addr (HOST:PORT).
+func (c cameraJSON) pendingAt(addr string) bool {
+	if c.PendingMove == nil {
+		return false
+	}
+	return c.PendingMove.Addr == addr || slices.Contains(c.PendingMove.Also, addr)
 }
 
 func hostPortOf(xaddr string) string {
@@ -259,8 +269,7 @@ func TestSpoofedDiscoveryGetsNoCredentials(t *testing.T) {
 	twinCam.AdvertiseXAddr(spoofXAddr2)
 	d.discover(twin.DiscoveryAddr().String())
 	testutil.WaitFor(t, 15*time.Second, "pending move from the spoofed ProbeMatch", func() bool {
-		c := d.camera("door")
-		return c.PendingMove != nil && c.PendingMove.XAddr == spoofXAddr2
+		return d.camera("door").pendingAt(hostPortOf(spoofXAddr2))
 	})
 	// Announce once more and give a (wrong) re-query time to arrive before
 	// judging what the attacker received.
@@ -277,7 +286,8 @@ func TestSpoofedDiscoveryGetsNoCredentials(t *testing.T) {
 	if after.ONVIF.XAddr != before.ONVIF.XAddr || mustJSON(t, after.Streams) != mustJSON(t, before.Streams) {
 		t.Fatalf("a spoofed discovery changed the camera:\nbefore %+v\nafter  %+v", before, after)
 	}
-	hint := "moved? seen at " + hostPortOf(spoofXAddr2) + ", confirm with `camwarden camera move door --to " + hostPortOf(spoofXAddr2) + "`"
+	hint := "moved? seen at " + hostPortOf(spoofXAddr) + ", confirm with `camwarden camera move door --to " + hostPortOf(spoofXAddr) + "`" +
+		" (also announced at " + hostPortOf(spoofXAddr2) + ": only one of these can be the camera)"
 	if after.PendingMove.Hint != hint {
 		t.Errorf("hint %q, want %q", after.PendingMove.Hint, hint)
 	}
@@ -291,6 +301,11 @@ func TestSpoofedDiscoveryGetsNoCredentials(t *testing.T) {
 		t.Errorf("stream list:\n%s", list)
 	}
 	d.reader("door/main", "viewer", alicePassword) // still the real camera
+	// The admin dismisses the bogus move by confirming the current address.
+	d.must("", "camera", "move", "door", "--to", hostPortOf(before.ONVIF.XAddr))
+	if c := d.camera("door"); c.PendingMove != nil || c.ONVIF.XAddr != before.ONVIF.XAddr {
+		t.Fatalf("after dismissing: %+v", c)
+	}
 
 	// The real camera renumbers; the next probe sees it; the admin confirms.
 	if err := cam.Restart(context.Background()); err != nil {
@@ -299,8 +314,7 @@ func TestSpoofedDiscoveryGetsNoCredentials(t *testing.T) {
 	d.discover(genuine.DiscoveryAddr().String())
 	newAddr := hostPortOf(cam.XAddr())
 	testutil.WaitFor(t, 15*time.Second, "pending move to the camera's new address", func() bool {
-		c := d.camera("door")
-		return c.PendingMove != nil && c.PendingMove.Addr == newAddr
+		return d.camera("door").pendingAt(newAddr)
 	})
 	d.must("", "camera", "move", "door", "--to", newAddr)
 	moved := d.camera("door")

@@ -35,7 +35,14 @@ type PendingMove struct {
 	SeenAt time.Time // first sighting at this address
 	Source string    // "hello", "probe", ...
 	Reason string    // why it was not followed automatically
+	// Others are further addresses announced for the same URN while the
+	// move was pending (a spoofer and the real camera can both answer);
+	// at most MaxPendingOthers, oldest first.
+	Others []string
 }
+
+// MaxPendingOthers bounds PendingMove.Others.
+const MaxPendingOthers = 8
 
 // Camera is a configured camera. Its password is sealed and only available
 // through Tx.CameraPassword; HasPassword says whether one is set.
@@ -138,6 +145,7 @@ type pendingMoveRec struct {
 	SeenAt time.Time `json:"seen_at"`
 	Source string    `json:"source,omitempty"`
 	Reason string    `json:"reason,omitempty"`
+	Others []string  `json:"others,omitempty"`
 }
 
 type cameraRec struct {
@@ -289,6 +297,7 @@ func (r cameraRec) public() Camera {
 	}
 	if r.PendingMove != nil {
 		m := PendingMove(*r.PendingMove)
+		m.Others = append([]string(nil), m.Others...)
 		c.PendingMove = &m
 	}
 	for _, s := range r.Streams {

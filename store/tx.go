@@ -233,6 +233,10 @@ func (tx *Tx) SetCameraPendingMove(name string, m *PendingMove) error {
 	r.PendingMove = nil
 	if m != nil {
 		pm := pendingMoveRec(*m)
+		if len(pm.Others) > MaxPendingOthers {
+			pm.Others = pm.Others[len(pm.Others)-MaxPendingOthers:]
+		}
+		pm.Others = append([]string(nil), pm.Others...)
 		r.PendingMove = &pm
 	}
 	return tx.put(b, kindCamera, name, []byte(name), r)

@@ -155,7 +155,10 @@ type PendingMove struct {
 	SeenAt time.Time `json:"seen_at,omitzero"`
 	Source string    `json:"source,omitempty"` // hello, probe, discover
 	Reason string    `json:"reason,omitempty"` // why it was not followed automatically
-	Hint   string    `json:"hint"`
+	// Also are further addresses (HOST:PORT) announced for the camera's URN
+	// meanwhile: only one of them, if any, is the camera.
+	Also []string `json:"also,omitempty"`
+	Hint string   `json:"hint"`
 }
 
 // Stream is one configured stream of a camera. URL never holds credentials.
