@@ -79,10 +79,11 @@ func parseMirrorLine(line string) (apitype.AuditHead, bool) {
 			return apitype.AuditHead{}, false
 		}
 		seq, err := strconv.ParseUint(string(j.Seq), 10, 64)
-		if err != nil || !hexOfLen(j.Hash, 64) || !hexOfLen(j.Key, 16) {
+		h := apitype.AuditHead{Seq: seq, Hash: j.Hash, KeyID: j.Key}
+		if err != nil || h.Validate() != nil {
 			return apitype.AuditHead{}, false
 		}
-		return apitype.AuditHead{Seq: seq, Hash: j.Hash, KeyID: j.Key}, true
+		return h, true
 	}
 	m := mirrorText.FindStringSubmatch(line)
 	if m == nil {
@@ -93,18 +94,6 @@ func parseMirrorLine(line string) (apitype.AuditHead, bool) {
 		return apitype.AuditHead{}, false
 	}
 	return apitype.AuditHead{Seq: seq, Hash: m[2], KeyID: m[3]}, true
-}
-
-func hexOfLen(s string, n int) bool {
-	if len(s) != n {
-		return false
-	}
-	for _, c := range s {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // journalHint says where mirrored heads come from.

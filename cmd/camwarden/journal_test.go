@@ -58,7 +58,7 @@ func FuzzParseJournalHeads(f *testing.F) {
 			t.Fatalf("%d heads from %d lines", len(heads), n)
 		}
 		for _, h := range heads {
-			if !hexOfLen(h.Hash, 64) || !hexOfLen(h.KeyID, 16) {
+			if h.Validate() != nil {
 				t.Fatalf("bad head %+v", h)
 			}
 		}

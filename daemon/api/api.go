@@ -480,24 +480,16 @@ func auditVerifyQuery(r *http.Request) (apitype.AuditVerifyRequest, error) {
 			return req, apitype.Errorf(apitype.CodeInvalid, "journal head must be SEQ:HASH:KEYID")
 		}
 		seq, err := strconv.ParseUint(parts[0], 10, 64)
-		if err != nil || !isHex(parts[1], 64) || !isHex(parts[2], 16) {
-			return req, apitype.Errorf(apitype.CodeInvalid, "journal head must be SEQ:HASH:KEYID (a number, 64 and 16 hex digits)")
+		head := apitype.AuditHead{Seq: seq, Hash: parts[1], KeyID: parts[2]}
+		if err == nil {
+			err = head.Validate()
 		}
-		req.Journal = append(req.Journal, apitype.AuditHead{Seq: seq, Hash: parts[1], KeyID: parts[2]})
+		if err != nil {
+			return req, apitype.Errorf(apitype.CodeInvalid, "journal head must be SEQ:HASH:KEYID (a number, 64 and 16 lowercase hex digits)")
+		}
+		req.Journal = append(req.Journal, head)
 	}
 	return req, nil
-}
-
-func isHex(s string, n int) bool {
-	if len(s) != n {
-		return false
-	}
-	for _, c := range s {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 func auditQuery(r *http.Request) (apitype.AuditListRequest, error) {

@@ -8,6 +8,7 @@
 package apitype
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -366,6 +367,27 @@ type AuditVerifyRequest struct {
 
 // MaxJournalHeads bounds an AuditVerifyRequest.
 const MaxJournalHeads = 64
+
+// Validate checks the shape of a mirrored head: hash 64 and key id 16
+// lowercase hex digits.
+func (h AuditHead) Validate() error {
+	if !lowerHex(h.Hash, 64) || !lowerHex(h.KeyID, 16) {
+		return errors.New("an audit head is SEQ:HASH:KEYID: a number, 64 and 16 lowercase hex digits")
+	}
+	return nil
+}
+
+func lowerHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 // AuditHead is one mirrored head: the chain's last entry and the id of the
 // audit key that MACed it (an id, never the key).
