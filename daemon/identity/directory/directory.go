@@ -338,6 +338,10 @@ func (c *conn) lookup(ctx context.Context, user string) (User, error) {
 		return User{}, fmt.Errorf("%w: %q; refusing it (make the user filter unique)", ErrAmbiguous, user)
 	}
 	entry := res.Entries[0]
+	if entry.DN == "" {
+		// binding an empty DN with a password is no proof of anything
+		return User{}, fmt.Errorf("%w: the directory returned an entry without a DN for %q", ErrUnavailable, user)
+	}
 	u := User{Name: user, DN: entry.DN}
 	if cfg.DisabledFilter != "" {
 		res, err := c.conn.Search(ldap.NewSearchRequest(entry.DN, ldap.ScopeBaseObject, ldap.NeverDerefAliases,
