@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,26 +19,49 @@ import (
 	"github.com/camwarden/camwarden/store"
 )
 
-// identityState holds the token verifier, the session tracker and the
-// directory (#13). The verifier keeps the stored issuers' keys current, so
-// `issuer list` shows whether an issuer is usable, and revocations are
-// loaded; the directory serves `directory test`. The RTSP auth path does not
-// consult them yet (docs/identity.md says how it will).
+// identityState holds the token verifier, the session tracker, the
+// directory and its membership sync (#13). The verifier keeps the stored
+// issuers' keys current, so `issuer list` shows whether an issuer is usable,
+// and revocations are loaded; the directory serves `directory test`; the
+// syncer re-reads the users it is told to watch. The RTSP auth path does not
+// consult them yet, so no session is tracked or watched (docs/identity.md
+// says how it will be).
 type identityState struct {
 	log      hclog.Logger
 	verifier *token.Verifier
 	tracker  *token.Tracker
 	dir      atomic.Pointer[directory.Directory] // nil: none configured (or unusable, see the log)
+
+	// syncMu serialises directory rebuilds; syncer belongs to dir.
+	syncMu   sync.Mutex
+	syncer   *directory.Syncer
+	onSync   func([]directory.Change)
+	lastMaps atomic.Pointer[[]string] // last directory group DNs read from the store
 }
 
 func (d *Daemon) startIdentity(ctx context.Context) (*identityState, error) {
 	log := d.log.Named("identity")
 	id := &identityState{log: log}
+	// Endings and sync changes are audited off the reporting goroutine,
+	// which must not wait for an fsync.
+	auditSystem := func(action, target, outcome string, args map[string]string) {
+		go d.audit(context.Background(), auditEntry(systemCaller(), action, target, outcome, args))
+	}
 	id.tracker = token.NewTracker(func(sessionID string, reason token.EndReason) {
 		log.Info("token session ends", "session", sessionID, "reason", reason.String())
+		auditSystem("session.end", sessionID, reason.String(), nil)
 		// Kick waits for the connections to close: never on the tracker's goroutine.
 		go d.streams.Kick(sessionID)
 	})
+	// Directory sessions are not wired yet: the changes are logged and
+	// audited; closing the sessions they no longer allow comes with the
+	// auth-path wiring.
+	id.onSync = func(changes []directory.Change) {
+		for _, c := range changes {
+			log.Info("directory user changed", "user", c.User, "change", c.Kind.String(), "mapped_groups", strings.Join(c.Groups, ","))
+			auditSystem("directory.sync", c.User, c.Kind.String(), map[string]string{"mapped_groups": strings.Join(c.Groups, ",")})
+		}
+	}
 	id.verifier = token.New(token.Options{
 		Events: id.tracker,
 		Logf:   func(format string, args ...any) { log.Info(fmt.Sprintf(format, args...)) },
@@ -86,7 +111,7 @@ func (id *identityState) reloadDirectory(ctx context.Context, st *store.Store) e
 		return err
 	}
 	if !ok {
-		id.dir.Store(nil)
+		id.setDirectory(st, nil, 0)
 		return nil
 	}
 	cfg := directory.Config{URL: rec.URL, StartTLS: rec.StartTLS, BindDN: rec.BindDN, BindPassword: bindPW,
@@ -97,7 +122,7 @@ func (id *identityState) reloadDirectory(ctx context.Context, st *store.Store) e
 		pool := x509.NewCertPool()
 		if err != nil || !pool.AppendCertsFromPEM(pem) {
 			id.log.Error("directory not usable: its CA file cannot be read as PEM", "ca_file", rec.CAFile)
-			id.dir.Store(nil)
+			id.setDirectory(st, nil, 0)
 			return nil
 		}
 		cfg.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
@@ -105,10 +130,10 @@ func (id *identityState) reloadDirectory(ctx context.Context, st *store.Store) e
 	dir, err := directory.New(cfg, func(format string, args ...any) { id.log.Info(fmt.Sprintf(format, args...)) })
 	if err != nil {
 		id.log.Error("directory not usable", "error", err)
-		id.dir.Store(nil)
+		id.setDirectory(st, nil, 0)
 		return nil
 	}
-	id.dir.Store(dir)
+	id.setDirectory(st, dir, rec.SyncInterval)
 	id.log.Info("directory configured", "url", rec.URL, "base_dn", rec.BaseDN)
 	return nil
 }
@@ -143,6 +168,63 @@ func mappedTokenGroups(maps []store.GroupMapping, issuer string, claimValues []s
 func (id *identityState) close() {
 	id.verifier.Close()
 	id.tracker.Close()
+	id.syncMu.Lock()
+	if id.syncer != nil {
+		id.syncer.Close()
+	}
+	id.syncMu.Unlock()
+}
+
+// syncerNow is the running directory syncer (nil without a directory).
+func (id *identityState) syncerNow() *directory.Syncer {
+	id.syncMu.Lock()
+	defer id.syncMu.Unlock()
+	return id.syncer
+}
+
+// setDirectory swaps in dir (nil: none) and a syncer for it.
+func (id *identityState) setDirectory(st *store.Store, dir *directory.Directory, interval time.Duration) {
+	id.syncMu.Lock()
+	defer id.syncMu.Unlock()
+	if id.syncer != nil {
+		id.syncer.Close()
+		id.syncer = nil
+	}
+	id.dir.Store(dir)
+	if dir == nil {
+		return
+	}
+	if interval <= 0 {
+		interval = 60 * time.Second
+	}
+	id.syncer = directory.NewSyncer(dir, interval, func() []string { return id.mappedDirectoryDNs(st) }, id.onSync)
+}
+
+// mappedDirectoryDNs reads the mapped directory group DNs for a sync pass.
+// If the store cannot be read the last good list is used: an empty list
+// would look like every user lost every group.
+func (id *identityState) mappedDirectoryDNs(st *store.Store) []string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var dns []string
+	err := st.View(ctx, func(tx *store.Tx) error {
+		ms, err := tx.GroupMappings()
+		for _, m := range ms {
+			if m.DirectoryGroup != "" {
+				dns = append(dns, m.DirectoryGroup)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		id.log.Error("group mappings unreadable; the sync uses the last ones read", "error", err)
+		if last := id.lastMaps.Load(); last != nil {
+			return *last
+		}
+		return nil
+	}
+	id.lastMaps.Store(&dns)
+	return dns
 }
 
 // reloadIssuers applies the stored issuers to the verifier (after start and

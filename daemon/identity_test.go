@@ -357,3 +357,70 @@ func TestTokenCheckThroughTheDaemon(t *testing.T) {
 		}
 	}
 }
+
+// The daemon runs the directory's sync at the stored interval: a watched
+// user removed from a mapped group in slapd is reported (logged and
+// audited) at the next pass. Nothing is watched until the auth path is
+// wired, so the test watches the user itself.
+func TestDirectorySyncRunsInTheDaemon(t *testing.T) {
+	const (
+		suffix = "dc=sync,dc=test"
+		svcDN  = "cn=svc," + suffix
+		admin  = "daemon-slapd-Admin-Pw-8802"
+		svcPW  = "daemon-svc-Bind-Pw-2290"
+		userPW = "daemon-dave-Dir-Pw-4471"
+	)
+	sl := testutil.StartSlapd(t, testutil.SlapdConfig{Suffix: suffix, AdminDN: "cn=admin," + suffix, AdminPassword: admin, ServiceDN: svcDN})
+	sl.Modify("-a", "dn: "+suffix+"\nobjectClass: dcObject\nobjectClass: organization\no: s\ndc: sync\n\n"+
+		"dn: "+svcDN+"\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\ncn: svc\nuserPassword: "+svcPW+"\n\n"+
+		"dn: uid=dave,"+suffix+"\nobjectClass: inetOrgPerson\nuid: dave\ncn: dave\nsn: d\nuserPassword: "+userPW+"\n\n"+
+		"dn: uid=ed,"+suffix+"\nobjectClass: inetOrgPerson\nuid: ed\ncn: ed\nsn: e\nuserPassword: "+userPW+"\n\n"+
+		"dn: cn=guards,"+suffix+"\nobjectClass: groupOfNames\ncn: guards\nmember: uid=dave,"+suffix+"\nmember: uid=ed,"+suffix+"\n")
+	td := startTestDaemon(t)
+	cl, ctx := td.client, context.Background()
+	if _, err := cl.DirectorySet(ctx, apitype.DirectorySetRequest{URL: sl.URL, BindDN: svcDN, BindPassword: svcPW, BaseDN: suffix,
+		UserFilter: "(uid=%s)", TimeoutMS: 2000, SyncIntervalMS: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.GroupAdd(ctx, "guards"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.GroupMapAdd(ctx, apitype.GroupMapping{Group: "guards", DirectoryGroup: "cn=guards," + suffix}); err != nil {
+		t.Fatal(err)
+	}
+	syncer := td.d.identity.syncerNow()
+	if syncer == nil {
+		t.Fatal("no directory syncer")
+	}
+	for _, name := range []string{"dave", "ed"} {
+		u, err := td.d.identity.dir.Load().Login(ctx, name, userPW)
+		if err != nil {
+			t.Fatal(err)
+		}
+		syncer.Watch(u)
+	}
+	sl.Modify("", "dn: cn=guards,"+suffix+"\nchangetype: modify\ndelete: member\nmember: uid=dave,"+suffix+"\n")
+	var entries []apitype.AuditEntry
+	testutil.WaitFor(t, 20*time.Second, "the sync to report dave", func() bool {
+		a, err := cl.AuditList(ctx, apitype.AuditListRequest{})
+		if err != nil {
+			return false
+		}
+		entries = entries[:0]
+		for _, e := range a.Entries {
+			if e.Action == "directory.sync" {
+				entries = append(entries, e)
+			}
+		}
+		return len(entries) > 0
+	})
+	if len(entries) != 1 || entries[0].Target != "dave" || !strings.Contains(entries[0].Detail, "mapped groups changed") {
+		t.Fatalf("sync audit entries %+v (only dave changed)", entries)
+	}
+	if _, err := cl.DirectoryClear(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if td.d.identity.syncerNow() != nil || td.d.identity.dir.Load() != nil {
+		t.Fatal("the directory and its syncer survived directory clear")
+	}
+}
