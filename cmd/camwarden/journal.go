@@ -28,12 +28,17 @@ const (
 var mirrorText = regexp.MustCompile(`^(?:\S+ )?\[INFO\] +` + regexp.QuoteMeta(mirrorModule+": "+mirrorMessage+":") +
 	` audit_seq=(\d{1,20}) audit_hash=([0-9a-f]{64}) audit_key=([0-9a-f]{16})$`)
 
+// journaldPrefix is what journalctl's default formats put before the
+// message ("Dec 02 13:00:00 nvr camwardend[812]: "); `-o cat` has none.
+var journaldPrefix = regexp.MustCompile(`^\S.*? camwardend\[\d+\]: `)
+
 // maxJournalLine bounds one line read from the journal input.
 const maxJournalLine = 1 << 20
 
-// parseJournalHeads reads journal output (`journalctl -u camwardend -o
-// cat`, or the daemon's log file) and returns, per audit key, the newest
-// head seen, newest key first, at most apitype.MaxJournalHeads of them,
+// parseJournalHeads reads journal output (`journalctl -u camwardend`, in
+// its default format or with -o cat, or the daemon's log file) and
+// returns, per audit key, the newest head seen, newest key first, at most
+// apitype.MaxJournalHeads of them,
 // and how many mirror lines it read.
 func parseJournalHeads(r io.Reader) ([]apitype.AuditHead, int, error) {
 	newest := map[string]apitype.AuditHead{}
@@ -67,6 +72,9 @@ func parseJournalHeads(r io.Reader) ([]apitype.AuditHead, int, error) {
 
 func parseMirrorLine(line string) (apitype.AuditHead, bool) {
 	line = strings.TrimRight(line, "\r")
+	if loc := journaldPrefix.FindStringIndex(line); loc != nil {
+		line = line[loc[1]:]
+	}
 	if strings.HasPrefix(line, "{") {
 		var j struct {
 			Module  string          `json:"@module"`

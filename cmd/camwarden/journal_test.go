@@ -43,6 +43,12 @@ func TestParseJournalHeads(t *testing.T) {
 			t.Errorf("json=%v: heads %+v", json, heads)
 		}
 	}
+	// journalctl's default format puts its own prefix before the message.
+	short := "Dec 02 13:00:00 nvr camwardend[812]: " + strings.TrimRight(mirrorLines(false, [3]string{"11", h('a'), keyA}), "\n") + "\n" +
+		"2026-12-02T13:00:01+0000 nvr camwardend[812]: " + mirrorLines(true, [3]string{"12", h('b'), keyA})
+	if heads, n, err := parseJournalHeads(strings.NewReader(short)); err != nil || n != 2 || len(heads) != 1 || heads[0].Seq != 12 {
+		t.Errorf("journalctl short format: %+v %d %v", heads, n, err)
+	}
 	if heads, n, err := parseJournalHeads(strings.NewReader("")); len(heads) != 0 || n != 0 || err != nil {
 		t.Errorf("empty input: %v %d %v", heads, n, err)
 	}
