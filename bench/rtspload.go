@@ -64,8 +64,6 @@ func startLoad(bin string, stdinFirst string, args ...string) (*loadProc, error)
 	return p, nil
 }
 
-func (p *loadProc) pid() int { return p.cmd.Process.Pid }
-
 // next returns the next event named want, skipping others; errors on an
 // "error" event, on exit and on ctx.
 func (p *loadProc) next(ctx context.Context, want string) (load.Event, error) {

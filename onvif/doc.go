@@ -5,7 +5,7 @@
 // fallback, typed faults).
 //
 // github.com/use-go/onvif is used only for its request structs: its
-// transport, parsing and discovery have the pitfalls listed in DESIGN.md §3.
+// transport, parsing and discovery have the pitfalls listed in docs/design.md ("Facts about the dependencies").
 // The package imports nothing of daemon/ or store/.
 //
 // Typical use by the daemon:

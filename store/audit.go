@@ -647,7 +647,7 @@ func remacChain(b, meta *bolt.Bucket, k Key) (uint64, error) {
 	// The head names the last entry as it is now; a chain whose old head
 	// disagreed was reported by the legacy check above.
 	var seq uint64
-	if lk, _ := b.Cursor().Last(); lk != nil && len(lk) == 8 {
+	if lk, _ := b.Cursor().Last(); len(lk) == 8 {
 		seq = binary.BigEndian.Uint64(lk)
 	}
 	h := auditHead{Seq: seq, Hash: prev, MAC: headMAC(k, seq, prev)}

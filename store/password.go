@@ -88,13 +88,13 @@ func parsePHC(s string) (phc, error) {
 	}
 	params := strings.Split(parts[3], ",")
 	if len(params) != 3 {
-		return p, fmt.Errorf("%w: expected m=..,t=..,p=..", errBadHash)
+		return p, fmt.Errorf("%w: expected m=N,t=N,p=N", errBadHash)
 	}
 	var vals [3]uint64
 	for i, name := range []string{"m=", "t=", "p="} {
 		v, ok := strings.CutPrefix(params[i], name)
 		if !ok {
-			return p, fmt.Errorf("%w: expected m=..,t=..,p=..", errBadHash)
+			return p, fmt.Errorf("%w: expected m=N,t=N,p=N", errBadHash)
 		}
 		n, err := strconv.ParseUint(v, 10, 32)
 		if err != nil {

@@ -24,7 +24,6 @@ import (
 	"github.com/camwarden/camwarden/daemon/api/apitest"
 	"github.com/camwarden/camwarden/daemon/apitype"
 	"github.com/camwarden/camwarden/daemon/client"
-	"github.com/camwarden/camwarden/internal/testutil"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -177,12 +176,6 @@ func doRaw(t *testing.T, sock, method, path string, hdr map[string]string, body 
 		}
 	}
 	return resp.StatusCode, eb, b
-}
-
-// waitFor polls cond for up to d; see testutil.Poll.
-func waitFor(t *testing.T, d time.Duration, cond func() bool) bool {
-	t.Helper()
-	return testutil.Poll(d, cond)
 }
 
 func ptr[T any](v T) *T { return &v }

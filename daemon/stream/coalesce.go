@@ -8,7 +8,7 @@ import (
 )
 
 // The cost of restreaming is one write syscall per packet per reader
-// (DESIGN.md 3b). gortsplib writes each interleaved frame with its own Write
+// (docs/design.md, "Performance facts"). gortsplib writes each interleaved frame with its own Write
 // from the session's writer goroutine, so the listener we hand it returns
 // connections whose Write holds back the RTP packets of a frame that is not
 // complete yet and sends the whole burst with one writev (net.Buffers) when

@@ -79,9 +79,3 @@ func (g *unauthGate) removeLocked(cs *connState) {
 		delete(g.byAddr, cs.ip)
 	}
 }
-
-func (g *unauthGate) size() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.order.Len()
-}

@@ -287,7 +287,7 @@ func startCam(t *testing.T, o camOpts) *testCam {
 		c.audio = &description.Media{Type: description.MediaTypeAudio, Formats: []format.Format{&format.G711{PayloadTyp: 8, MULaw: false, SampleRate: 8000, ChannelCount: 1}}}
 		aac := &description.Media{Type: description.MediaTypeAudio, Formats: []format.Format{&format.MPEG4Audio{
 			PayloadTyp: 97, SizeLength: 13, IndexLength: 3, IndexDeltaLength: 3,
-			Config: &mpeg4audio.AudioSpecificConfig{Type: 2, SampleRate: 44100, ChannelCount: 1},
+			Config: &mpeg4audio.AudioSpecificConfig{Type: 2, SampleRate: 44100, ChannelConfig: 1},
 		}}}
 		medias = append(medias, c.audio, aac)
 	}

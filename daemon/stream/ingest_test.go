@@ -232,7 +232,7 @@ func TestAudioAndVideoPassThrough(t *testing.T) {
 	var codecs []string
 	for _, m := range rd.desc.Medias {
 		for _, f := range m.Formats {
-			codecs = append(codecs, f.Codec())
+			codecs = append(codecs, codecName(f))
 		}
 	}
 	if got := strings.Join(codecs, ","); got != "H264,G711,MPEG-4 Audio" {

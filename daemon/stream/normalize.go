@@ -51,7 +51,7 @@ func newFormatFwd(f format.Format) *formatFwd {
 	ff := &formatFwd{src: f, out: f, clock: f.ClockRate()}
 	switch t := f.(type) {
 	case *format.H264:
-		sps, pps := t.SafeParams()
+		sps, pps := t.SPS, t.PPS
 		ff.h264 = &format.H264{
 			PayloadTyp:        t.PayloadTyp,
 			SPS:               bytes.Clone(sps),
@@ -60,7 +60,7 @@ func newFormatFwd(f format.Format) *formatFwd {
 		}
 		ff.out = ff.h264
 	case *format.H265:
-		vps, sps, pps := t.SafeParams()
+		vps, sps, pps := t.VPS, t.SPS, t.PPS
 		ff.h265 = &format.H265{PayloadTyp: t.PayloadTyp, VPS: bytes.Clone(vps), SPS: bytes.Clone(sps), PPS: bytes.Clone(pps)}
 		ff.donl = t.MaxDONDiff > 0
 		ff.out = ff.h265
@@ -72,13 +72,13 @@ func newFormatFwd(f format.Format) *formatFwd {
 func (ff *formatFwd) resolution() (w, h int, fps float64) {
 	switch {
 	case ff.h264 != nil:
-		sps, _ := ff.h264.SafeParams()
+		sps := ff.h264.SPS
 		var s h264.SPS
 		if len(sps) > 0 && s.Unmarshal(sps) == nil {
 			return s.Width(), s.Height(), s.FPS()
 		}
 	case ff.h265 != nil:
-		_, sps, _ := ff.h265.SafeParams()
+		sps := ff.h265.SPS
 		var s h265.SPS
 		if len(sps) > 0 && s.Unmarshal(sps) == nil {
 			return s.Width(), s.Height(), s.FPS()
@@ -109,7 +109,7 @@ func (ff *formatFwd) process(in *rtp.Packet, now time.Time, maxPacket int, log h
 	case ff.h264 != nil:
 		_, sps, pps := h264Scan(in.Payload)
 		if sps != nil || pps != nil {
-			curSPS, curPPS := ff.h264.SafeParams()
+			curSPS, curPPS := ff.h264.SPS, ff.h264.PPS
 			if sps == nil {
 				sps = curSPS
 			}
@@ -117,17 +117,19 @@ func (ff *formatFwd) process(in *rtp.Packet, now time.Time, maxPacket int, log h
 				pps = curPPS
 			}
 			if !bytes.Equal(sps, curSPS) || !bytes.Equal(pps, curPPS) {
-				ff.h264.SafeSetParams(bytes.Clone(sps), bytes.Clone(pps))
+				// Set directly, then the caller reloads the description
+				// (ServerStream.ReloadDesc): gortsplib serves DESCRIBE from a copy.
+				ff.h264.SPS, ff.h264.PPS = bytes.Clone(sps), bytes.Clone(pps)
 				paramsChanged = true
 			}
 		}
 	case ff.h265 != nil:
 		_, vps, sps, pps := h265Scan(in.Payload)
 		if vps != nil || sps != nil || pps != nil {
-			cv, cs, cp := ff.h265.SafeParams()
+			cv, cs, cp := ff.h265.VPS, ff.h265.SPS, ff.h265.PPS
 			nv, ns, np := pick(vps, cv), pick(sps, cs), pick(pps, cp)
 			if !bytes.Equal(nv, cv) || !bytes.Equal(ns, cs) || !bytes.Equal(np, cp) {
-				ff.h265.SafeSetParams(bytes.Clone(nv), bytes.Clone(ns), bytes.Clone(np))
+				ff.h265.VPS, ff.h265.SPS, ff.h265.PPS = bytes.Clone(nv), bytes.Clone(ns), bytes.Clone(np)
 				paramsChanged = true
 			}
 		}
@@ -139,7 +141,7 @@ func (ff *formatFwd) process(in *rtp.Packet, now time.Time, maxPacket int, log h
 		}
 		ff.rp = newNALRepacketiser(ff.h265 != nil, ff.donl, maxPacket-12, seq)
 		log.Info("source sends RTP packets larger than the server's packet size: re-packetising", "path", pathName,
-			"codec", ff.src.Codec(), "size", in.MarshalSize(), "max", maxPacket)
+			"codec", codecName(ff.src), "size", in.MarshalSize(), "max", maxPacket)
 	}
 	if ff.rp != nil {
 		outs, err := ff.rp.process(in, ts)
@@ -155,7 +157,7 @@ func (ff *formatFwd) process(in *rtp.Packet, now time.Time, maxPacket int, log h
 	if in.MarshalSize() > maxPacket {
 		if ff.oversized == 0 {
 			log.Warn("source sends RTP packets larger than the server's packet size for a codec that cannot be re-packetised here: dropping them",
-				"path", pathName, "codec", ff.src.Codec(), "size", in.MarshalSize(), "max", maxPacket)
+				"path", pathName, "codec", codecName(ff.src), "size", in.MarshalSize(), "max", maxPacket)
 		}
 		ff.oversized++
 		return nil, paramsChanged
@@ -276,4 +278,54 @@ func h265Scan(p []byte) (key bool, vps, sps, pps []byte) {
 		one(p)
 	}
 	return key, vps, sps, pps
+}
+
+// codecName names a format for stream status (gortsplib's Format.Codec is
+// deprecated); the names are the ones it used.
+func codecName(f format.Format) string {
+	switch f.(type) {
+	case *format.H264:
+		return "H264"
+	case *format.H265:
+		return "H265"
+	case *format.AV1:
+		return "AV1"
+	case *format.VP8:
+		return "VP8"
+	case *format.VP9:
+		return "VP9"
+	case *format.MJPEG:
+		return "M-JPEG"
+	case *format.MPEG1Video:
+		return "MPEG-1/2 Video"
+	case *format.MPEG4Video:
+		return "MPEG-4 Video"
+	case *format.MPEG4Audio:
+		return "MPEG-4 Audio"
+	case *format.MPEG4AudioLATM:
+		return "MPEG-4 Audio LATM"
+	case *format.MPEG1Audio:
+		return "MPEG-1/2 Audio"
+	case *format.G711:
+		return "G711"
+	case *format.G722:
+		return "G722"
+	case *format.G726:
+		return "G726"
+	case *format.LPCM:
+		return "LPCM"
+	case *format.Opus:
+		return "Opus"
+	case *format.Vorbis:
+		return "Vorbis"
+	case *format.Speex:
+		return "Speex"
+	case *format.AC3:
+		return "AC-3"
+	case *format.KLV:
+		return "KLV"
+	case *format.MPEGTS:
+		return "MPEG-TS"
+	}
+	return "Generic"
 }

@@ -77,7 +77,7 @@ func (s *Server) Sessions() []SessionInfo {
 	s.mu.Unlock()
 	for i, se := range ses {
 		st := se.ss.Stats()
-		infos[i].BytesSent, infos[i].BytesReceived = st.BytesSent, st.BytesReceived
+		infos[i].BytesSent, infos[i].BytesReceived = st.OutboundBytes, st.InboundBytes
 	}
 	sort.Slice(infos, func(i, j int) bool {
 		if !infos[i].Since.Equal(infos[j].Since) {

@@ -289,10 +289,6 @@ func (s *Server) Addr() net.Addr {
 	return srv.NetListener().Addr()
 }
 
-// udpEnabled reports whether readers may use UDP (which changes which
-// formats gortsplib accepts).
-func (s *Server) udpEnabled() bool { return s.cfg.UDPRTPAddress != "" }
-
 // SetCameras applies a new camera set: new streams start, streams whose
 // Revision changed restart, removed ones stop (closing their readers).
 // Streams that did not change are not touched.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/bluenviron/gortsplib/v5/pkg/description"
 	"github.com/bluenviron/gortsplib/v5/pkg/format"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 )
 
 // TrackStatus is one media of a stream: what the camera sends on it and
@@ -63,14 +64,14 @@ func codecInfo(f format.Format) (name string, sampleRate, channels int) {
 		return "MJPEG", 0, 0
 	case *format.MPEG4Audio:
 		if t.Config != nil {
-			return "AAC", t.Config.SampleRate, t.Config.ChannelCount
+			return "AAC", t.Config.SampleRate, ascChannels(t.Config)
 		}
 		return "AAC", 0, 0
 	case *format.MPEG4AudioLATM:
 		if c := t.StreamMuxConfig; c != nil && len(c.Programs) > 0 && len(c.Programs[0].Layers) > 0 &&
 			c.Programs[0].Layers[0].AudioSpecificConfig != nil {
 			asc := c.Programs[0].Layers[0].AudioSpecificConfig
-			return "AAC-LATM", asc.SampleRate, asc.ChannelCount
+			return "AAC-LATM", asc.SampleRate, ascChannels(asc)
 		}
 		return "AAC-LATM", 0, 0
 	case *format.G711:
@@ -96,7 +97,19 @@ func codecInfo(f format.Format) (name string, sampleRate, channels int) {
 		}
 		return enc, 0, 0
 	}
-	return f.Codec(), 0, 0
+	return codecName(f), 0, 0
+}
+
+// ascChannels is the channel count of an AAC config (its ChannelCount
+// field is deprecated in favour of ChannelConfig).
+func ascChannels(c *mpeg4audio.AudioSpecificConfig) int {
+	switch {
+	case c.ChannelConfig >= 1 && c.ChannelConfig <= 6:
+		return int(c.ChannelConfig)
+	case c.ChannelConfig == 7:
+		return 8
+	}
+	return 0
 }
 
 func mediaTypeName(m *description.Media) string {

@@ -57,17 +57,6 @@ func startSim(t *testing.T, opts Options) (*Sim, *syncBuffer) {
 	return s, logs
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // wsseHeader builds a UsernameToken header the way ONVIF clients do.
 func wsseHeader(user, pass string, created time.Time, nonce []byte) string {
 	if nonce == nil {

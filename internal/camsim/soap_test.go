@@ -134,7 +134,7 @@ func TestSkewedClock(t *testing.T) {
 	resp, data := post(t, c.XAddr(), envelope(wsseHeader(testUser, testPass, time.Now(), nil), getDeviceInformation), nil)
 	wantFault(t, resp, data, http.StatusBadRequest, "env:Sender", "ter:NotAuthorized")
 	// A token stamped with the camera's clock (as a client computes it from the offset) is accepted.
-	offset := camNow.Sub(time.Now())
+	offset := time.Until(camNow)
 	resp, data = post(t, c.XAddr(), envelope(wsseHeader(testUser, testPass, time.Now().Add(offset), nil), getDeviceInformation), nil)
 	wantOK(t, resp, data)
 }

@@ -50,9 +50,6 @@ func (w *bitWriter) se(v int32) {
 	}
 }
 
-// aligned reports whether the writer is at a byte boundary.
-func (w *bitWriter) aligned() bool { return w.nbit == 0 }
-
 // alignZero pads with zero bits to the next byte boundary (pcm_alignment_zero_bit).
 func (w *bitWriter) alignZero() {
 	for w.nbit != 0 {

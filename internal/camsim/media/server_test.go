@@ -181,7 +181,6 @@ type reader struct {
 	frames       atomic.Int64 // packets with the marker bit
 	lost         atomic.Int64
 	payloadBytes atomic.Int64
-	frameLen     sync.Map // RTP timestamp -> bytes, for the bitrate check
 }
 
 func play(t *testing.T, s *Server, profile string, proto gortsplib.Protocol) *reader {
