@@ -26,6 +26,7 @@ func (b backend) Status(ctx context.Context, c api.Caller) (*apitype.Status, err
 			return err
 		}
 		st.Users, st.Groups = len(pd.Users), len(pd.Groups)
+		st.SchemaVersion = tx.SchemaVersion()
 		cams, err := tx.Cameras()
 		st.Cameras = len(cams)
 		return err

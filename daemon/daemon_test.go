@@ -140,3 +140,54 @@ func buildSnapshot(pd store.PolicyData) (*snapshot, error) {
 	}
 	return &snapshot{policyView: pv}, nil
 }
+
+// Status reports the schema version recorded in the database (it said 0).
+func TestStatusReportsTheSchemaVersion(t *testing.T) {
+	td := startTestDaemon(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := td.client.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want int
+	if err := td.d.store.View(ctx, func(tx *store.Tx) error { want = tx.SchemaVersion(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if want < 1 || st.SchemaVersion != want {
+		t.Fatalf("status schema %d, database schema %d", st.SchemaVersion, want)
+	}
+}
+
+// A camera edit says how many of its streams restarted; an edit that
+// changes no stream restarts none.
+func TestCameraSetReportsRestartedStreams(t *testing.T) {
+	td := startTestDaemon(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Nothing listens on port 1: the puller backs off, which is all we need.
+	res, err := td.client.CameraAdd(ctx, apitype.CameraAddRequest{Name: "cam1", URL: "rtsp://127.0.0.1:1/live"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RestartedStreams != 0 {
+		t.Errorf("camera add restarted %d streams, want 0", res.RestartedStreams)
+	}
+	tcp := "tcp"
+	res, err = td.client.CameraSet(ctx, apitype.CameraSetRequest{Name: "cam1", Transport: &tcp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RestartedStreams != 1 {
+		t.Errorf("changing the transport restarted %d streams, want 1", res.RestartedStreams)
+	}
+	user := "viewer"
+	res, err = td.client.CameraSet(ctx, apitype.CameraSetRequest{Name: "cam1", User: &user})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RestartedStreams != 1 {
+		// Every camera edit bumps its revision: its pullers reconnect with the new settings.
+		t.Errorf("changing the user restarted %d streams, want 1", res.RestartedStreams)
+	}
+}

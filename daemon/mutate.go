@@ -90,7 +90,7 @@ func (d *Daemon) mutateLocked(ctx context.Context, m mutation) (apitype.Mutation
 				}
 			}
 		}
-		d.streams.SetCameras(ctx, d.cameraSpecs(cams))
+		res.RestartedStreams = d.streams.SetCameras(ctx, d.cameraSpecs(cams))
 	}
 	res.ClosedSessions += d.streams.Enforce(next.policy)
 	d.log.Info("change applied", "action", m.action, "target", m.target, "closed_sessions", res.ClosedSessions)

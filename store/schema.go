@@ -1,5 +1,7 @@
 package store
 
+import "encoding/binary"
+
 // Every bucket and meta key is declared here, once. Code elsewhere refers to
 // these names only.
 
@@ -58,3 +60,13 @@ const (
 	fieldDigest  = "digest"
 	fieldDataKey = "data_key"
 )
+
+// SchemaVersion is the schema version recorded in the open database (Open
+// has migrated an older file, so it is the version this build writes).
+func (tx *Tx) SchemaVersion() int {
+	v := tx.btx.Bucket(bucketMeta).Get(metaSchema)
+	if len(v) != 8 {
+		return 0
+	}
+	return int(binary.BigEndian.Uint64(v))
+}

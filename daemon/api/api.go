@@ -10,49 +10,50 @@
 // {"error": {"code": "...", "message": "..."}}. As a second line behind
 // the backend, credentials are stripped from every URL in a response.
 //
-// Routes (method, path, right, Backend method):
+// Routes (method, path, Backend method). Every route needs an allowed
+// caller (see above); there is no finer right.
 //
-//	GET    /v1/audit                             read   AuditList        ?since=RFC3339&limit=N
-//	GET    /v1/audit/verify                      read   AuditVerify      ?journal=SEQ:HASH:KEYID (repeatable)
-//	GET    /v1/cameras                           read   CameraList
-//	POST   /v1/cameras                           admin  CameraAdd        CameraAddRequest
-//	POST   /v1/cameras/adopt                     admin  CameraAdopt      CameraAdoptRequest
-//	DELETE /v1/cameras/{name}                    admin  CameraRemove
-//	GET    /v1/cameras/{name}                    read   CameraShow
-//	PATCH  /v1/cameras/{name}                    admin  CameraSet        CameraSetRequest
-//	POST   /v1/cameras/{name}/move               admin  CameraMove       CameraMoveRequest
-//	DELETE /v1/directory                         admin  DirectoryClear
-//	GET    /v1/directory                         read   DirectoryShow
-//	PUT    /v1/directory                         admin  DirectorySet     DirectorySetRequest
-//	POST   /v1/directory/test                    admin  DirectoryTest    DirectoryTestRequest
-//	POST   /v1/discover                          read   Discover         DiscoverRequest
-//	GET    /v1/grants                            read   Grants           ?subject=S
-//	POST   /v1/grants                            admin  Grant            Grant
-//	POST   /v1/grants/revoke                     admin  Revoke           Grant
-//	GET    /v1/groupmaps                         read   GroupMapList
-//	POST   /v1/groupmaps                         admin  GroupMapAdd      GroupMapping
-//	POST   /v1/groupmaps/remove                  admin  GroupMapRemove   GroupMapping
-//	GET    /v1/groups                            read   GroupList
-//	POST   /v1/groups                            admin  GroupAdd         {"name": G}
-//	DELETE /v1/groups/{name}                     admin  GroupRemove
-//	POST   /v1/groups/{name}/members             admin  GroupMemberAdd   GroupMemberRequest
-//	DELETE /v1/groups/{name}/members/{user}      admin  GroupMemberRemove
-//	GET    /v1/issuers                           read   IssuerList
-//	POST   /v1/issuers                           admin  IssuerAdd        IssuerAddRequest
-//	DELETE /v1/issuers/{name}                    admin  IssuerRemove
-//	POST   /v1/key/rotate                        admin  KeyRotate
-//	GET    /v1/sessions                          read   SessionList
-//	DELETE /v1/sessions/{id}                     admin  SessionKick
-//	GET    /v1/status                            read   Status
-//	GET    /v1/streams                           read   StreamList
-//	POST   /v1/tokens/check                      admin  TokenCheck       TokenCheckRequest
-//	POST   /v1/tokens/revoke                     admin  TokenRevoke      TokenRevokeRequest
-//	GET    /v1/users                             read   UserList
-//	POST   /v1/users                             admin  UserAdd          UserAddRequest
-//	DELETE /v1/users/{name}                      admin  UserRemove
-//	POST   /v1/users/{name}/disable              admin  UserDisable
-//	POST   /v1/users/{name}/enable               admin  UserEnable
-//	PUT    /v1/users/{name}/password             admin  UserPasswd       UserPasswdRequest
+//	GET    /v1/audit                             AuditList        ?since=RFC3339&limit=N
+//	GET    /v1/audit/verify                      AuditVerify      ?journal=SEQ:HASH:KEYID (repeatable)
+//	GET    /v1/cameras                           CameraList
+//	POST   /v1/cameras                           CameraAdd        CameraAddRequest
+//	POST   /v1/cameras/adopt                     CameraAdopt      CameraAdoptRequest
+//	DELETE /v1/cameras/{name}                    CameraRemove
+//	GET    /v1/cameras/{name}                    CameraShow
+//	PATCH  /v1/cameras/{name}                    CameraSet        CameraSetRequest
+//	POST   /v1/cameras/{name}/move               CameraMove       CameraMoveRequest
+//	DELETE /v1/directory                         DirectoryClear
+//	GET    /v1/directory                         DirectoryShow
+//	PUT    /v1/directory                         DirectorySet     DirectorySetRequest
+//	POST   /v1/directory/test                    DirectoryTest    DirectoryTestRequest
+//	POST   /v1/discover                          Discover         DiscoverRequest
+//	GET    /v1/grants                            Grants           ?subject=S
+//	POST   /v1/grants                            Grant            Grant
+//	POST   /v1/grants/revoke                     Revoke           Grant
+//	GET    /v1/groupmaps                         GroupMapList
+//	POST   /v1/groupmaps                         GroupMapAdd      GroupMapping
+//	POST   /v1/groupmaps/remove                  GroupMapRemove   GroupMapping
+//	GET    /v1/groups                            GroupList
+//	POST   /v1/groups                            GroupAdd         {"name": G}
+//	DELETE /v1/groups/{name}                     GroupRemove
+//	POST   /v1/groups/{name}/members             GroupMemberAdd   GroupMemberRequest
+//	DELETE /v1/groups/{name}/members/{user}      GroupMemberRemove
+//	GET    /v1/issuers                           IssuerList
+//	POST   /v1/issuers                           IssuerAdd        IssuerAddRequest
+//	DELETE /v1/issuers/{name}                    IssuerRemove
+//	POST   /v1/key/rotate                        KeyRotate
+//	GET    /v1/sessions                          SessionList
+//	DELETE /v1/sessions/{id}                     SessionKick
+//	GET    /v1/status                            Status
+//	GET    /v1/streams                           StreamList
+//	POST   /v1/tokens/check                      TokenCheck       TokenCheckRequest
+//	POST   /v1/tokens/revoke                     TokenRevoke      TokenRevokeRequest
+//	GET    /v1/users                             UserList
+//	POST   /v1/users                             UserAdd          UserAddRequest
+//	DELETE /v1/users/{name}                      UserRemove
+//	POST   /v1/users/{name}/disable              UserDisable
+//	POST   /v1/users/{name}/enable               UserEnable
+//	PUT    /v1/users/{name}/password             UserPasswd       UserPasswdRequest
 //
 // Where a name is in the path and the body also names it, both must agree.
 package api
@@ -170,15 +171,6 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Right is what a route requires. Today both need an allowed caller; the
-// table records it so that finer rules can be added without a new table.
-type Right string
-
-const (
-	RightRead  Right = "read"  // listings
-	RightAdmin Right = "admin" // mutations
-)
-
 // handlerFunc is one endpoint: decode what it needs from r, call the
 // backend, return the response value or an error.
 type handlerFunc func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error)
@@ -186,51 +178,50 @@ type handlerFunc func(ctx context.Context, b Backend, c Caller, r *http.Request)
 type route struct {
 	method string
 	path   string // http.ServeMux pattern path
-	right  Right
 	op     string // Backend method name, for docs and the completeness test
 	h      handlerFunc
 }
 
 // routes is THE route table, sorted by path then method.
 var routes = []route{
-	{"GET", "/v1/audit", RightRead, "AuditList", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"GET", "/v1/audit", "AuditList", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		req, err := auditQuery(r)
 		if err != nil {
 			return nil, err
 		}
 		return b.AuditList(ctx, c, req)
 	}},
-	{"GET", "/v1/audit/verify", RightRead, "AuditVerify", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"GET", "/v1/audit/verify", "AuditVerify", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		req, err := auditVerifyQuery(r)
 		if err != nil {
 			return nil, err
 		}
 		return b.AuditVerify(ctx, c, req)
 	}},
-	{"GET", "/v1/cameras", RightRead, "CameraList", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"GET", "/v1/cameras", "CameraList", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		return b.CameraList(ctx, c)
 	}},
-	{"POST", "/v1/cameras", RightAdmin, "CameraAdd", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"POST", "/v1/cameras", "CameraAdd", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		var req apitype.CameraAddRequest
 		if err := decodeBody(r, &req); err != nil {
 			return nil, err
 		}
 		return b.CameraAdd(ctx, c, req)
 	}},
-	{"POST", "/v1/cameras/adopt", RightAdmin, "CameraAdopt", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"POST", "/v1/cameras/adopt", "CameraAdopt", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		var req apitype.CameraAdoptRequest
 		if err := decodeBody(r, &req); err != nil {
 			return nil, err
 		}
 		return b.CameraAdopt(ctx, c, req)
 	}},
-	{"DELETE", "/v1/cameras/{name}", RightAdmin, "CameraRemove", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"DELETE", "/v1/cameras/{name}", "CameraRemove", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		return b.CameraRemove(ctx, c, r.PathValue("name"))
 	}},
-	{"GET", "/v1/cameras/{name}", RightRead, "CameraShow", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"GET", "/v1/cameras/{name}", "CameraShow", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		return b.CameraShow(ctx, c, r.PathValue("name"))
 	}},
-	{"PATCH", "/v1/cameras/{name}", RightAdmin, "CameraSet", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"PATCH", "/v1/cameras/{name}", "CameraSet", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		var req apitype.CameraSetRequest
 		if err := decodeBody(r, &req); err != nil {
 			return nil, err
@@ -240,7 +231,7 @@ var routes = []route{
 		}
 		return b.CameraSet(ctx, c, req)
 	}},
-	{"POST", "/v1/cameras/{name}/move", RightAdmin, "CameraMove", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"POST", "/v1/cameras/{name}/move", "CameraMove", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		var req apitype.CameraMoveRequest
 		if err := decodeBody(r, &req); err != nil {
 			return nil, err
@@ -250,27 +241,27 @@ var routes = []route{
 		}
 		return b.CameraMove(ctx, c, req)
 	}},
-	{"DELETE", "/v1/directory", RightAdmin, "DirectoryClear", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"DELETE", "/v1/directory", "DirectoryClear", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		return b.DirectoryClear(ctx, c)
 	}},
-	{"GET", "/v1/directory", RightRead, "DirectoryShow", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"GET", "/v1/directory", "DirectoryShow", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		return b.DirectoryShow(ctx, c)
 	}},
-	{"PUT", "/v1/directory", RightAdmin, "DirectorySet", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"PUT", "/v1/directory", "DirectorySet", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		var req apitype.DirectorySetRequest
 		if err := decodeBody(r, &req); err != nil {
 			return nil, err
 		}
 		return b.DirectorySet(ctx, c, req)
 	}},
-	{"POST", "/v1/directory/test", RightAdmin, "DirectoryTest", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"POST", "/v1/directory/test", "DirectoryTest", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		var req apitype.DirectoryTestRequest
 		if err := decodeBody(r, &req); err != nil {
 			return nil, err
 		}
 		return b.DirectoryTest(ctx, c, req)
 	}},
-	{"POST", "/v1/discover", RightRead, "Discover", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"POST", "/v1/discover", "Discover", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		var req apitype.DiscoverRequest
 		if err := decodeBody(r, &req); err != nil {
 			return nil, err
@@ -280,44 +271,44 @@ var routes = []route{
 		}
 		return b.Discover(ctx, c, req)
 	}},
-	{"GET", "/v1/grants", RightRead, "Grants", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"GET", "/v1/grants", "Grants", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		return b.Grants(ctx, c, r.URL.Query().Get("subject"))
 	}},
-	{"POST", "/v1/grants", RightAdmin, "Grant", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"POST", "/v1/grants", "Grant", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		var req apitype.Grant
 		if err := decodeBody(r, &req); err != nil {
 			return nil, err
 		}
 		return b.Grant(ctx, c, req)
 	}},
-	{"POST", "/v1/grants/revoke", RightAdmin, "Revoke", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"POST", "/v1/grants/revoke", "Revoke", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		var req apitype.Grant
 		if err := decodeBody(r, &req); err != nil {
 			return nil, err
 		}
 		return b.Revoke(ctx, c, req)
 	}},
-	{"GET", "/v1/groupmaps", RightRead, "GroupMapList", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"GET", "/v1/groupmaps", "GroupMapList", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		return b.GroupMapList(ctx, c)
 	}},
-	{"POST", "/v1/groupmaps", RightAdmin, "GroupMapAdd", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"POST", "/v1/groupmaps", "GroupMapAdd", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		var req apitype.GroupMapping
 		if err := decodeBody(r, &req); err != nil {
 			return nil, err
 		}
 		return b.GroupMapAdd(ctx, c, req)
 	}},
-	{"POST", "/v1/groupmaps/remove", RightAdmin, "GroupMapRemove", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"POST", "/v1/groupmaps/remove", "GroupMapRemove", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		var req apitype.GroupMapping
 		if err := decodeBody(r, &req); err != nil {
 			return nil, err
 		}
 		return b.GroupMapRemove(ctx, c, req)
 	}},
-	{"GET", "/v1/groups", RightRead, "GroupList", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"GET", "/v1/groups", "GroupList", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		return b.GroupList(ctx, c)
 	}},
-	{"POST", "/v1/groups", RightAdmin, "GroupAdd", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"POST", "/v1/groups", "GroupAdd", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		var req struct {
 			Name string `json:"name"`
 		}
@@ -326,10 +317,10 @@ var routes = []route{
 		}
 		return b.GroupAdd(ctx, c, req.Name)
 	}},
-	{"DELETE", "/v1/groups/{name}", RightAdmin, "GroupRemove", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"DELETE", "/v1/groups/{name}", "GroupRemove", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		return b.GroupRemove(ctx, c, r.PathValue("name"))
 	}},
-	{"POST", "/v1/groups/{name}/members", RightAdmin, "GroupMemberAdd", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"POST", "/v1/groups/{name}/members", "GroupMemberAdd", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		var req apitype.GroupMemberRequest
 		if err := decodeBody(r, &req); err != nil {
 			return nil, err
@@ -339,71 +330,71 @@ var routes = []route{
 		}
 		return b.GroupMemberAdd(ctx, c, req)
 	}},
-	{"DELETE", "/v1/groups/{name}/members/{user}", RightAdmin, "GroupMemberRemove", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"DELETE", "/v1/groups/{name}/members/{user}", "GroupMemberRemove", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		return b.GroupMemberRemove(ctx, c, apitype.GroupMemberRequest{Group: r.PathValue("name"), User: r.PathValue("user")})
 	}},
-	{"GET", "/v1/issuers", RightRead, "IssuerList", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"GET", "/v1/issuers", "IssuerList", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		return b.IssuerList(ctx, c)
 	}},
-	{"POST", "/v1/issuers", RightAdmin, "IssuerAdd", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"POST", "/v1/issuers", "IssuerAdd", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		var req apitype.IssuerAddRequest
 		if err := decodeBody(r, &req); err != nil {
 			return nil, err
 		}
 		return b.IssuerAdd(ctx, c, req)
 	}},
-	{"DELETE", "/v1/issuers/{name}", RightAdmin, "IssuerRemove", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"DELETE", "/v1/issuers/{name}", "IssuerRemove", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		return b.IssuerRemove(ctx, c, r.PathValue("name"))
 	}},
-	{"POST", "/v1/key/rotate", RightAdmin, "KeyRotate", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"POST", "/v1/key/rotate", "KeyRotate", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		return b.KeyRotate(ctx, c)
 	}},
-	{"GET", "/v1/sessions", RightRead, "SessionList", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"GET", "/v1/sessions", "SessionList", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		return b.SessionList(ctx, c)
 	}},
-	{"DELETE", "/v1/sessions/{id}", RightAdmin, "SessionKick", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"DELETE", "/v1/sessions/{id}", "SessionKick", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		return b.SessionKick(ctx, c, r.PathValue("id"))
 	}},
-	{"GET", "/v1/status", RightRead, "Status", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"GET", "/v1/status", "Status", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		return b.Status(ctx, c)
 	}},
-	{"GET", "/v1/streams", RightRead, "StreamList", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"GET", "/v1/streams", "StreamList", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		return b.StreamList(ctx, c)
 	}},
-	{"POST", "/v1/tokens/check", RightAdmin, "TokenCheck", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"POST", "/v1/tokens/check", "TokenCheck", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		var req apitype.TokenCheckRequest
 		if err := decodeBody(r, &req); err != nil {
 			return nil, err
 		}
 		return b.TokenCheck(ctx, c, req)
 	}},
-	{"POST", "/v1/tokens/revoke", RightAdmin, "TokenRevoke", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"POST", "/v1/tokens/revoke", "TokenRevoke", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		var req apitype.TokenRevokeRequest
 		if err := decodeBody(r, &req); err != nil {
 			return nil, err
 		}
 		return b.TokenRevoke(ctx, c, req)
 	}},
-	{"GET", "/v1/users", RightRead, "UserList", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"GET", "/v1/users", "UserList", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		return b.UserList(ctx, c)
 	}},
-	{"POST", "/v1/users", RightAdmin, "UserAdd", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"POST", "/v1/users", "UserAdd", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		var req apitype.UserAddRequest
 		if err := decodeBody(r, &req); err != nil {
 			return nil, err
 		}
 		return b.UserAdd(ctx, c, req)
 	}},
-	{"DELETE", "/v1/users/{name}", RightAdmin, "UserRemove", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"DELETE", "/v1/users/{name}", "UserRemove", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		return b.UserRemove(ctx, c, r.PathValue("name"))
 	}},
-	{"POST", "/v1/users/{name}/disable", RightAdmin, "UserDisable", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"POST", "/v1/users/{name}/disable", "UserDisable", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		return b.UserDisable(ctx, c, r.PathValue("name"))
 	}},
-	{"POST", "/v1/users/{name}/enable", RightAdmin, "UserEnable", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"POST", "/v1/users/{name}/enable", "UserEnable", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		return b.UserEnable(ctx, c, r.PathValue("name"))
 	}},
-	{"PUT", "/v1/users/{name}/password", RightAdmin, "UserPasswd", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+	{"PUT", "/v1/users/{name}/password", "UserPasswd", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
 		var req apitype.UserPasswdRequest
 		if err := decodeBody(r, &req); err != nil {
 			return nil, err

@@ -291,8 +291,9 @@ func (s *Server) Addr() net.Addr {
 
 // SetCameras applies a new camera set: new streams start, streams whose
 // Revision changed restart, removed ones stop (closing their readers).
-// Streams that did not change are not touched.
-func (s *Server) SetCameras(ctx context.Context, cams []CameraSpec) {
+// Streams that did not change are not touched. It returns how many
+// streams restarted (present before and after, with a new Revision).
+func (s *Server) SetCameras(ctx context.Context, cams []CameraSpec) (restarted int) {
 	want := map[string]struct {
 		cam string
 		sp  StreamSpec
@@ -314,7 +315,7 @@ func (s *Server) SetCameras(ctx context.Context, cams []CameraSpec) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return
+		return 0
 	}
 	for name, p := range s.paths {
 		if p.published {
@@ -324,6 +325,9 @@ func (s *Server) SetCameras(ctx context.Context, cams []CameraSpec) {
 		if !ok || w.sp.Revision != p.spec.Revision {
 			delete(s.paths, name)
 			stop = append(stop, p)
+			if ok {
+				restarted++
+			}
 		}
 	}
 	for name, w := range want {
@@ -351,6 +355,7 @@ func (s *Server) SetCameras(ctx context.Context, cams []CameraSpec) {
 	for _, p := range stop {
 		p.stop(ctx)
 	}
+	return restarted
 }
 
 // Streams returns the status of every path, sorted by path.
