@@ -11,9 +11,9 @@ PKGS      := ./...
 RACE_PKGS := ./daemon/... ./store/... ./onvif/... ./internal/camsim/...
 # gortsplib v5.6.5 reads ServerSession.state from a connection's reader
 # without its lock once a second connection names the session (the
-# hijack attempts this test makes): a race in the library, not in us. The
-# test runs without the race detector instead.
-RACE_SKIP := ^TestSessionPlaysOnlyOnItsConnectionOrSameUser$$
+# hijack attempts these two tests make, daemon/stream/sessionbind_test.go):
+# a race in the library, not in us. They run without the race detector.
+RACE_SKIP := ^(TestSessionPlaysOnlyOnItsConnectionOrSameUser|TestPublisherSessionRecordsOnlyOnItsConnection)$$
 RACE_SKIP_PKG := ./daemon/stream/
 # staticcheck, pinned; go run fetches it through the module proxy once.
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
