@@ -32,6 +32,33 @@ func (b backend) identityMutation(ctx context.Context, c api.Caller, action, tar
 	return &res, nil
 }
 
+// identityChange commits a change, then has the running identity state
+// (verifier or directory) re-read the store. A failed re-read is reported:
+// the change is saved but not in force.
+func (b backend) identityChange(ctx context.Context, c api.Caller, action, target string, args map[string]string,
+	apply func(tx *store.Tx) error, reload func(context.Context, *store.Store) error) (*apitype.MutationResult, error) {
+	res, err := b.identityMutation(ctx, c, action, target, args, apply)
+	if err != nil {
+		return nil, err
+	}
+	if err := reload(ctx, b.d.store); err != nil {
+		b.d.log.Error("identity change committed but not applied", "action", action, "error", err)
+		return nil, apitype.Errorf(apitype.CodeInternal, "the change is saved but not yet in force; see the camwardend log")
+	}
+	return res, nil
+}
+
+// groupMappings reads the stored group mappings.
+func (b backend) groupMappings(ctx context.Context) ([]store.GroupMapping, error) {
+	var maps []store.GroupMapping
+	err := b.d.store.View(ctx, func(tx *store.Tx) error {
+		var err error
+		maps, err = tx.GroupMappings()
+		return err
+	})
+	return maps, err
+}
+
 func (b backend) IssuerList(ctx context.Context, c api.Caller) (*apitype.IssuerList, error) {
 	out := &apitype.IssuerList{Issuers: []apitype.Issuer{}}
 	var stored []store.Issuer
@@ -79,45 +106,27 @@ func (b backend) IssuerAdd(ctx context.Context, c api.Caller, req apitype.Issuer
 	}
 	args := map[string]string{"iss": req.Issuer, "audience": req.Audience, "jwks_url": apitype.StripUserinfo(req.JWKSURL),
 		"jwks_file": req.JWKSFile, "subject_claim": req.SubjectClaim, "groups_claim": req.GroupsClaim}
-	res, err := b.identityMutation(ctx, c, "issuer.add", req.Name, args, func(tx *store.Tx) error { return tx.CreateIssuer(rec) })
-	if err != nil {
-		return nil, err
-	}
-	return res, b.applyIssuers(ctx)
+	return b.identityChange(ctx, c, "issuer.add", req.Name, args, func(tx *store.Tx) error { return tx.CreateIssuer(rec) },
+		b.d.identity.reloadIssuers)
 }
 
 func (b backend) IssuerRemove(ctx context.Context, c api.Caller, name string) (*apitype.MutationResult, error) {
 	if err := apitype.CheckName("issuer", name); err != nil {
 		return nil, err
 	}
-	res, err := b.identityMutation(ctx, c, "issuer.remove", name, nil, func(tx *store.Tx) error { return tx.DeleteIssuer(name) })
-	if err != nil {
-		return nil, err
-	}
-	return res, b.applyIssuers(ctx)
-}
-
-// applyIssuers hands the committed issuers to the verifier. Concurrent
-// changes each re-read the store, so the last one applied is the latest.
-func (b backend) applyIssuers(ctx context.Context) error {
-	if err := b.d.identity.reloadIssuers(ctx, b.d.store); err != nil {
-		b.d.log.Error("issuers committed but not applied", "error", err)
-		return apitype.Errorf(apitype.CodeInternal, "the change is saved but the token verifier did not take it; see the camwardend log")
-	}
-	return nil
+	// Concurrent changes each re-read the store, so the last one applied is the latest.
+	return b.identityChange(ctx, c, "issuer.remove", name, nil, func(tx *store.Tx) error { return tx.DeleteIssuer(name) },
+		b.d.identity.reloadIssuers)
 }
 
 func (b backend) GroupMapList(ctx context.Context, c api.Caller) (*apitype.GroupMapList, error) {
-	out := &apitype.GroupMapList{Mappings: []apitype.GroupMapping{}}
-	err := b.d.store.View(ctx, func(tx *store.Tx) error {
-		ms, err := tx.GroupMappings()
-		for _, m := range ms {
-			out.Mappings = append(out.Mappings, apitype.GroupMapping{Group: m.Group, Issuer: m.Issuer, ClaimValue: m.Value, DirectoryGroup: m.DirectoryGroup})
-		}
-		return err
-	})
+	maps, err := b.groupMappings(ctx)
 	if err != nil {
 		return nil, toAPIError(err)
+	}
+	out := &apitype.GroupMapList{Mappings: []apitype.GroupMapping{}}
+	for _, m := range maps {
+		out.Mappings = append(out.Mappings, apitype.GroupMapping{Group: m.Group, Issuer: m.Issuer, ClaimValue: m.Value, DirectoryGroup: m.DirectoryGroup})
 	}
 	return out, nil
 }
@@ -200,7 +209,7 @@ func (b backend) DirectorySet(ctx context.Context, c api.Caller, req apitype.Dir
 	args := map[string]string{"url": req.URL, "bind_dn": req.BindDN, "base_dn": req.BaseDN, "user_filter": req.UserFilter,
 		"group_attribute": req.GroupAttribute, "group_filter": req.GroupFilter, "disabled_filter": req.DisabledFilter,
 		"bind_password": setOrEmpty(req.BindPassword)}
-	res, err := b.identityMutation(ctx, c, "directory.set", "directory", args, func(tx *store.Tx) error {
+	return b.identityChange(ctx, c, "directory.set", "directory", args, func(tx *store.Tx) error {
 		if req.BindPassword == "" {
 			if old, ok, err := tx.Directory(); err != nil {
 				return err
@@ -209,27 +218,12 @@ func (b backend) DirectorySet(ctx context.Context, c api.Caller, req apitype.Dir
 			}
 		}
 		return tx.SetDirectory(rec, req.BindPassword)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return res, b.applyDirectory(ctx)
+	}, b.d.identity.reloadDirectory)
 }
 
 func (b backend) DirectoryClear(ctx context.Context, c api.Caller) (*apitype.MutationResult, error) {
-	res, err := b.identityMutation(ctx, c, "directory.clear", "directory", nil, func(tx *store.Tx) error { return tx.ClearDirectory() })
-	if err != nil {
-		return nil, err
-	}
-	return res, b.applyDirectory(ctx)
-}
-
-func (b backend) applyDirectory(ctx context.Context) error {
-	if err := b.d.identity.reloadDirectory(ctx, b.d.store); err != nil {
-		b.d.log.Error("directory committed but not applied", "error", err)
-		return apitype.Errorf(apitype.CodeInternal, "the change is saved but the directory was not rebuilt; see the camwardend log")
-	}
-	return nil
+	return b.identityChange(ctx, c, "directory.clear", "directory", nil, func(tx *store.Tx) error { return tx.ClearDirectory() },
+		b.d.identity.reloadDirectory)
 }
 
 // DirectoryTest logs a user in against the directory (no session) and says
@@ -253,12 +247,8 @@ func (b backend) DirectoryTest(ctx context.Context, c api.Caller, req apitype.Di
 		b.d.auditFailure(ctx, c, "directory.test", req.User, "failed: "+code)
 		return nil, apitype.Errorf(code, "%v", err)
 	}
-	var maps []store.GroupMapping
-	if err := b.d.store.View(ctx, func(tx *store.Tx) error {
-		var err error
-		maps, err = tx.GroupMappings()
-		return err
-	}); err != nil {
+	maps, err := b.groupMappings(ctx)
+	if err != nil {
 		return nil, toAPIError(err)
 	}
 	b.d.audit(ctx, auditEntry(c, "directory.test", req.User, "ok", nil))
@@ -304,12 +294,8 @@ func (b backend) TokenCheck(ctx context.Context, c api.Caller, req apitype.Token
 		b.d.auditFailure(ctx, c, "token.check", "", "failed: "+apitype.CodeUnauthorized)
 		return nil, apitype.Errorf(apitype.CodeUnauthorized, "%v", err)
 	}
-	var maps []store.GroupMapping
-	if err := b.d.store.View(ctx, func(tx *store.Tx) error {
-		var err error
-		maps, err = tx.GroupMappings()
-		return err
-	}); err != nil {
+	maps, err := b.groupMappings(ctx)
+	if err != nil {
 		return nil, toAPIError(err)
 	}
 	b.d.audit(ctx, auditEntry(c, "token.check", id.Issuer+":"+id.Subject, "ok", map[string]string{"jti": id.JTI}))

@@ -25,6 +25,25 @@ func groupMapFlags(fs *flag.FlagSet) func(group string) (apitype.GroupMapping, e
 	}
 }
 
+// groupMapCommand is group map or group unmap: the same flags, another call.
+func groupMapCommand(path, summary, done string, call func(e *env, m apitype.GroupMapping) (*apitype.MutationResult, error)) command {
+	return command{path: path, args: "GROUP (--issuer NAME --claim-value VALUE | --directory-group DN)", summary: summary, minArgs: 1, maxArgs: 1,
+		setup: func(fs *flag.FlagSet) runFunc {
+			mapping := groupMapFlags(fs)
+			return func(e *env, args []string) error {
+				m, err := mapping(args[0])
+				if err != nil {
+					return err
+				}
+				r, err := call(e, m)
+				if err != nil {
+					return err
+				}
+				return mutationDone(e, describeMapping(m)+done+m.Group, r)
+			}
+		}}
+}
+
 func describeMapping(m apitype.GroupMapping) string {
 	if m.Issuer != "" {
 		return fmt.Sprintf("issuer %s claim value %q", m.Issuer, m.ClaimValue)
@@ -82,38 +101,14 @@ var identityCommands = []command{
 		r, err := e.cl.IssuerRemove(e.ctx, a[0])
 		return r, "issuer " + a[0] + " removed", err
 	}),
-	{path: "group map", args: "GROUP (--issuer NAME --claim-value VALUE | --directory-group DN)",
-		summary: "count an issuer's claim value or a directory group as membership of a group", minArgs: 1, maxArgs: 1,
-		setup: func(fs *flag.FlagSet) runFunc {
-			mapping := groupMapFlags(fs)
-			return func(e *env, args []string) error {
-				m, err := mapping(args[0])
-				if err != nil {
-					return err
-				}
-				r, err := e.cl.GroupMapAdd(e.ctx, m)
-				if err != nil {
-					return err
-				}
-				return mutationDone(e, describeMapping(m)+" mapped to group "+m.Group, r)
-			}
-		}},
-	{path: "group unmap", args: "GROUP (--issuer NAME --claim-value VALUE | --directory-group DN)",
-		summary: "remove a group mapping", minArgs: 1, maxArgs: 1,
-		setup: func(fs *flag.FlagSet) runFunc {
-			mapping := groupMapFlags(fs)
-			return func(e *env, args []string) error {
-				m, err := mapping(args[0])
-				if err != nil {
-					return err
-				}
-				r, err := e.cl.GroupMapRemove(e.ctx, m)
-				if err != nil {
-					return err
-				}
-				return mutationDone(e, describeMapping(m)+" no longer mapped to group "+m.Group, r)
-			}
-		}},
+	groupMapCommand("group map", "count an issuer's claim value or a directory group as membership of a group", " mapped to group ",
+		func(e *env, m apitype.GroupMapping) (*apitype.MutationResult, error) {
+			return e.cl.GroupMapAdd(e.ctx, m)
+		}),
+	groupMapCommand("group unmap", "remove a group mapping", " no longer mapped to group ",
+		func(e *env, m apitype.GroupMapping) (*apitype.MutationResult, error) {
+			return e.cl.GroupMapRemove(e.ctx, m)
+		}),
 	{path: "group maps", summary: "list the group mappings", maxArgs: 0,
 		setup: func(fs *flag.FlagSet) runFunc {
 			return func(e *env, _ []string) error {
