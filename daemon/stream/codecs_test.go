@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/bluenviron/gortsplib/v5"
+	"github.com/bluenviron/gortsplib/v5/pkg/format"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 )
 
 // Real encoders as cameras (GStreamer's RTSP server, see
@@ -66,12 +68,12 @@ type codecCase struct {
 // sync through RTCP is off by the reorder delay; see the sources report.)
 var codecCases = []codecCase{
 	{"h265+aac+pcmu", []string{"hevc", "aac", "pcm_mulaw"}, []TrackStatus{
-		{Media: "video", Codec: "H265", Width: 320, Height: 240},
+		{Media: "video", Codec: "H265", Width: 320, Height: 240, DeclaredFPS: 10},
 		{Media: "audio", Codec: "AAC", SampleRate: 16000, Channels: 1},
 		{Media: "audio", Codec: "PCMU", SampleRate: 8000, Channels: 1},
 	}},
 	{"h264b", []string{"h264"}, []TrackStatus{
-		{Media: "video", Codec: "H264", Width: 320, Height: 240},
+		{Media: "video", Codec: "H264", Width: 320, Height: 240, DeclaredFPS: 10},
 	}},
 	{"mjpeg+latm+pcma", []string{"mjpeg", "aac", "pcm_alaw"}, []TrackStatus{
 		{Media: "video", Codec: "MJPEG"},
@@ -79,12 +81,12 @@ var codecCases = []codecCase{
 		{Media: "audio", Codec: "PCMA", SampleRate: 8000, Channels: 1},
 	}},
 	{"h265big+g726+l16", []string{"hevc", "adpcm_g726le", "pcm_s16be"}, []TrackStatus{
-		{Media: "video", Codec: "H265", Width: 320, Height: 240},
+		{Media: "video", Codec: "H265", Width: 320, Height: 240, DeclaredFPS: 10},
 		{Media: "audio", Codec: "G726", SampleRate: 8000, Channels: 1},
 		{Media: "audio", Codec: "L16", SampleRate: 16000, Channels: 1},
 	}},
 	{"h264+g722+opus+onvif", []string{"h264", "adpcm_g722", "opus", ""}, []TrackStatus{
-		{Media: "video", Codec: "H264", Width: 640, Height: 360},
+		{Media: "video", Codec: "H264", Width: 640, Height: 360, DeclaredFPS: 25},
 		{Media: "audio", Codec: "G722", SampleRate: 16000, Channels: 1},
 		{Media: "audio", Codec: "Opus", SampleRate: 48000, Channels: 2},
 		{Media: "application", Codec: "ONVIF metadata"},
@@ -125,11 +127,15 @@ func TestCodecMatrixRealEncoders(t *testing.T) {
 				}
 				return true
 			})
+			waitFor(t, 10*time.Second, "measured fps and bitrate of the first track", func() bool {
+				tr := r.status(p).Tracks[0]
+				return tr.BitrateBps > 0 && (tr.Media != "video" || tr.FPS > 0)
+			})
 			st := r.status(p)
 			for j, want := range cc.status {
 				got := st.Tracks[j]
 				if got.Media != want.Media || got.Codec != want.Codec || got.Width != want.Width || got.Height != want.Height ||
-					got.SampleRate != want.SampleRate || got.Channels != want.Channels {
+					got.SampleRate != want.SampleRate || got.Channels != want.Channels || got.DeclaredFPS != want.DeclaredFPS {
 					t.Errorf("track %d: status %+v, want %+v", j, got, want)
 				}
 			}
@@ -246,5 +252,42 @@ func TestBadInputReportedAndRetried(t *testing.T) {
 			}
 			r.assertNoSecret(camPassword)
 		})
+	}
+}
+
+// A real H.265 encoder changes resolution mid-stream: the new VPS/SPS/PPS
+// arrive in-band, and the status and the SDP new readers get follow them.
+func TestH265InBandParameterChange(t *testing.T) {
+	needTools(t)
+	r := newRig(t, nil)
+	r.srv.SetCameras(context.Background(), []CameraSpec{camSpec("cam1", "main", startGstCameraTracks(t, "camuser", camPassword, "h265switch"), nil)})
+	waitFor(t, 30*time.Second, "live at 320x240", func() bool {
+		st := r.status("cam1/main")
+		return st.State == StateLive && st.Width == 320 && st.Height == 240
+	})
+	waitFor(t, 30*time.Second, "status follows the in-band SPS to 480x272", func() bool {
+		st := r.status("cam1/main")
+		return st.Width == 480 && st.Height == 272 && len(st.Tracks) == 1 && st.Tracks[0].Width == 480
+	})
+	rd := mustReader(t, r.url("alice", "alicepw", "cam1/main"), gortsplib.ProtocolTCP)
+	var h265f *format.H265
+	for _, m := range rd.desc.Medias {
+		for _, f := range m.Formats {
+			if hf, ok := f.(*format.H265); ok {
+				h265f = hf
+			}
+		}
+	}
+	if h265f == nil {
+		t.Fatalf("served SDP has no H.265 format: %+v", rd.desc.Medias)
+	}
+	_, spsBytes, _ := h265f.SafeParams()
+	var sps h265.SPS
+	if err := sps.Unmarshal(spsBytes); err != nil || sps.Width() != 480 || sps.Height() != 272 {
+		t.Errorf("served SDP's SPS: %dx%d (%v), want 480x272", sps.Width(), sps.Height(), err)
+	}
+	p, stderr, err := ffprobeTracks(t, "tcp", r.url("alice", "alicepw", "cam1/main"))
+	if err != nil || len(p) != 1 || p[0].Width != 480 || p[0].Height != 272 {
+		t.Errorf("ffprobe after the change: %+v %v %s", p, err, stderr)
 	}
 }

@@ -37,6 +37,11 @@ PRESETS = {
     "h264big": "videotestsrc is-live=true pattern=snow ! video/x-raw,width=320,height=240,framerate=10/1 "
     "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10 bitrate=2000 "
     "! rtph264pay name=pay{n} pt={pt} config-interval=1 mtu=16000",
+    # Switches from 320x240 to 480x272 three seconds in: x265 sends new VPS/SPS/PPS in-band.
+    "h265switch": "videotestsrc is-live=true ! video/x-raw,framerate=10/1 ! videoscale "
+    "! capsfilter name=switchcaps caps=video/x-raw,width=320,height=240 "
+    "! x265enc speed-preset=ultrafast tune=zerolatency key-int-max=10 bitrate=300 "
+    "! rtph265pay name=pay{n} pt={pt} config-interval=1",
     "mjpeg": "videotestsrc is-live=true ! video/x-raw,format=I420,width=320,height=240,framerate=5/1 "
     "! jpegenc quality=50 ! rtpjpegpay name=pay{n} pt=26",
     "aac": A + "audio/x-raw,rate=16000,channels=1 ! audioconvert ! avenc_aac "
@@ -86,6 +91,18 @@ def feed_metadata(media):
         GLib.timeout_add(200, push)
 
 
+def schedule_switch(media):
+    caps = media.get_element().get_by_name("switchcaps")
+    if caps is None:
+        return
+
+    def switch():
+        caps.set_property("caps", Gst.Caps.from_string("video/x-raw,width=480,height=272"))
+        return False
+
+    GLib.timeout_add_seconds(3, switch)
+
+
 def launch(tracks):
     parts = []
     for n, name in enumerate(tracks.split("+")):
@@ -113,6 +130,8 @@ def main():
     factory.set_launch(launch(tracks))
     if "onvif" in tracks.split("+"):
         factory.connect("media-configure", lambda _f, media: feed_metadata(media))
+    if "h265switch" in tracks.split("+"):
+        factory.connect("media-configure", lambda _f, media: schedule_switch(media))
     factory.set_shared(False)  # one pipeline per client: no shared-media 503s
     factory.add_role_from_structure(
         Gst.Structure.from_string(
