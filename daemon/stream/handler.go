@@ -29,7 +29,6 @@ type connState struct {
 
 	mu       sync.Mutex
 	playJoin func()              // ends a reader's join on its path (replay.go) at the PLAY answer
-	user     string              // who last authenticated on this connection ("" = nobody yet)
 	told     map[string]struct{} // session ids our answers gave this connection
 }
 
@@ -51,18 +50,6 @@ func (cs *connState) wasTold(id string) bool {
 }
 
 func (cs *connState) closeConn() { cs.conn.Close() }
-
-func (cs *connState) setUser(user string) {
-	cs.mu.Lock()
-	cs.user = user
-	cs.mu.Unlock()
-}
-
-func (cs *connState) authenticatedAs() string {
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	return cs.user
-}
 
 func (cs *connState) setPlayJoin(end func()) {
 	cs.mu.Lock()
@@ -256,7 +243,6 @@ func (h *handler) authorize(conn *gortsplib.ServerConn, req *base.Request, rawPa
 		return fail()
 	}
 	if cs != nil {
-		cs.setUser(user)
 		h.s.unauth.leave(cs)
 	}
 	return user, ver, name, nil, nil
@@ -299,36 +285,23 @@ func busyResponse() *base.Response {
 	return &base.Response{StatusCode: base.StatusServiceUnavailable, Header: base.Header{"Retry-After": {"1"}}}
 }
 
-// checkSessionConn refuses a request naming a session from a connection
-// that neither created the session nor authenticates as its user.
-// gortsplib lets any connection from the creator's IP address use a session
-// whose id it knows; for us a session id is a handle, not a credential.
-func (h *handler) checkSessionConn(se *session, conn *gortsplib.ServerConn, req *base.Request) (*base.Response, error) {
+// checkSessionConn refuses a request naming a session from any connection
+// but the one that created it. gortsplib lets any connection from the
+// creator's IP address use a session whose id it knows; for us a session id
+// is a handle, not a credential. Not even the session's own user may use it
+// from a second connection: gortsplib v5.6.5 reads a session's state
+// unlocked from every connection linked to it (a data race), and RTSP
+// clients do not split a session over connections (an HTTP tunnel is one
+// connection to gortsplib). The refused connection is closed: gortsplib has
+// linked it to the session by now, and its reader would race as well.
+func (h *handler) checkSessionConn(se *session, conn *gortsplib.ServerConn) (*base.Response, error) {
 	if conn == se.owner {
 		return nil, nil
 	}
-	h.s.mu.Lock()
-	user, name, action := se.user, se.pathName, se.action
-	h.s.mu.Unlock()
-	if user == "" {
-		// Not yet authorised on its own connection: nothing to join.
-		return &base.Response{StatusCode: base.StatusBadRequest}, errRefused
+	if cs := connStateOf(conn); cs != nil {
+		h.s.thr.fail(cs.ip)
 	}
-	cs := connStateOf(conn)
-	if cs != nil && cs.authenticatedAs() == user {
-		return nil, nil
-	}
-	got, _, _, res, err := h.authorize(conn, req, "/"+name, action)
-	if res != nil {
-		return res, err
-	}
-	if got != user {
-		if cs != nil {
-			h.s.thr.fail(cs.ip)
-		}
-		return unauthorized(), liberrors.ErrServerAuth{}
-	}
-	return nil, nil
+	return &base.Response{StatusCode: base.StatusSessionNotFound}, errRefused
 }
 
 // parseBasic decodes a Basic Authorization header; the password is
@@ -373,13 +346,13 @@ func (h *handler) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.R
 }
 
 func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	if se := sessionOf(ctx.Session); se != nil && se.owner != ctx.Conn {
+		if res, err := h.checkSessionConn(se, ctx.Conn); res != nil {
+			return res, nil, err
+		}
+	}
 	if ctx.Session.State() == gortsplib.ServerSessionStatePreRecord {
 		// Publisher: authorised at ANNOUNCE on this session.
-		if se := sessionOf(ctx.Session); se != nil {
-			if res, err := h.checkSessionConn(se, ctx.Conn, ctx.Request); res != nil {
-				return res, nil, err
-			}
-		}
 		return &base.Response{StatusCode: base.StatusOK}, nil, nil
 	}
 	user, ver, name, res, err := h.authorize(ctx.Conn, ctx.Request, ctx.Path, access.ActionRead)
@@ -430,7 +403,7 @@ func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response,
 	if se == nil || se.p == nil {
 		return &base.Response{StatusCode: base.StatusBadRequest}, errRefused
 	}
-	if res, err := h.checkSessionConn(se, ctx.Conn, ctx.Request); res != nil {
+	if res, err := h.checkSessionConn(se, ctx.Conn); res != nil {
 		return res, err
 	}
 	cs := connStateOf(ctx.Conn)
@@ -478,15 +451,11 @@ func (h *handler) OnResponse(c *gortsplib.ServerConn, res *base.Response) {
 
 // OnRequest runs before gortsplib handles a request. A request naming a
 // session whose id no answer on this connection carried is handled as if it
-// named none (gortsplib would let it act on the session of any connection
-// from the same address: TEARDOWN it, keep it alive). PLAY, RECORD and SETUP
-// keep the id: their callbacks let the creating connection or one that
-// authenticates as the session's user through (checkSessionConn).
+// named none: gortsplib would let it act on the session of any connection
+// from the same address (PLAY it, TEARDOWN it, keep it alive). The PLAY,
+// RECORD and SETUP callbacks check the connection again (checkSessionConn),
+// in case a gortsplib version stops sharing the request with this hook.
 func (h *handler) OnRequest(c *gortsplib.ServerConn, req *base.Request) {
-	switch req.Method {
-	case base.Play, base.Record, base.Setup, base.Announce:
-		return
-	}
 	v := req.Header["Session"]
 	if len(v) == 0 {
 		return
@@ -530,7 +499,7 @@ func (h *handler) OnRecord(ctx *gortsplib.ServerHandlerOnRecordCtx) (*base.Respo
 	if se == nil || se.p == nil || !se.p.published {
 		return &base.Response{StatusCode: base.StatusBadRequest}, errRefused
 	}
-	if res, err := h.checkSessionConn(se, ctx.Conn, ctx.Request); res != nil {
+	if res, err := h.checkSessionConn(se, ctx.Conn); res != nil {
 		return res, err
 	}
 	p := se.p

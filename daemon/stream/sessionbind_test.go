@@ -16,11 +16,13 @@ func streamData(rc *rawConn, d time.Duration) bool {
 	return err == nil && b == '$'
 }
 
-// TestSessionPlaysOnlyOnItsConnectionOrSameUser: gortsplib lets any
-// connection from the same source address use a session whose id it knows.
-// A session id is a handle, not a credential: a session plays only on the
-// connection that set it up, or on one that authenticates as its user.
-func TestSessionPlaysOnlyOnItsConnectionOrSameUser(t *testing.T) {
+// TestSessionPlaysOnlyOnItsConnection: gortsplib lets any connection from
+// the same source address use a session whose id it knows. A session id is
+// a handle, not a credential: a session plays only on the connection that
+// set it up; a stranger is refused and its connection closed, and so is the
+// session's own user on a second connection (gortsplib v5.6.5 races when one
+// session is used from two connections, and clients do not do it).
+func TestSessionPlaysOnlyOnItsConnection(t *testing.T) {
 	cam := startCam(t, camOpts{user: "camuser", pass: camPassword})
 	r := newRig(t, nil)
 	r.srv.SetCameras(context.Background(), []CameraSpec{camSpec("cam1", "main", cam.url("live"), nil)})
@@ -28,22 +30,22 @@ func TestSessionPlaysOnlyOnItsConnectionOrSameUser(t *testing.T) {
 	playURL := "rtsp://" + r.addr + "/cam1/main/"
 
 	owner, sess := setupRaw(t, r.addr, "cam1/main", "alice", "alicepw", 0)
-
-	// Same source address, known session id, no credentials.
-	thief := dialRaw(t, r.addr, 0)
-	if res, err := thief.do("PLAY", playURL, map[string]string{"Session": sess}); err == nil && res.status == 200 {
-		t.Fatalf("PLAY of another connection's session without credentials answered 200")
-	}
-	if streamData(thief, time.Second) {
-		t.Fatal("a connection without credentials received another session's stream")
-	}
-	// Another user, with a right to the path, is still not the session's user.
-	bob := dialRaw(t, r.addr, 0)
-	if res, err := bob.do("PLAY", playURL, map[string]string{"Session": sess, "Authorization": basicAuth("bob", "bob pw:@/")}); err == nil && res.status == 200 {
-		t.Fatalf("bob played alice's session")
-	}
-	if streamData(bob, time.Second) {
-		t.Fatal("bob received alice's session's stream")
+	for _, try := range []struct {
+		who  string
+		auth map[string]string
+	}{
+		{"a connection without credentials", map[string]string{}},
+		{"bob, who may read the path", map[string]string{"Authorization": basicAuth("bob", "bob pw:@/")}},
+		{"alice on a second connection", map[string]string{"Authorization": basicAuth("alice", "alicepw")}},
+	} {
+		c := dialRaw(t, r.addr, 0)
+		try.auth["Session"] = sess
+		if res, err := c.do("PLAY", playURL, try.auth); err == nil && res.status == 200 {
+			t.Errorf("%s played the session of another connection from the same address", try.who)
+		}
+		if streamData(c, time.Second) {
+			t.Errorf("%s received another connection's stream", try.who)
+		}
 	}
 
 	// The connection that set the session up plays it, and it is listed.
@@ -57,18 +59,6 @@ func TestSessionPlaysOnlyOnItsConnectionOrSameUser(t *testing.T) {
 	ses := r.srv.Sessions()
 	if len(ses) != 1 || ses[0].User != "alice" || ses[0].RemoteAddr != owner.c.LocalAddr().String() {
 		t.Fatalf("sessions = %+v, want alice's from %s", ses, owner.c.LocalAddr())
-	}
-
-	// A second connection that authenticates as the same user may play it
-	// (clients that split SETUP and PLAY over connections).
-	_, sess2 := setupRaw(t, r.addr, "cam1/main", "alice", "alicepw", 0)
-	other := dialRaw(t, r.addr, 0)
-	res, err = other.do("PLAY", playURL, map[string]string{"Session": sess2, "Authorization": basicAuth("alice", "alicepw")})
-	if err != nil || res.status != 200 {
-		t.Fatalf("same user's PLAY from another connection: %v %+v", err, res)
-	}
-	if !streamData(other, 5*time.Second) {
-		t.Fatal("same user's other connection received no stream data")
 	}
 }
 
