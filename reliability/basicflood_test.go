@@ -59,7 +59,7 @@ func basicLogin(local, host, path, user, pass string) (int, error) {
 }
 
 // TestBasicLoginDuringFloodFromManyAddresses: 1,500 addresses keep sending
-// wrong Basic passwords (each argon2id check costs tens of ms; a queue
+// wrong Basic passwords, each guess a different one (each argon2id check costs tens of ms; a queue
 // without bound or fairness made a genuine first Basic login wait 21.5 s).
 // During the flood a genuine Basic login from a fresh address completes
 // in under a second, a Digest login too, and a repeated correct login is
@@ -82,7 +82,7 @@ func TestBasicLoginDuringFloodFromManyAddresses(t *testing.T) {
 			defer wg.Done()
 			for n := 0; ; n++ {
 				if c, err := dialRTSP(addrOf(i), host, "", ""); err == nil {
-					res, _ := basicGuess(c, host, "door/main", "viewer", wrongPassword)
+					res, _ := basicGuess(c, host, "door/main", "viewer", fmt.Sprintf("%s-%d-%d", wrongPassword, i, n))
 					c.Close()
 					switch {
 					case res == nil:
@@ -145,8 +145,8 @@ func TestBasicLoginDuringFloodFromManyAddresses(t *testing.T) {
 	}
 }
 
-// TestBasicGuessesFromOneAddressBounded: 60 simultaneous wrong Basic
-// passwords from one address (before, 186 of such guesses were checked
+// TestBasicGuessesFromOneAddressBounded: 60 simultaneous different wrong
+// Basic passwords from one address (before, 186 of such guesses were checked
 // before the block took hold, because failures were counted only after each
 // argon2id run). Now the checks are booked before they are queued: the
 // address never gets more than the throttle's 5 checks, the excess is
@@ -171,11 +171,11 @@ func TestBasicGuessesFromOneAddressBounded(t *testing.T) {
 	}
 	var checked, busy, retryAfter atomic.Int64
 	var wg sync.WaitGroup
-	for _, c := range conns {
+	for i, c := range conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, _ := basicGuess(c, host, "door/main", "viewer", wrongPassword)
+			res, _ := basicGuess(c, host, "door/main", "viewer", fmt.Sprintf("%s-%d", wrongPassword, i))
 			switch {
 			case res == nil:
 			case res.StatusCode == base.StatusUnauthorized:
@@ -202,7 +202,7 @@ func TestBasicGuessesFromOneAddressBounded(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res, _ := basicGuess(c, host, "door/main", "viewer", wrongPassword); res != nil && res.StatusCode == base.StatusUnauthorized {
+		if res, _ := basicGuess(c, host, "door/main", "viewer", fmt.Sprintf("%s-seq%d", wrongPassword, i)); res != nil && res.StatusCode == base.StatusUnauthorized {
 			checked.Add(1)
 		}
 		c.Close()
@@ -274,5 +274,35 @@ func TestOptionsOnlyConnectionsCapped(t *testing.T) {
 	t.Logf("%d OPTIONS-only connections: daemon %s -> %s", conns, base0, now)
 	if !ok {
 		t.Errorf("the daemon holds %d more descriptors with %d OPTIONS-only connections open, want at most its %d unauthenticated ones", now.FDs-base0.FDs, conns, capTotal)
+	}
+}
+
+// TestBasicBurstFromOneClientAllAdmitted: a client starting 40 streams at
+// once with the same Basic credentials (a VMS behind one address) gets all
+// 40 in: identical checks in flight share one argon2id run instead of
+// running (or being turned away) one by one.
+func TestBasicBurstFromOneClientAllAdmitted(t *testing.T) {
+	const streams = 40 // below the 64 unauthenticated connections one address may hold
+	d := startDaemon(t, "")
+	d.addViewer("viewer")
+	d.addCamera("door", startCamera(t, 300))
+	var wg sync.WaitGroup
+	var admitted atomic.Int64
+	var firstErr atomic.Value
+	for range streams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := basicLogin("127.72.0.1", d.rtsp, "door/main", "viewer", viewerPassword)
+			if st == 200 {
+				admitted.Add(1)
+			} else {
+				firstErr.CompareAndSwap(nil, fmt.Sprintf("%d %v", st, err))
+			}
+		}()
+	}
+	wg.Wait()
+	if n := admitted.Load(); n != streams {
+		t.Errorf("%d of %d simultaneous logins with the same Basic credentials admitted (first refusal: %v)", n, streams, firstErr.Load())
 	}
 }

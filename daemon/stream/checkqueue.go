@@ -2,6 +2,9 @@ package stream
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -160,4 +163,55 @@ func (b *busyNotes) note(log hclog.Logger) {
 		return
 	}
 	log.Warn("too many Basic logins to check: answering 503 with Retry-After", "turned_away", b.turnedAway.Swap(0))
+}
+
+// basicFlights lets identical Basic checks that arrive together share one
+// argon2id run: a client starting many streams at once (a VMS behind one
+// address) costs one check, not one per stream and not a 503 for the rest.
+// Keys are HMACs under a per-process random key, and a flight lives only
+// while its check runs.
+type basicFlights struct {
+	key [32]byte
+	mu  sync.Mutex
+	m   map[[32]byte]*basicFlight
+}
+
+// basicFlight is one check in progress; its results are set before done closes.
+type basicFlight struct {
+	done     chan struct{}
+	ver      uint64
+	ok, busy bool
+}
+
+func newBasicFlights() *basicFlights {
+	f := &basicFlights{m: map[[32]byte]*basicFlight{}}
+	if _, err := rand.Read(f.key[:]); err != nil {
+		panic(err) // crypto/rand never fails on Linux
+	}
+	return f
+}
+
+// join returns the flight for these credentials. The leader (the first to
+// ask) runs the check, sets the results and calls land; the others wait
+// for done.
+func (f *basicFlights) join(user, pass string) (fl *basicFlight, leader bool, land func()) {
+	m := hmac.New(sha256.New, f.key[:])
+	m.Write([]byte(user))
+	m.Write([]byte{0})
+	m.Write([]byte(pass))
+	var k [32]byte
+	copy(k[:], m.Sum(nil))
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if fl := f.m[k]; fl != nil {
+		return fl, false, nil
+	}
+	fl = &basicFlight{done: make(chan struct{})}
+	f.m[k] = fl
+	return fl, true, func() {
+		f.mu.Lock()
+		delete(f.m, k)
+		f.mu.Unlock()
+		close(fl.done)
+	}
 }

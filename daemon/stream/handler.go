@@ -253,30 +253,47 @@ func (h *handler) authorize(conn *gortsplib.ServerConn, req *base.Request, rawPa
 const basicChecksPerAddr = 2
 
 // checkBasic checks Basic credentials: from the cache of recent successes
-// at once, otherwise with an expensive check booked on the throttle BEFORE
-// it is queued and run in its fair turn. counted reports that a failure was
-// recorded; busy is the 503 to answer when there is no room for the check.
+// at once, or with the result of an identical check in flight, otherwise
+// with an expensive check booked on the throttle BEFORE it is queued and
+// run in its fair turn. counted reports that a failure was recorded (once
+// for a flight); busy is the 503 to answer when there is no room.
 func (h *handler) checkBasic(ip, user, pass string) (ver uint64, ok, counted bool, busy *base.Response) {
 	if v, hit := h.s.cfg.Auth.CachedBasic(user, pass); hit {
 		return v, true, false, nil
 	}
+	fl, leader, land := h.s.flights.join(user, pass)
+	if !leader {
+		select {
+		case <-fl.done:
+		case <-h.s.ctx.Done():
+			return 0, false, false, busyResponse()
+		}
+		if fl.busy {
+			return 0, false, false, busyResponse()
+		}
+		return fl.ver, fl.ok, !fl.ok, nil
+	}
+	defer land()
 	demand, verdict := h.s.thr.reserve(ip)
 	switch verdict {
 	case reserveRefused:
 		return 0, false, false, nil
 	case reserveBusy:
 		h.s.busy.note(h.s.log)
+		fl.busy = true
 		return 0, false, false, busyResponse()
 	}
 	release, err := h.s.checks.acquire(h.s.ctx, ip, demand)
 	if err != nil {
 		h.s.thr.settle(ip, true) // not checked: no failure
 		h.s.busy.note(h.s.log)
+		fl.busy = true
 		return 0, false, false, busyResponse()
 	}
 	ver, ok = h.s.cfg.Auth.VerifyBasic(user, pass)
 	release()
 	h.s.thr.settle(ip, ok)
+	fl.ver, fl.ok = ver, ok
 	return ver, ok, !ok, nil
 }
 

@@ -179,8 +179,9 @@ type Server struct {
 	// unauth bounds connections that have not authenticated yet.
 	unauth *unauthGate
 	// checks schedules the expensive Basic checks fairly across addresses.
-	checks *checkQueue
-	busy   busyNotes
+	checks  *checkQueue
+	flights *basicFlights
+	busy    busyNotes
 
 	mu       sync.Mutex
 	paths    map[string]*path // "cam/stream"
@@ -218,6 +219,7 @@ func New(cfg Config) (*Server, error) {
 		sessions: map[*gortsplib.ServerSession]*session{},
 		conns:    map[*gortsplib.ServerConn]*connState{},
 	}
+	s.flights = newBasicFlights()
 	s.checks = newCheckQueue(cfg.BasicChecksAtOnce, cfg.BasicCheckQueue, basicChecksPerAddr)
 	s.unauth = newUnauthGate(cfg.MaxUnauthPerAddr, cfg.MaxUnauth, cfg.AuthTimeout)
 	s.thr = newThrottle(cfg.ThrottleFailures, cfg.ThrottleWindow, cfg.ThrottleBase, cfg.ThrottleMaxEntries, cfg.Logger)
