@@ -399,52 +399,6 @@ func (p *path) status() StreamStatus {
 	return st
 }
 
-// rateWindow counts bytes and frames in one-second buckets over the last
-// rateSpan seconds.
-const rateSpan = 5
-
-type rateWindow struct {
-	start   time.Time
-	buckets [rateSpan + 1]struct {
-		sec    int64
-		bytes  uint64
-		frames uint64
-	}
-}
-
-func (w *rateWindow) add(now time.Time, n int, frame bool) {
-	sec := now.Unix()
-	b := &w.buckets[sec%int64(len(w.buckets))]
-	if b.sec != sec {
-		b.sec, b.bytes, b.frames = sec, 0, 0
-	}
-	b.bytes += uint64(n)
-	if frame {
-		b.frames++
-	}
-}
-
-// rates returns bits per second and frames per second over the complete
-// seconds of the window.
-func (w *rateWindow) rates(now time.Time) (bps, fps float64) {
-	sec := now.Unix()
-	span := int64(rateSpan)
-	if el := sec - w.start.Unix(); el < span {
-		span = el
-	}
-	if span <= 0 {
-		return 0, 0
-	}
-	var bytes, frames uint64
-	for _, b := range w.buckets {
-		if b.sec >= sec-span && b.sec < sec {
-			bytes += b.bytes
-			frames += b.frames
-		}
-	}
-	return float64(bytes*8) / float64(span), float64(frames) / float64(span)
-}
-
 // mediaFwd maps one source media to its served media.
 type mediaFwd struct {
 	served  *description.Media
