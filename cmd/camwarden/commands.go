@@ -203,7 +203,9 @@ var commands = []command{
 				}
 				ctx, cancel := context.WithTimeout(e.base, *timeout+30*time.Second)
 				defer cancel()
+				stop := e.progress("discovering ONVIF devices", *timeout)
 				r, err := e.cl.Discover(ctx, req)
+				stop()
 				if err != nil {
 					return err
 				}
