@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -143,14 +144,52 @@ func (x *discovery) merge(devs []onvif.Device, source string) {
 	}
 }
 
-// sortedDevices returns the devices sorted by URN.
+// sortedDevices returns the devices in the order of the names they report
+// (camsim-2 before camsim-10), then by URN: the order an operator adopts
+// them in, rather than the order of random URNs.
 func sortedDevices(devices map[string]onvif.Device) []onvif.Device {
 	out := make([]onvif.Device, 0, len(devices))
 	for _, d := range devices {
 		out = append(out, d)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].URN < out[j].URN })
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Name != out[j].Name {
+			return naturalLess(out[i].Name, out[j].Name)
+		}
+		return out[i].URN < out[j].URN
+	})
 	return out
+}
+
+// naturalLess compares strings with runs of digits compared as numbers.
+func naturalLess(a, b string) bool {
+	for a != "" && b != "" {
+		da, db := digitRun(a), digitRun(b)
+		if da > 0 && db > 0 {
+			na, nb := strings.TrimLeft(a[:da], "0"), strings.TrimLeft(b[:db], "0")
+			if len(na) != len(nb) {
+				return len(na) < len(nb)
+			}
+			if na != nb {
+				return na < nb
+			}
+			a, b = a[da:], b[db:]
+			continue
+		}
+		if a[0] != b[0] {
+			return a[0] < b[0]
+		}
+		a, b = a[1:], b[1:]
+	}
+	return len(a) < len(b)
+}
+
+func digitRun(s string) int {
+	n := 0
+	for n < len(s) && s[n] >= '0' && s[n] <= '9' {
+		n++
+	}
+	return n
 }
 
 // reachableXAddr picks the device service address to use: the host is

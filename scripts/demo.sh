@@ -47,14 +47,21 @@ cw status >/dev/null || { echo "camwardend did not start:"; cat "$STATE/camwarde
 
 echo "discovering cameras by a directed probe to 127.0.0.1:$DISCOVERY_PORT"
 cw discover --timeout 2s --target "127.0.0.1:$DISCOVERY_PORT"
-mapfile -t urns < <(cw --json discover --timeout 1s --target "127.0.0.1:$DISCOVERY_PORT" | grep -o 'urn:uuid:[0-9a-f-]*' | sort -u)
-[ "${#urns[@]}" -ge 1 ] || { echo "no camera found"; exit 1; }
+# URN and name of each device, in the order discover lists them (by the
+# names the devices report); each camera is adopted under its device's name
+# when that is a valid camera name, else as camN.
+mapfile -t devices < <(cw discover --timeout 1s --target "127.0.0.1:$DISCOVERY_PORT" | awk 'NR > 1 && $1 ~ /^urn:/ { print $1 " " $2 }')
+[ "${#devices[@]}" -ge 1 ] || { echo "no camera found"; exit 1; }
 
 i=0
-for urn in "${urns[@]}"; do
+names=()
+for dev in "${devices[@]}"; do
   i=$((i + 1))
-  cw camera adopt "cam$i" --device "$urn" --user admin --password-stdin <"$STATE/camera.password" >/dev/null
-  echo "adopted $urn as cam$i"
+  urn=${dev%% *} name=${dev#* }
+  [[ "$name" =~ ^[a-z0-9][a-z0-9_-]{0,63}$ ]] || name="cam$i"
+  cw camera adopt "$name" --device "$urn" --user admin --password-stdin <"$STATE/camera.password" >/dev/null
+  echo "adopted $urn as $name"
+  names+=("$name")
 done
 
 printf '%s\n' "$viewer_pw" | cw user add viewer --password-stdin >/dev/null
@@ -74,14 +81,14 @@ camwarden demo is running. User 'viewer' has this password (shown once): $viewer
 
 RTSP URLs:
 INFO
-for n in $(seq "$i"); do
-  echo "  rtsp://127.0.0.1:$RTSP_PORT/cam$n/main   rtsp://127.0.0.1:$RTSP_PORT/cam$n/sub"
+for n in "${names[@]}"; do
+  echo "  rtsp://127.0.0.1:$RTSP_PORT/$n/main   rtsp://127.0.0.1:$RTSP_PORT/$n/sub"
 done
 cat <<INFO
 
 Try:
-  ffprobe -rtsp_transport tcp 'rtsp://viewer:$viewer_pw@127.0.0.1:$RTSP_PORT/cam1/main'
-  ffplay  -rtsp_transport tcp 'rtsp://viewer:$viewer_pw@127.0.0.1:$RTSP_PORT/cam1/main'
+  ffprobe -rtsp_transport tcp 'rtsp://viewer:$viewer_pw@127.0.0.1:$RTSP_PORT/${names[0]}/main'
+  ffplay  -rtsp_transport tcp 'rtsp://viewer:$viewer_pw@127.0.0.1:$RTSP_PORT/${names[0]}/main'
   $BIN/camwarden --socket $SOCK session list
   $BIN/camwarden --socket $SOCK revoke viewer read '*'    # cuts the viewer off at once
 
