@@ -27,9 +27,8 @@ type connState struct {
 	closed chan struct{}
 	gate   unauthEntry // guarded by Server.unauth's mutex
 
-	mu       sync.Mutex
-	playJoin func()              // ends a reader's join on its path (replay.go) at the PLAY answer
-	told     map[string]struct{} // session ids our answers gave this connection
+	mu   sync.Mutex
+	told map[string]struct{} // session ids our answers gave this connection
 }
 
 // tell records a session id an answer on this connection carried.
@@ -50,22 +49,6 @@ func (cs *connState) wasTold(id string) bool {
 }
 
 func (cs *connState) closeConn() { cs.conn.Close() }
-
-func (cs *connState) setPlayJoin(end func()) {
-	cs.mu.Lock()
-	cs.playJoin = end
-	cs.mu.Unlock()
-}
-
-func (cs *connState) endPlayJoin() {
-	cs.mu.Lock()
-	f := cs.playJoin
-	cs.playJoin = nil
-	cs.mu.Unlock()
-	if f != nil {
-		f()
-	}
-}
 
 type handler struct{ s *Server }
 
@@ -99,7 +82,6 @@ func (h *handler) OnConnClose(ctx *gortsplib.ServerHandlerOnConnCloseCtx) {
 	h.s.mu.Unlock()
 	if cs != nil {
 		h.s.unauth.leave(cs)
-		cs.endPlayJoin()
 		close(cs.closed)
 	}
 }
@@ -146,6 +128,9 @@ func (h *handler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) 
 			h.s.log.Info("publisher left", "path", p.name, "user", se.user)
 		} else {
 			p.removeReader(ctx.Session)
+			if r := se.reader.Load(); r != nil {
+				p.detachReader(r)
+			}
 		}
 	}
 	if counted {
@@ -423,47 +408,54 @@ func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response,
 	if res, err := h.checkSessionConn(se, ctx.Conn); res != nil {
 		return res, err
 	}
-	cs := connStateOf(ctx.Conn)
-	if ctx.Session.State() != gortsplib.ServerSessionStatePrePlay || cs == nil || h.s.cfg.GOPCacheDisabled {
-		if ctx.Session.State() == gortsplib.ServerSessionStatePrePlay {
-			se.p.mu.Lock()
-			se.p.awaitKeyframeLocked(ctx.Session, se.connected)
-			se.p.mu.Unlock()
-		}
-		return &base.Response{StatusCode: base.StatusOK}, nil
-	}
-	// Replay the packets since the last keyframe; live packets are held
-	// until the PLAY answer (OnResponse), when gortsplib has made the
-	// session active (replay.go).
-	p := se.p
-	p.mu.Lock()
-	if ctx.Session.Stream() != p.stream {
-		p.mu.Unlock()
-		return &base.Response{StatusCode: base.StatusOK}, nil
-	}
-	replayed, endJoin := p.beginJoinLocked(ctx.Session)
-	if replayed > 0 {
-		// The cache starts at a keyframe: that was the first frame.
-		h.s.cfg.Observer.FirstFrame(time.Since(se.connected))
-	} else {
-		p.awaitKeyframeLocked(ctx.Session, se.connected)
-	}
-	p.mu.Unlock()
-	if endJoin != nil {
-		cs.setPlayJoin(endJoin)
+	if ctx.Session.State() == gortsplib.ServerSessionStatePrePlay {
+		// The fan-out engine starts sending once the answer is out
+		// (OnResponse arms it): the cached GOP first, then live units.
+		se.setupMu.Lock()
+		se.playing = true
+		se.setupMu.Unlock()
 	}
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
 
-// OnResponse runs in the connection goroutine after the request was handled.
+// OnResponse runs in the connection goroutine just before an answer is
+// written. It notes the session ids the connection was given, records what
+// SETUP answers gave each medium and, for an accepted PLAY, arms the start
+// of the reader right after the answer is written.
 func (h *handler) OnResponse(c *gortsplib.ServerConn, res *base.Response) {
 	if cs := connStateOf(c); cs != nil {
-		cs.endPlayJoin()
 		if v := res.Header["Session"]; len(v) == 1 {
 			id, _, _ := strings.Cut(v[0], ";")
 			cs.tell(strings.TrimSpace(id))
 		}
 	}
+	if res.StatusCode != base.StatusOK {
+		return
+	}
+	ss := c.Session()
+	if ss == nil {
+		return
+	}
+	se := sessionOf(ss)
+	if se == nil {
+		return
+	}
+	if tv, ok := res.Header["Transport"]; ok {
+		se.recordSetup(c, ss, tv)
+		return
+	}
+	se.setupMu.Lock()
+	playing := se.playing
+	se.playing = false
+	se.setupMu.Unlock()
+	if !playing || se.reader.Load() != nil {
+		return
+	}
+	fc, _ := c.NetConn().(*fanConn)
+	if fc == nil {
+		return
+	}
+	fc.setAfterWrite(func() { h.s.startReader(se, ss, fc) })
 }
 
 // OnRequest runs before gortsplib handles a request. A request naming a
@@ -535,33 +527,4 @@ func (h *handler) OnRecord(ctx *gortsplib.ServerHandlerOnRecordCtx) (*base.Respo
 	})
 	h.s.log.Info("publisher started", "path", p.name, "user", se.user)
 	return &base.Response{StatusCode: base.StatusOK}, nil
-}
-
-// OnStreamWriteError is called when a reader's queue is full (gortsplib
-// drops the packet for that reader only). A reader that stays full for
-// StalledReaderTimeout has stopped reading: evict it.
-func (h *handler) OnStreamWriteError(ctx *gortsplib.ServerHandlerOnStreamWriteErrorCtx) {
-	se := sessionOf(ctx.Session)
-	if se == nil {
-		return
-	}
-	now := time.Now()
-	se.errMu.Lock()
-	if se.errFirst.IsZero() || now.Sub(se.errLast) > time.Second {
-		se.errFirst = now // a new streak
-	}
-	se.errLast = now
-	evict := !se.evicted && now.Sub(se.errFirst) >= h.s.cfg.StalledReaderTimeout
-	if evict {
-		se.evicted = true
-	}
-	se.errMu.Unlock()
-	if evict {
-		h.s.markClosing(se, CloseEvicted)
-		h.s.log.Warn("evicting reader that stopped reading", "session", se.id, "user", se.user, "path", se.pathName, "remote", se.remote, "stalled_for", now.Sub(se.errFirst).Round(time.Millisecond))
-		ctx.Session.Close()
-		for _, c := range ctx.Session.Conns() {
-			c.Close()
-		}
-	}
 }

@@ -35,12 +35,9 @@ type path struct {
 	mu      sync.Mutex
 	stream  *gortsplib.ServerStream
 	fwds    map[*description.Media]*mediaFwd // by source media
-	gop     []gopPkt
-	gopOn   bool
-	gopTS   uint32
-	gopCap  int
-	joins   map[*join]struct{} // readers between PLAY and its answer (replay.go)
-	held    []gopPkt           // live packets kept back while joins are open
+	fo      *fanout                          // the served stream's reader side (fanout.go)
+	served  []*description.Media             // served medias in order (index = fan-out media index)
+	gopMax  int                              // bytes of GOP cache replayed to a new reader
 	win     rateWindow
 	state   string
 	since   time.Time
@@ -72,7 +69,8 @@ func newPath(s *Server, cam, st string) *path {
 		since:   time.Now(),
 		readers: map[*gortsplib.ServerSession]struct{}{},
 		ready:   make(chan struct{}),
-		gopCap:  s.cfg.WriteQueueSize * 7 / 8, // leave room in a new reader's queue for live packets
+		// The replay leaves room in a new reader's budget for live units.
+		gopMax: min(s.cfg.WriteQueueSize*7/8*1500, s.cfg.ReaderBudget*3/4),
 	}
 }
 
@@ -145,7 +143,7 @@ func (p *path) goLive(src *description.Session) error {
 			continue
 		}
 		sm := &description.Media{Type: m.Type, ID: m.ID, Control: m.Control}
-		mf := &mediaFwd{served: sm, formats: map[uint8]*formatFwd{}, video: m.Type == description.MediaTypeVideo, stats: ts}
+		mf := &mediaFwd{served: sm, idx: uint8(len(served.Medias)), formats: map[uint8]*formatFwd{}, video: m.Type == description.MediaTypeVideo, stats: ts}
 		for _, f := range m.Formats {
 			ff := newFormatFwd(f)
 			sm.Formats = append(sm.Formats, ff.out)
@@ -162,6 +160,9 @@ func (p *path) goLive(src *description.Session) error {
 	if len(served.Medias) == 0 {
 		return errors.New("source offers no media")
 	}
+	if len(served.Medias) > 64 {
+		return errors.New("source offers more than 64 medias")
+	}
 	st := &gortsplib.ServerStream{Server: p.s.rtsp, Desc: served}
 	if err := st.Initialize(); err != nil {
 		return fmt.Errorf("cannot serve source description: %w", err)
@@ -170,10 +171,30 @@ func (p *path) goLive(src *description.Session) error {
 	if p.stream != nil {
 		p.stream.Close()
 	}
+	if p.fo != nil {
+		p.fo.close()
+	}
 	p.stream = st
 	p.fwds = fwds
-	p.gop, p.gopOn = nil, false
-	p.dropJoinsLocked()
+	p.served = served.Medias
+	// gortsplib keeps the RTSP side of readers; the fan-out engine sends
+	// them the media, with the SSRCs gortsplib announced.
+	allKey := true
+	for _, mf := range fwds {
+		for _, ff := range mf.formats {
+			if mf.video && (ff.h264 != nil || ff.h265 != nil) {
+				allKey = false
+			}
+		}
+	}
+	p.fo = newFanout(p.s.fan, &p.mu, p.gopMax, p.s.cfg.GOPCacheDisabled, allKey)
+	stats := st.Stats()
+	for _, mf := range fwds {
+		ms := stats.Medias[mf.served]
+		for _, ff := range mf.formats {
+			p.fo.addFormat(mf.idx, ff.out.PayloadType(), ms.Formats[ff.out].LocalSSRC, ff.out.ClockRate())
+		}
+	}
 	p.codecs = codecs
 	p.tracks = tracks
 	p.resetHealthLocked(now)
@@ -214,8 +235,11 @@ func (p *path) goDown(state, lastErr string) {
 	default:
 	}
 	p.fwds = nil
-	p.gop, p.gopOn = nil, false
-	p.dropJoinsLocked()
+	if p.fo != nil {
+		p.fo.close()
+		p.fo = nil
+	}
+	p.served = nil
 	if p.state != state {
 		p.state = state
 		p.since = time.Now()
@@ -261,20 +285,9 @@ func (p *path) ingest(srcMedia *description.Media, pkt *rtp.Packet) {
 		}
 	}
 	for _, out := range outs {
-		if mf.video && len(p.awaitKey) > 0 && ff.isKey(out.Payload) {
+		key := mf.video && ff.isKey(out.Payload)
+		if key && len(p.awaitKey) > 0 {
 			p.keyframeLocked(now)
-		}
-		if mf.video && !p.s.cfg.GOPCacheDisabled && ff.isKey(out.Payload) &&
-			(!p.gopOn || out.Timestamp != p.gopTS) {
-			// A new keyframe: the cache restarts here.
-			p.gop, p.gopOn, p.gopTS = p.gop[:0], true, out.Timestamp
-		}
-		if p.gopOn {
-			if len(p.gop) >= p.gopCap {
-				p.gop, p.gopOn = nil, false // GOP too long to replay: wait for the next keyframe
-			} else {
-				p.gop = append(p.gop, gopPkt{medi: mf.served, pkt: clonePacket(out), ntp: now})
-			}
 		}
 		p.win.add(now, out.MarshalSize(), mf.video && out.Marker)
 		if mf.video && out.Marker {
@@ -283,9 +296,7 @@ func (p *path) ingest(srcMedia *description.Media, pkt *rtp.Packet) {
 		}
 		mf.stats.win.add(now, out.MarshalSize(), mf.video && out.Marker)
 		mf.stats.packets++
-		if !p.holdLocked(mf.served, out, now) {
-			_ = p.stream.WritePacketRTPWithNTP(mf.served, out, now)
-		}
+		p.fo.add(mf.idx, mf.video, out, key, ff.out.PTSEqualsDTS(out), now)
 	}
 }
 
@@ -402,6 +413,7 @@ func (p *path) status() StreamStatus {
 // mediaFwd maps one source media to its served media.
 type mediaFwd struct {
 	served  *description.Media
+	idx     uint8 // in the served description
 	formats map[uint8]*formatFwd
 	video   bool
 	stats   *trackStats

@@ -11,9 +11,11 @@ import (
 	"encoding/hex"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v5"
+	"github.com/bluenviron/gortsplib/v5/pkg/description"
 
 	"github.com/camwarden/camwarden/daemon/access"
 )
@@ -40,11 +42,12 @@ type session struct {
 	transport string
 	p         *path
 
-	// stalled-reader detection, touched only from OnStreamWriteError
-	errMu    sync.Mutex
-	errFirst time.Time
-	errLast  time.Time
-	evicted  bool
+	// the transport of each medium, from the SETUP answers (conn goroutine)
+	setupMu sync.Mutex
+	setups  map[*description.Media]mediaSetup
+	playing bool // PLAY accepted: the reader starts after the answer
+
+	reader atomic.Pointer[fanReader] // set once playing (fanout_session.go)
 }
 
 func newID() string {
@@ -78,6 +81,9 @@ func (s *Server) Sessions() []SessionInfo {
 	for i, se := range ses {
 		st := se.ss.Stats()
 		infos[i].BytesSent, infos[i].BytesReceived = st.OutboundBytes, st.InboundBytes
+		if r := se.reader.Load(); r != nil {
+			infos[i].BytesSent += r.sent.Load()
+		}
 	}
 	sort.Slice(infos, func(i, j int) bool {
 		if !infos[i].Since.Equal(infos[j].Since) {
@@ -156,7 +162,17 @@ func (s *Server) markClosing(se *session, reason string) {
 func (s *Server) closeSessions(ses []*session) {
 	var waits []chan struct{}
 	for _, se := range ses {
+		// Nothing more reaches the reader once this returns (UDP too); a
+		// TCP reader's socket is reset, discarding what the kernel holds.
+		if r := se.reader.Load(); r != nil {
+			r.close()
+		}
 		conns := se.ss.Conns()
+		for _, c := range conns {
+			if fc, ok := c.NetConn().(*fanConn); ok {
+				fc.abort()
+			}
+		}
 		s.mu.Lock()
 		for _, c := range conns {
 			if cs := s.conns[c]; cs != nil {

@@ -51,10 +51,11 @@ type Config struct {
 	HealthyAfter         time.Duration // live this long resets the backoff (30 s)
 	OnDemandStartTimeout time.Duration // a reader waits this long for an on-demand source (10 s)
 	OnDemandCloseAfter   time.Duration // an on-demand source stops this long after its last reader (10 s)
-	StalledReaderTimeout time.Duration // a reader whose queue stays full this long is evicted (5 s)
+	StalledReaderTimeout time.Duration // a reader whose socket takes nothing this long while bytes wait is evicted (5 s)
 	ReadTimeout          time.Duration // camera and reader read timeout (10 s)
 	WriteTimeout         time.Duration // reader write timeout (10 s)
-	WriteQueueSize       int           // per-reader packet queue, power of two (1024; the GOP cache replays up to 7/8 of it)
+	WriteQueueSize       int           // power of two (1024); the GOP cache replays up to 7/8 of it in packets of 1500 bytes
+	ReaderBudget         int           // bytes queued for one reader at most; past it the reader skips to the next keyframe (4 MiB)
 	ThrottleFailures     int           // failed authentications per window before refusing (5)
 	ThrottleWindow       time.Duration // (1 min)
 	ThrottleBase         time.Duration // first refusal period, doubled each time (1 min, cap 1 h)
@@ -99,6 +100,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.WriteQueueSize <= 0 {
 		c.WriteQueueSize = 1024
+	}
+	if c.ReaderBudget <= 0 {
+		c.ReaderBudget = 4 << 20
 	}
 	if c.ThrottleFailures <= 0 {
 		c.ThrottleFailures = 5
@@ -176,6 +180,7 @@ type Server struct {
 	log  hclog.Logger
 	rtsp *gortsplib.Server
 	thr  *throttle
+	fan  *fanEngine // the readers' data path (fanout.go)
 	// unauth bounds connections that have not authenticated yet.
 	unauth *unauthGate
 	// checks schedules the expensive Basic checks fairly across addresses.
@@ -223,6 +228,7 @@ func New(cfg Config) (*Server, error) {
 	s.checks = newCheckQueue(cfg.BasicChecksAtOnce, cfg.BasicCheckQueue, basicChecksPerAddr)
 	s.unauth = newUnauthGate(cfg.MaxUnauthPerAddr, cfg.MaxUnauth, cfg.AuthTimeout)
 	s.thr = newThrottle(cfg.ThrottleFailures, cfg.ThrottleWindow, cfg.ThrottleBase, cfg.ThrottleMaxEntries, cfg.Logger)
+	s.fan = newFanEngine(cfg.ReaderBudget, cfg.StalledReaderTimeout, cfg.Logger)
 	return s, nil
 }
 
@@ -244,6 +250,7 @@ func (s *Server) Start(ctx context.Context) error {
 		addr = s.cfg.Listener.Addr().String()
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	var udpConns []net.PacketConn
 	srv := &gortsplib.Server{
 		Handler:        &handler{s: s},
 		RTSPAddress:    addr,
@@ -251,22 +258,38 @@ func (s *Server) Start(ctx context.Context) error {
 		UDPRTCPAddress: s.cfg.UDPRTCPAddress,
 		ReadTimeout:    s.cfg.ReadTimeout,
 		WriteTimeout:   s.cfg.WriteTimeout,
-		WriteQueueSize: s.cfg.WriteQueueSize,
+		// Readers' media go through the fan-out engine, not gortsplib's
+		// per-session queue, which is left with RTCP to publishers.
+		WriteQueueSize:           16,
+		DisableRTCPSenderReports: true, // the engine sends them, shared by all readers
 		Listen: func(network, address string) (net.Listener, error) {
 			if s.cfg.Listener != nil {
-				return coalescingListener{s.cfg.Listener, s.cfg.ReadTimeout}, nil
+				return fanListener{s.cfg.Listener, s.cfg.ReadTimeout}, nil
 			}
 			ln, err := net.Listen(network, address)
 			if err != nil {
 				return nil, err
 			}
-			return coalescingListener{ln, s.cfg.ReadTimeout}, nil
+			return fanListener{ln, s.cfg.ReadTimeout}, nil
+		},
+		// gortsplib opens the RTP socket, then the RTCP one; the engine
+		// sends readers' datagrams from them (the ports SETUP announced).
+		ListenPacket: func(network, address string) (net.PacketConn, error) {
+			pc, err := net.ListenPacket(network, address)
+			if err == nil {
+				udpConns = append(udpConns, pc)
+			}
+			return pc, err
 		},
 	}
 	if err := srv.Start(); err != nil {
 		s.cancel()
 		return fmt.Errorf("stream: start RTSP server on %s: %w", addr, err)
 	}
+	if len(udpConns) == 2 {
+		s.fan.udpRTP, s.fan.udpRTCP = newUDPSender(udpConns[0]), newUDPSender(udpConns[1])
+	}
+	s.fan.start()
 	s.mu.Lock()
 	s.rtsp = srv
 	s.serveDone = s.watchServe(srv)
@@ -398,6 +421,7 @@ func (s *Server) Close() error {
 	}
 	if srv != nil {
 		srv.Close()
+		s.fan.stop()
 	}
 	if s.cancel != nil {
 		s.cancel()
