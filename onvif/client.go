@@ -24,7 +24,9 @@ import (
 const (
 	defaultTimeout   = 5 * time.Second
 	maxResponseBytes = 4 << 20
-	maxProfiles      = 64
+	// maxProfiles bounds what one GetProfiles answer may list (a 32-channel
+	// recorder with three profiles each is 96); more are ignored.
+	maxProfiles      = 512
 	mediaNS          = "http://www.onvif.org/ver10/media/wsdl"
 	deviceActionBase = "http://www.onvif.org/ver10/device/wsdl/"
 	mediaActionBase  = "http://www.onvif.org/ver10/media/wsdl/"
@@ -70,10 +72,14 @@ type DeviceInfo struct {
 // when the profile has no video encoder).
 type Profile struct {
 	Token, Name, Encoding string
-	Width, Height         int
-	FrameRate             int // frames/s (FrameRateLimit)
-	BitrateKbps           int // BitrateLimit
-	HasVideo              bool
+	// SourceToken is the video source (a recorder's channel) the profile
+	// encodes, SourceName its source configuration's name ("" when the
+	// device does not say).
+	SourceToken, SourceName string
+	Width, Height           int
+	FrameRate               int // frames/s (FrameRateLimit)
+	BitrateKbps             int // BitrateLimit
+	HasVideo                bool
 }
 
 // StreamURI is a profile's RTSP URI with the host fixed up and any
@@ -366,16 +372,9 @@ func (c *Client) mediaURL(ctx context.Context) (*url.URL, error) {
 	if reported == "" {
 		return nil, fmt.Errorf("onvif: %s reports no media service: %w", c.device.Host, ErrNoProfiles)
 	}
-	u, err := fixHost(reported, c.device, "http", "https")
+	u, err := c.serviceURL(reported)
 	if err != nil {
-		return nil, fmt.Errorf("onvif: media service address from %s: %w", c.device.Host, err)
-	}
-	// Userinfo in a service address would make net/http send it as Basic
-	// auth; we never use it.
-	u.User = nil
-	if c.pin != nil && c.pin.want != "" && u.Scheme != "https" {
-		// A pinned camera's credentials go only over its pinned TLS.
-		return nil, fmt.Errorf("onvif: %s reports a plain-HTTP media service: %w", c.device.Host, ErrUnpinnedService)
+		return nil, err
 	}
 	if u.String() != reported {
 		c.log.Debug("media service address fixed up", "device", c.device.Host, "using", u.String())
@@ -406,7 +405,11 @@ type rawProfiles struct {
 	Profiles []struct {
 		Token string `xml:"token,attr"`
 		Name  string `xml:"Name"`
-		VEC   *struct {
+		VSC   *struct {
+			Name        string `xml:"Name"`
+			SourceToken string `xml:"SourceToken"`
+		} `xml:"VideoSourceConfiguration"`
+		VEC *struct {
 			Encoding   string `xml:"Encoding"`
 			Resolution struct {
 				Width  string `xml:"Width"`
@@ -429,15 +432,21 @@ func parseProfiles(data []byte) ([]Profile, error) {
 		return nil, fmt.Errorf("%w: %v", ErrBadResponse, err)
 	}
 	var out []Profile
+	seen := map[string]bool{}
 	for _, rp := range r.Profiles {
 		if len(out) >= maxProfiles {
 			break
 		}
 		tok := cleanField(rp.Token)
-		if tok == "" || len(tok) > 256 {
+		if tok == "" || len(tok) > 256 || seen[tok] {
+			// A duplicate token would make GetStreamUri ambiguous: the first wins.
 			continue
 		}
+		seen[tok] = true
 		p := Profile{Token: tok, Name: clip(cleanField(rp.Name), 256)}
+		if v := rp.VSC; v != nil {
+			p.SourceToken, p.SourceName = sourceFields(v.SourceToken, v.Name)
+		}
 		if v := rp.VEC; v != nil {
 			p.HasVideo = true
 			p.Encoding = normaliseEncoding(v.Encoding)

@@ -168,3 +168,71 @@ func TestParseNetworkAddresses(t *testing.T) {
 		t.Fatalf("got %q %v", got, err)
 	}
 }
+
+// FuzzParseRecorderResponses feeds one input to every parser of the
+// recorder and Media2 answers (GetVideoSources, Media2 GetProfiles and
+// GetStreamUri, GetServices) and groups what comes out into channels:
+// never a panic, only typed errors, and every cap holds.
+func FuzzParseRecorderResponses(f *testing.F) {
+	f.Add([]byte(`<GetVideoSourcesResponse><VideoSources token="vs1"/><VideoSources token="vs1"/><VideoSources token=""/></GetVideoSourcesResponse>`))
+	f.Add([]byte(`<GetProfilesResponse><Profiles token="p1"><Name>m</Name><Configurations><VideoSource><SourceToken>vs1</SourceToken><Name>Door</Name></VideoSource><VideoEncoder><Encoding>H265</Encoding><Resolution><Width>1e99</Width></Resolution></VideoEncoder></Configurations></Profiles></GetProfilesResponse>`))
+	f.Add([]byte(`<GetStreamUriResponse><Uri>rtsp://a:b@0.0.0.0/x</Uri></GetStreamUriResponse>`))
+	f.Add([]byte(`<GetServicesResponse><Service><Namespace>http://www.onvif.org/ver20/media/wsdl</Namespace><XAddr>/m2</XAddr></Service></GetServicesResponse>`))
+	f.Add([]byte(`<x><Profiles token="a"><VideoSourceConfiguration><SourceToken>s</SourceToken></VideoSourceConfiguration><VideoEncoderConfiguration/></Profiles></x>`))
+	typed := func(t *testing.T, err error) {
+		if err != nil && !errors.Is(err, ErrBadResponse) {
+			t.Fatalf("untyped error %v", err)
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		sources, err := parseVideoSources(data)
+		typed(t, err)
+		if len(sources) > MaxChannels {
+			t.Fatalf("%d sources", len(sources))
+		}
+		seen := map[string]bool{}
+		for _, s := range sources {
+			if s == "" || seen[s] || len(s) > maxSourceTokenLen {
+				t.Fatalf("source token %q", s)
+			}
+			seen[s] = true
+		}
+		p2, err := parseProfiles2(data)
+		typed(t, err)
+		p1, err := parseProfiles(data)
+		typed(t, err)
+		for _, ps := range [][]Profile{p1, p2} {
+			if len(ps) > maxProfiles {
+				t.Fatalf("%d profiles", len(ps))
+			}
+			toks := map[string]bool{}
+			for _, p := range ps {
+				if p.Token == "" || toks[p.Token] || len(p.SourceToken) > maxSourceTokenLen {
+					t.Fatalf("profile %+v", p)
+				}
+				toks[p.Token] = true
+			}
+			chs := GroupChannels(sources, ps)
+			if len(chs) > MaxChannels {
+				t.Fatalf("%d channels", len(chs))
+			}
+			last := 0
+			for _, ch := range chs {
+				if ch.Number <= last || ch.Number > MaxChannels || len(ch.Profiles) == 0 || len(ch.Profiles) > maxChannelProfiles || ch.Name == "" {
+					t.Fatalf("channel %+v after %d", ch, last)
+				}
+				last = ch.Number
+			}
+		}
+		if u, err := parseStreamURI2(data); err == nil && u == "" {
+			t.Fatal("empty URI without an error")
+		} else {
+			typed(t, err)
+		}
+		svcs, err := parseServices(data)
+		typed(t, err)
+		if len(svcs) > maxServices {
+			t.Fatalf("%d services", len(svcs))
+		}
+	})
+}

@@ -94,6 +94,7 @@ const envelopeOpen = `<?xml version="1.0" encoding="UTF-8"?>` +
 	`<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"` +
 	` xmlns:tds="http://www.onvif.org/ver10/device/wsdl"` +
 	` xmlns:trt="http://www.onvif.org/ver10/media/wsdl"` +
+	` xmlns:tr2="http://www.onvif.org/ver20/media/wsdl"` +
 	` xmlns:onvif="http://www.onvif.org/ver10/schema"` +
 	` xmlns:tt="http://www.onvif.org/ver10/schema">`
 

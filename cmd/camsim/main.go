@@ -65,6 +65,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		oversized    = fs.Bool("fault-oversized", false, "RTSP: send RTP packets larger than 1472 bytes (no FU-A)")
 		changeSSRC   = fs.Duration("fault-change-ssrc-after", 0, "RTSP: change the SSRC this long after the first packet")
 		restartEvery = fs.Duration("fault-restart-every", 0, "restart every camera at new HTTP and RTSP ports this often (sends Hello)")
+		recorderChs  = fs.Int("recorder-channels", 0, "make each camera a network recorder with this many channels (video sources), two profiles each, RTSP paths /chNN_main and /chNN_sub")
+		mediaSvcs    = fs.String("media", camsim.MediaBoth, "ONVIF media services offered: both, media1 or media2")
+		media2H265   = fs.Bool("media2-h265", false, "report each channel's first profile as H.265, through Media2 only (the RTSP stream stays H.264)")
+		maxStreams   = fs.Int("max-streams", 0, "RTSP sessions each camera serves at once; beyond it SETUP gets 453 Not Enough Bandwidth (0 = no cap)")
 		showVersion  = fs.Bool("version", false, "print the version and exit")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -105,6 +109,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		Cameras: *cameras, Addr: *addr, BasePort: *basePort, DiscoveryPort: *discPort,
 		DiscoveryInterfaces: ifaces, Username: *user, Password: password, Auth: *auth,
 		ClockSkew: *skew, Seed: *seed, Logger: log, HTTPS: *https,
+		RecorderChannels: *recorderChs, MediaServices: *mediaSvcs, Media2H265: *media2H265, MaxStreams: *maxStreams,
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -155,8 +160,14 @@ func orNone(s string) string {
 func cameraLine(c *camsim.Camera) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "camera name=%s urn=%s xaddr=%s", c.Name(), c.URN(), c.XAddr())
-	for _, p := range c.Profiles() {
-		fmt.Fprintf(&b, " rtsp.%s=%s", p.Name, c.RTSPURL(p.Name))
+	chs := c.Channels()
+	if len(chs) > 1 {
+		fmt.Fprintf(&b, " channels=%d", len(chs))
+	}
+	for _, ch := range chs {
+		for _, p := range ch.Profiles {
+			fmt.Fprintf(&b, " rtsp.%s=%s", p, c.RTSPURL(p))
+		}
 	}
 	if fp := c.CertSHA256(); fp != "" {
 		fmt.Fprintf(&b, " cert_sha256=%s", fp)

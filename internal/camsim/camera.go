@@ -84,11 +84,12 @@ func (c *Camera) XAddr() string {
 	return ""
 }
 
-// RTSPURL is the stream URL of a profile, without credentials; "" when the
+// RTSPURL is the stream URL of a profile (by token: the profile name for a
+// camera, "chNN_<name>" for a recorder), without credentials; "" when the
 // profile is unknown or the camera is not running.
 func (c *Camera) RTSPURL(profile string) string {
 	ep := c.ep.Load()
-	if ep == nil || ep.media == nil || c.profile(profile) == nil {
+	if ep == nil || ep.media == nil || c.sim.profileByToken(profile) == nil {
 		return ""
 	}
 	return ep.media.URL(profile)
@@ -120,15 +121,6 @@ func (c *Camera) SetFaults(f media.Faults) {
 // Now is the camera's clock: the host clock plus Options.ClockSkew.
 func (c *Camera) Now() time.Time { return time.Now().Add(c.sim.opts.ClockSkew).UTC() }
 
-func (c *Camera) profile(name string) *media.Profile {
-	for i := range c.sim.opts.Profiles {
-		if c.sim.opts.Profiles[i].Name == name {
-			return &c.sim.opts.Profiles[i]
-		}
-	}
-	return nil
-}
-
 func (c *Camera) running() bool { return c.ep.Load() != nil }
 
 func (c *Camera) start(ctx context.Context) error {
@@ -158,11 +150,12 @@ func (c *Camera) listen(startCtx, runCtx context.Context, httpPort, rtspPort int
 		return nil, fmt.Errorf("camsim: %s: listen for ONVIF HTTP: %w", c.name, err)
 	}
 	ms, err := media.NewServer(media.Config{
-		Addr:     net.JoinHostPort(addr, strconv.Itoa(rtspPort)),
-		Username: c.sim.opts.Username,
-		Password: c.sim.opts.Password,
-		Profiles: c.sim.opts.Profiles,
-		Logger:   c.log,
+		Addr:        net.JoinHostPort(addr, strconv.Itoa(rtspPort)),
+		Username:    c.sim.opts.Username,
+		Password:    c.sim.opts.Password,
+		Profiles:    c.sim.mediaProfiles(),
+		MaxSessions: c.sim.opts.MaxStreams,
+		Logger:      c.log,
 	})
 	if err != nil {
 		ln.Close()

@@ -123,7 +123,7 @@ func TestNodeOnvifClient(t *testing.T) {
 				t.Fatalf("profiles %+v", res.Profiles)
 			}
 			m, sub := res.Profiles[0], res.Profiles[1]
-			if m.Token != "main" || m.Encoding != "H264" || m.Width != 1920 || m.Height != 1080 || m.FPS != 25 || m.Bitrate != 4000 || m.SourceToken != videoSourceToken {
+			if m.Token != "main" || m.Encoding != "H264" || m.Width != 1920 || m.Height != 1080 || m.FPS != 25 || m.Bitrate != 4000 || m.SourceToken != "vs0" {
 				t.Errorf("main profile as the client sees it: %+v", m)
 			}
 			if sub.Token != "sub" || sub.Width != 640 || sub.Height != 360 || sub.Bitrate != 500 {

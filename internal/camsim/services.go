@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/camwarden/camwarden/internal/camsim/media"
 )
 
 type operation struct {
@@ -36,7 +34,20 @@ func (c *Camera) operation(req *soapRequest) (operation, bool) {
 		case "GetNetworkInterfaces":
 			return auth(c.getNetworkInterfaces), true
 		}
+	case nsTR2:
+		if !c.sim.offersMedia2() {
+			break
+		}
+		switch req.Action {
+		case "GetProfiles":
+			return auth(c.media2GetProfiles), true
+		case "GetStreamUri":
+			return auth(c.media2GetStreamURI), true
+		}
 	case nsTRT:
+		if !c.sim.offersMedia1() {
+			break
+		}
 		switch req.Action {
 		case "GetProfiles":
 			return auth(c.getProfiles), true
@@ -91,6 +102,11 @@ func (ep *endpoints) mediaXAddr() string {
 	return strings.TrimSuffix(ep.xaddr, "/onvif/device_service") + "/onvif/media_service"
 }
 
+// media2XAddr is the Media2 service URL.
+func (ep *endpoints) media2XAddr() string {
+	return strings.TrimSuffix(ep.xaddr, "/onvif/device_service") + "/onvif/media2_service"
+}
+
 func (c *Camera) snapshot() *endpoints {
 	if ep := c.ep.Load(); ep != nil {
 		return ep
@@ -131,7 +147,7 @@ func (c *Camera) getCapabilities(req *soapRequest) (string, *soapFault) {
 			`<tt:KerberosToken>false</tt:KerberosToken><tt:RELToken>false</tt:RELToken></tt:Security>` +
 			`</tt:Device>`)
 	}
-	if want["Media"] {
+	if want["Media"] && c.sim.offersMedia1() {
 		b.WriteString(`<tt:Media><tt:XAddr>` + esc(ep.mediaXAddr()) + `</tt:XAddr>` +
 			`<tt:StreamingCapabilities><tt:RTPMulticast>false</tt:RTPMulticast>` +
 			`<tt:RTP_TCP>true</tt:RTP_TCP><tt:RTP_RTSP_TCP>true</tt:RTP_RTSP_TCP></tt:StreamingCapabilities>` +
@@ -154,14 +170,20 @@ func (c *Camera) getServices(req *soapRequest) (string, *soapFault) {
 			`</tds:Capabilities></tds:Capabilities>`)
 	}
 	b.WriteString(`<tds:Version><tt:Major>2</tt:Major><tt:Minor>60</tt:Minor></tds:Version></tds:Service>`)
-	b.WriteString(`<tds:Service><tds:Namespace>` + nsTRT + `</tds:Namespace><tds:XAddr>` + esc(ep.mediaXAddr()) + `</tds:XAddr>`)
-	if req.IncludeCapability {
-		b.WriteString(`<tds:Capabilities><trt:Capabilities SnapshotUri="false" Rotation="false">` +
-			`<trt:ProfileCapabilities MaximumNumberOfProfiles="` + fmt.Sprint(len(c.sim.opts.Profiles)) + `"/>` +
-			`<trt:StreamingCapabilities RTPMulticast="false" RTP_TCP="true" RTP_RTSP_TCP="true"/>` +
-			`</trt:Capabilities></tds:Capabilities>`)
+	if c.sim.offersMedia1() {
+		b.WriteString(`<tds:Service><tds:Namespace>` + nsTRT + `</tds:Namespace><tds:XAddr>` + esc(ep.mediaXAddr()) + `</tds:XAddr>`)
+		if req.IncludeCapability {
+			b.WriteString(`<tds:Capabilities><trt:Capabilities SnapshotUri="false" Rotation="false">` +
+				`<trt:ProfileCapabilities MaximumNumberOfProfiles="` + fmt.Sprint(len(c.media1Profiles())) + `"/>` +
+				`<trt:StreamingCapabilities RTPMulticast="false" RTP_TCP="true" RTP_RTSP_TCP="true"/>` +
+				`</trt:Capabilities></tds:Capabilities>`)
+		}
+		b.WriteString(`<tds:Version><tt:Major>2</tt:Major><tt:Minor>60</tt:Minor></tds:Version></tds:Service>`)
 	}
-	b.WriteString(`<tds:Version><tt:Major>2</tt:Major><tt:Minor>60</tt:Minor></tds:Version></tds:Service>`)
+	if c.sim.offersMedia2() {
+		b.WriteString(`<tds:Service><tds:Namespace>` + nsTR2 + `</tds:Namespace><tds:XAddr>` + esc(ep.media2XAddr()) + `</tds:XAddr>`)
+		b.WriteString(`<tds:Version><tt:Major>2</tt:Major><tt:Minor>60</tt:Minor></tds:Version></tds:Service>`)
+	}
 	b.WriteString(`</tds:GetServicesResponse>`)
 	return b.String(), nil
 }
@@ -195,41 +217,54 @@ func (c *Camera) getNetworkInterfaces(*soapRequest) (string, *soapFault) {
 		`</tds:NetworkInterfaces></tds:GetNetworkInterfacesResponse>`, nil
 }
 
-// Media service. Every profile shares the one video source "vs0" with one
-// source configuration "vsc0", and has its own encoder configuration.
+// Media service. Each channel has one video source ("vs0" for a camera,
+// "vsN" for a recorder's channel N) with one source configuration, and
+// each profile its own encoder configuration.
 
-const videoSourceToken = "vs0"
-
-func (c *Camera) maxResolution() (w, h, fps int) {
-	for _, p := range c.sim.opts.Profiles {
-		if p.Width*p.Height > w*h {
-			w, h = p.Width, p.Height
+func (ch *channel) maxResolution() (w, h, fps int) {
+	for _, p := range ch.profiles {
+		if p.media.Width*p.media.Height > w*h {
+			w, h = p.media.Width, p.media.Height
 		}
-		if p.FPS > fps {
-			fps = p.FPS
+		if p.media.FPS > fps {
+			fps = p.media.FPS
 		}
 	}
 	return
 }
 
-func (c *Camera) videoSourceConfigXML(tag string) string {
-	w, h, _ := c.maxResolution()
-	return fmt.Sprintf(`<%s token="vsc0"><tt:Name>VideoSourceConfig</tt:Name><tt:UseCount>%d</tt:UseCount>`+
+func (ch *channel) sourceConfigToken() string { return "vsc" + strings.TrimPrefix(ch.token, "vs") }
+
+func (ch *channel) videoSourceConfigXML(tag string) string {
+	w, h, _ := ch.maxResolution()
+	return fmt.Sprintf(`<%s token="%s"><tt:Name>%s</tt:Name><tt:UseCount>%d</tt:UseCount>`+
 		`<tt:SourceToken>%s</tt:SourceToken><tt:Bounds x="0" y="0" width="%d" height="%d"/></%s>`,
-		tag, len(c.sim.opts.Profiles), videoSourceToken, w, h, tag)
+		tag, ch.sourceConfigToken(), esc(ch.name), len(ch.profiles), ch.token, w, h, tag)
 }
 
-func encoderToken(p *media.Profile) string { return "vec_" + p.Name }
+func encoderToken(p *simProfile) string { return "vec_" + p.token }
 
-func videoEncoderConfigXML(tag string, p *media.Profile) string {
-	fps := p.FPS
+func (p *simProfile) fpsAndGov() (fps, gov int) {
+	fps = p.media.FPS
 	if fps <= 0 {
 		fps = 25
 	}
-	gov := int(p.GOP.Seconds() * float64(fps))
+	gov = int(p.media.GOP.Seconds() * float64(fps))
 	if gov <= 0 {
 		gov = 2 * fps
 	}
+	return fps, gov
+}
+
+func (p *simProfile) encoding() string {
+	if p.h265 {
+		return "H265"
+	}
+	return "H264"
+}
+
+func videoEncoderConfigXML(tag string, p *simProfile) string {
+	fps, gov := p.fpsAndGov()
 	return fmt.Sprintf(`<%s token="%s"><tt:Name>%s</tt:Name><tt:UseCount>1</tt:UseCount>`+
 		`<tt:Encoding>H264</tt:Encoding>`+
 		`<tt:Resolution><tt:Width>%d</tt:Width><tt:Height>%d</tt:Height></tt:Resolution>`+
@@ -240,63 +275,139 @@ func videoEncoderConfigXML(tag string, p *media.Profile) string {
 		`<tt:Multicast><tt:Address><tt:Type>IPv4</tt:Type><tt:IPv4Address>0.0.0.0</tt:IPv4Address></tt:Address>`+
 		`<tt:Port>0</tt:Port><tt:TTL>1</tt:TTL><tt:AutoStart>false</tt:AutoStart></tt:Multicast>`+
 		`<tt:SessionTimeout>PT60S</tt:SessionTimeout></%s>`,
-		tag, encoderToken(p), esc(p.Name), p.Width, p.Height, fps, p.BitrateKbps, gov, tag)
+		tag, encoderToken(p), esc(p.name), p.media.Width, p.media.Height, fps, p.media.BitrateKbps, gov, tag)
 }
 
-func (c *Camera) profileXML(tag string, p *media.Profile) string {
-	return fmt.Sprintf(`<%s token="%s" fixed="true"><tt:Name>%s</tt:Name>`, tag, esc(p.Name), esc(p.Name)) +
-		c.videoSourceConfigXML("tt:VideoSourceConfiguration") +
+func profileXML(tag string, p *simProfile) string {
+	return fmt.Sprintf(`<%s token="%s" fixed="true"><tt:Name>%s</tt:Name>`, tag, esc(p.token), esc(p.name)) +
+		p.ch.videoSourceConfigXML("tt:VideoSourceConfiguration") +
 		videoEncoderConfigXML("tt:VideoEncoderConfiguration", p) +
 		`</` + tag + `>`
+}
+
+// media1Profiles are the profiles Media1 can describe (not H.265 ones).
+func (c *Camera) media1Profiles() []*simProfile {
+	var out []*simProfile
+	for _, ch := range c.sim.channels {
+		for _, p := range ch.profiles {
+			if !p.h265 {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+func (c *Camera) media1Profile(token string) *simProfile {
+	p := c.sim.profileByToken(token)
+	if p == nil || p.h265 {
+		return nil
+	}
+	return p
 }
 
 func (c *Camera) getProfiles(*soapRequest) (string, *soapFault) {
 	var b strings.Builder
 	b.WriteString(`<trt:GetProfilesResponse>`)
-	for i := range c.sim.opts.Profiles {
-		b.WriteString(c.profileXML("trt:Profiles", &c.sim.opts.Profiles[i]))
+	for _, p := range c.media1Profiles() {
+		b.WriteString(profileXML("trt:Profiles", p))
 	}
 	b.WriteString(`</trt:GetProfilesResponse>`)
 	return b.String(), nil
 }
 
 func (c *Camera) getProfile(req *soapRequest) (string, *soapFault) {
-	p := c.profile(req.ProfileToken)
+	p := c.media1Profile(req.ProfileToken)
 	if p == nil {
 		return "", &faultNoProfile
 	}
-	return `<trt:GetProfileResponse>` + c.profileXML("trt:Profile", p) + `</trt:GetProfileResponse>`, nil
+	return `<trt:GetProfileResponse>` + profileXML("trt:Profile", p) + `</trt:GetProfileResponse>`, nil
 }
 
 func (c *Camera) getStreamURI(req *soapRequest) (string, *soapFault) {
-	p := c.profile(req.ProfileToken)
+	p := c.media1Profile(req.ProfileToken)
 	if p == nil {
 		return "", &faultNoProfile
 	}
-	uri := c.RTSPURL(p.Name)
+	uri := c.RTSPURL(p.token)
 	return `<trt:GetStreamUriResponse><trt:MediaUri><tt:Uri>` + esc(uri) + `</tt:Uri>` +
 		`<tt:InvalidAfterConnect>false</tt:InvalidAfterConnect><tt:InvalidAfterReboot>true</tt:InvalidAfterReboot>` +
 		`<tt:Timeout>PT0S</tt:Timeout></trt:MediaUri></trt:GetStreamUriResponse>`, nil
 }
 
 func (c *Camera) getVideoSources(*soapRequest) (string, *soapFault) {
-	w, h, fps := c.maxResolution()
-	return fmt.Sprintf(`<trt:GetVideoSourcesResponse><trt:VideoSources token="%s">`+
-		`<tt:Framerate>%d</tt:Framerate><tt:Resolution><tt:Width>%d</tt:Width><tt:Height>%d</tt:Height></tt:Resolution>`+
-		`</trt:VideoSources></trt:GetVideoSourcesResponse>`, videoSourceToken, fps, w, h), nil
+	var b strings.Builder
+	b.WriteString(`<trt:GetVideoSourcesResponse>`)
+	for _, ch := range c.sim.channels {
+		w, h, fps := ch.maxResolution()
+		fmt.Fprintf(&b, `<trt:VideoSources token="%s">`+
+			`<tt:Framerate>%d</tt:Framerate><tt:Resolution><tt:Width>%d</tt:Width><tt:Height>%d</tt:Height></tt:Resolution>`+
+			`</trt:VideoSources>`, ch.token, fps, w, h)
+	}
+	b.WriteString(`</trt:GetVideoSourcesResponse>`)
+	return b.String(), nil
 }
 
 func (c *Camera) getVideoSourceConfigurations(*soapRequest) (string, *soapFault) {
-	return `<trt:GetVideoSourceConfigurationsResponse>` + c.videoSourceConfigXML("trt:Configurations") +
-		`</trt:GetVideoSourceConfigurationsResponse>`, nil
+	var b strings.Builder
+	b.WriteString(`<trt:GetVideoSourceConfigurationsResponse>`)
+	for _, ch := range c.sim.channels {
+		b.WriteString(ch.videoSourceConfigXML("trt:Configurations"))
+	}
+	b.WriteString(`</trt:GetVideoSourceConfigurationsResponse>`)
+	return b.String(), nil
 }
 
 func (c *Camera) getVideoEncoderConfigurations(*soapRequest) (string, *soapFault) {
 	var b strings.Builder
 	b.WriteString(`<trt:GetVideoEncoderConfigurationsResponse>`)
-	for i := range c.sim.opts.Profiles {
-		b.WriteString(videoEncoderConfigXML("trt:Configurations", &c.sim.opts.Profiles[i]))
+	for _, p := range c.media1Profiles() {
+		b.WriteString(videoEncoderConfigXML("trt:Configurations", p))
 	}
 	b.WriteString(`</trt:GetVideoEncoderConfigurationsResponse>`)
 	return b.String(), nil
+}
+
+// Media2 (ver20/media): profiles carry their configurations by type, and
+// encoders may be H.265.
+
+func media2ProfileXML(p *simProfile) string {
+	fps, gov := p.fpsAndGov()
+	w, h, _ := p.ch.maxResolution()
+	return fmt.Sprintf(`<tr2:Profiles token="%s" fixed="true"><tr2:Name>%s</tr2:Name><tr2:Configurations>`, esc(p.token), esc(p.name)) +
+		fmt.Sprintf(`<tr2:VideoSource token="%s"><tt:Name>%s</tt:Name><tt:UseCount>%d</tt:UseCount>`+
+			`<tt:SourceToken>%s</tt:SourceToken><tt:Bounds x="0" y="0" width="%d" height="%d"/></tr2:VideoSource>`,
+			p.ch.sourceConfigToken(), esc(p.ch.name), len(p.ch.profiles), p.ch.token, w, h) +
+		fmt.Sprintf(`<tr2:VideoEncoder token="%s" GovLength="%d" Profile="Main"><tt:Name>%s</tt:Name><tt:UseCount>1</tt:UseCount>`+
+			`<tt:Encoding>%s</tt:Encoding><tt:Resolution><tt:Width>%d</tt:Width><tt:Height>%d</tt:Height></tt:Resolution>`+
+			`<tt:RateControl ConstantBitRate="false"><tt:FrameRateLimit>%d</tt:FrameRateLimit><tt:BitrateLimit>%d</tt:BitrateLimit></tt:RateControl>`+
+			`<tt:Quality>5</tt:Quality></tr2:VideoEncoder>`,
+			encoderToken(p), gov, esc(p.name), p.encoding(), p.media.Width, p.media.Height, fps, p.media.BitrateKbps) +
+		`</tr2:Configurations></tr2:Profiles>`
+}
+
+func (c *Camera) media2GetProfiles(req *soapRequest) (string, *soapFault) {
+	var b strings.Builder
+	b.WriteString(`<tr2:GetProfilesResponse>`)
+	for _, ch := range c.sim.channels {
+		for _, p := range ch.profiles {
+			if req.ProfileToken != "" && req.ProfileToken != p.token {
+				continue
+			}
+			b.WriteString(media2ProfileXML(p))
+		}
+	}
+	b.WriteString(`</tr2:GetProfilesResponse>`)
+	return b.String(), nil
+}
+
+func (c *Camera) media2GetStreamURI(req *soapRequest) (string, *soapFault) {
+	p := c.sim.profileByToken(req.ProfileToken)
+	if p == nil {
+		return "", &faultNoProfile
+	}
+	if req.Protocol != "" && req.Protocol != "RTSP" && req.Protocol != "RtspUnicast" {
+		return "", &faultNoService
+	}
+	return `<tr2:GetStreamUriResponse><tr2:Uri>` + esc(c.RTSPURL(p.token)) + `</tr2:Uri></tr2:GetStreamUriResponse>`, nil
 }

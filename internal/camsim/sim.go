@@ -59,6 +59,43 @@ type Options struct {
 	// ones, so a second Sim with the same Seed is an impostor with the
 	// right URN and the wrong certificate).
 	HTTPS bool
+	// RecorderChannels > 0 makes each camera a network recorder (NVR) with
+	// this many video sources (channels, 1..256): every channel has its own
+	// copy of the profiles, tokens "chNN_<profile>", served at RTSP paths
+	// /chNN_<profile> of the recorder's one RTSP server. Nil Profiles then
+	// default to RecorderProfiles (small, so 16 channels stay cheap).
+	RecorderChannels int
+	// MediaServices is which ONVIF media services the device offers:
+	// MediaBoth (default), Media1Only or Media2Only.
+	MediaServices string
+	// Media2H265 reports the first profile of each channel as H.265 and,
+	// as H.265 cameras do, only through Media2 (Media1 cannot describe
+	// it). camsim has no H.265 encoder: the RTSP stream stays H.264.
+	Media2H265 bool
+	// MaxStreams caps the RTSP sessions each camera serves at once, as
+	// recorders do; a SETUP beyond it is answered 453 Not Enough
+	// Bandwidth. 0 = no cap.
+	MaxStreams int
+}
+
+// Media services a camera can offer (Options.MediaServices).
+const (
+	MediaBoth  = "both"
+	Media1Only = "media1"
+	Media2Only = "media2"
+)
+
+// MaxRecorderChannels bounds Options.RecorderChannels.
+const MaxRecorderChannels = 256
+
+// RecorderProfiles are a recorder channel's default profiles: main
+// 640x360@10 300 kbit/s and sub 320x180@5 100 kbit/s (recorders re-serve
+// many channels; the sizes keep a 16-channel simulator light).
+func RecorderProfiles() []media.Profile {
+	return []media.Profile{
+		{Name: "main", Width: 640, Height: 360, FPS: 10, BitrateKbps: 300, GOP: 2 * time.Second},
+		{Name: "sub", Width: 320, Height: 180, FPS: 5, BitrateKbps: 100, GOP: 2 * time.Second},
+	}
 }
 
 // DefaultProfiles are the two profiles every camera serves by default
@@ -70,13 +107,16 @@ func DefaultProfiles() []media.Profile {
 
 // Sim is a set of simulated cameras and their discovery responder.
 type Sim struct {
-	opts   Options
-	log    hclog.Logger
-	cams   []*Camera
-	disc   atomic.Pointer[discovery]
-	mu     sync.Mutex // serialises Start/Close
-	state  int        // 0 new, 1 started, 2 closed
-	cancel context.CancelFunc
+	opts Options
+	log  hclog.Logger
+	cams []*Camera
+	// channels are the video sources every camera has (one for a camera,
+	// RecorderChannels for a recorder); read-only after New.
+	channels []*channel
+	disc     atomic.Pointer[discovery]
+	mu       sync.Mutex // serialises Start/Close
+	state    int        // 0 new, 1 started, 2 closed
+	cancel   context.CancelFunc
 }
 
 // New validates opts and builds the cameras; nothing listens until Start.
@@ -116,8 +156,24 @@ func New(opts Options) (*Sim, error) {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
+	if opts.RecorderChannels < 0 || opts.RecorderChannels > MaxRecorderChannels {
+		return nil, fmt.Errorf("camsim: --recorder-channels must be between 0 and %d, got %d", MaxRecorderChannels, opts.RecorderChannels)
+	}
+	switch opts.MediaServices {
+	case "":
+		opts.MediaServices = MediaBoth
+	case MediaBoth, Media1Only, Media2Only:
+	default:
+		return nil, fmt.Errorf("camsim: media services must be %q, %q or %q, got %q", MediaBoth, Media1Only, Media2Only, opts.MediaServices)
+	}
+	if opts.MaxStreams < 0 {
+		return nil, fmt.Errorf("camsim: --max-streams must not be negative, got %d", opts.MaxStreams)
+	}
 	if opts.Profiles == nil {
 		opts.Profiles = DefaultProfiles()
+		if opts.RecorderChannels > 0 {
+			opts.Profiles = RecorderProfiles()
+		}
 	}
 	if len(opts.Profiles) == 0 {
 		return nil, errors.New("camsim: at least one profile is required")
@@ -129,7 +185,10 @@ func New(opts Options) (*Sim, error) {
 		}
 		seen[p.Name] = true
 	}
-	s := &Sim{opts: opts, log: opts.Logger}
+	if opts.Media2H265 && opts.MediaServices == Media1Only {
+		return nil, errors.New("camsim: H.265 profiles are offered through Media2 only: not with media1 only")
+	}
+	s := &Sim{opts: opts, log: opts.Logger, channels: buildChannels(opts)}
 	for i := 0; i < opts.Cameras; i++ {
 		c := newCamera(s, i)
 		if opts.HTTPS {

@@ -20,6 +20,7 @@ const (
 	nsEnv  = "http://www.w3.org/2003/05/soap-envelope"
 	nsTDS  = "http://www.onvif.org/ver10/device/wsdl"
 	nsTRT  = "http://www.onvif.org/ver10/media/wsdl"
+	nsTR2  = "http://www.onvif.org/ver20/media/wsdl"
 	nsTT   = "http://www.onvif.org/ver10/schema"
 	nsTER  = "http://www.onvif.org/ver10/error"
 	nsWSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
@@ -46,6 +47,7 @@ type soapRequest struct {
 	MessageID string
 	// Parameters the implemented operations take, matched by local name.
 	ProfileToken      string
+	Protocol          string // Media2 GetStreamUri
 	Category          []string
 	IncludeCapability bool
 }
@@ -78,6 +80,8 @@ type xmlEnvelope struct {
 		Op *struct {
 			XMLName           xml.Name
 			ProfileToken      string   `xml:"ProfileToken"`
+			Token             string   `xml:"Token"` // Media2 GetProfiles filter
+			Protocol          string   `xml:"Protocol"`
 			Category          []string `xml:"Category"`
 			IncludeCapability string   `xml:"IncludeCapability"`
 		} `xml:",any"`
@@ -113,7 +117,11 @@ func parseSOAP(data []byte) (*soapRequest, error) {
 		Action:            op.XMLName.Local,
 		NS:                op.XMLName.Space,
 		ProfileToken:      strings.TrimSpace(op.ProfileToken),
+		Protocol:          strings.TrimSpace(op.Protocol),
 		IncludeCapability: strings.TrimSpace(op.IncludeCapability) == "true" || strings.TrimSpace(op.IncludeCapability) == "1",
+	}
+	if r.ProfileToken == "" {
+		r.ProfileToken = strings.TrimSpace(op.Token)
 	}
 	for _, c := range op.Category {
 		r.Category = append(r.Category, strings.TrimSpace(c))
@@ -243,7 +251,7 @@ func writeFault(w http.ResponseWriter, f soapFault) {
 }
 
 const envelopeOpen = `<?xml version="1.0" encoding="UTF-8"?>` +
-	`<env:Envelope xmlns:env="` + nsEnv + `" xmlns:tds="` + nsTDS + `" xmlns:trt="` + nsTRT +
+	`<env:Envelope xmlns:env="` + nsEnv + `" xmlns:tds="` + nsTDS + `" xmlns:trt="` + nsTRT + `" xmlns:tr2="` + nsTR2 +
 	`" xmlns:tt="` + nsTT + `" xmlns:ter="` + nsTER + `" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"` +
 	` xmlns:xsd="http://www.w3.org/2001/XMLSchema"><env:Header/><env:Body>`
 const envelopeClose = `</env:Body></env:Envelope>`

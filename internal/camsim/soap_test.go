@@ -232,7 +232,7 @@ func TestMediaProfilesStreamURIsAndSources(t *testing.T) {
 	main, sub := profiles.P[0], profiles.P[1]
 	if main.Token != "main" || main.VEC.Encoding != "H264" || main.VEC.Resolution.Width != 1920 ||
 		main.VEC.Resolution.Height != 1080 || main.VEC.RateControl.FrameRateLimit != 25 ||
-		main.VEC.RateControl.BitrateLimit != 4000 || main.VSC.SourceToken != videoSourceToken {
+		main.VEC.RateControl.BitrateLimit != 4000 || main.VSC.SourceToken != "vs0" {
 		t.Errorf("main profile: %+v", main)
 	}
 	if sub.Token != "sub" || sub.VEC.Resolution.Width != 640 || sub.VEC.Resolution.Height != 360 ||
@@ -269,7 +269,7 @@ func TestMediaProfilesStreamURIsAndSources(t *testing.T) {
 			W     int    `xml:"Resolution>Width"`
 		} `xml:"Body>GetVideoSourcesResponse>VideoSources"`
 	}
-	if err := xml.Unmarshal(call(`<trt:GetVideoSources/>`), &vsEnv); err != nil || vsEnv.V == nil || vsEnv.V.Token != videoSourceToken || vsEnv.V.W != 1920 {
+	if err := xml.Unmarshal(call(`<trt:GetVideoSources/>`), &vsEnv); err != nil || vsEnv.V == nil || vsEnv.V.Token != "vs0" || vsEnv.V.W != 1920 {
 		t.Errorf("video sources: %+v %v", vsEnv.V, err)
 	}
 	var enc struct {
@@ -295,7 +295,8 @@ func TestMediaProfilesStreamURIsAndSources(t *testing.T) {
 			Namespace, XAddr string
 		} `xml:"Body>GetServicesResponse>Service"`
 	}
-	if err := xml.Unmarshal(call(`<tds:GetServices><tds:IncludeCapability>true</tds:IncludeCapability></tds:GetServices>`), &svcs); err != nil || len(svcs.S) != 2 || svcs.S[1].Namespace != nsTRT || svcs.S[1].XAddr != x {
+	if err := xml.Unmarshal(call(`<tds:GetServices><tds:IncludeCapability>true</tds:IncludeCapability></tds:GetServices>`), &svcs); err != nil || len(svcs.S) != 3 || svcs.S[1].Namespace != nsTRT || svcs.S[1].XAddr != x ||
+		svcs.S[2].Namespace != nsTR2 || !strings.HasSuffix(svcs.S[2].XAddr, "/onvif/media2_service") {
 		t.Errorf("services: %+v %v", svcs, err)
 	}
 	var host struct {

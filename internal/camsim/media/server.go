@@ -68,6 +68,9 @@ type Config struct {
 	Profiles           []Profile
 	Logger             hclog.Logger
 	DisableUDP         bool
+	// MaxSessions caps concurrent reader sessions, as recorders do: a SETUP
+	// of a further session is answered 453 Not Enough Bandwidth. 0 = no cap.
+	MaxSessions int
 }
 
 // Server is one simulated camera's RTSP endpoint.
@@ -228,6 +231,9 @@ type instance struct {
 	playMu sync.Mutex
 	playAt map[*gortsplib.ServerSession]time.Time
 
+	admitMu  sync.Mutex
+	admitted map[*gortsplib.ServerSession]struct{} // sessions counted against MaxSessions
+
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -249,7 +255,7 @@ func (s *Server) startInstance(ctx context.Context, addr string) (*instance, err
 		return nil, fmt.Errorf("camsim media: listen on %s: %w", addr, err)
 	}
 	in := &instance{s: s, ln: ln, streams: map[string]*profileStream{},
-		playAt: map[*gortsplib.ServerSession]time.Time{}}
+		playAt: map[*gortsplib.ServerSession]time.Time{}, admitted: map[*gortsplib.ServerSession]struct{}{}}
 
 	udp := !s.cfg.DisableUDP
 	for _, p := range s.cfg.Profiles {
@@ -440,6 +446,9 @@ func (h *handler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) 
 	h.in.playMu.Lock()
 	delete(h.in.playAt, ctx.Session)
 	h.in.playMu.Unlock()
+	h.in.admitMu.Lock()
+	delete(h.in.admitted, ctx.Session)
+	h.in.admitMu.Unlock()
 	h.in.s.log.Debug("session closed", "path", ctx.Session.Path(), "error", ctx.Error)
 }
 
@@ -480,7 +489,30 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 	if ps == nil {
 		return &base.Response{StatusCode: base.StatusNotFound}, nil, nil
 	}
+	if !h.in.admit(ctx.Session) {
+		h.in.s.log.Info("refusing a session beyond the stream cap", "path", ctx.Path, "max", h.in.s.cfg.MaxSessions)
+		return &base.Response{StatusCode: base.StatusNotEnoughBandwidth}, nil, nil
+	}
 	return &base.Response{StatusCode: base.StatusOK}, ps.stream, nil
+}
+
+// admit counts a session against MaxSessions at its first SETUP; false
+// when the cap is reached.
+func (in *instance) admit(ss *gortsplib.ServerSession) bool {
+	max := in.s.cfg.MaxSessions
+	if max <= 0 {
+		return true
+	}
+	in.admitMu.Lock()
+	defer in.admitMu.Unlock()
+	if _, ok := in.admitted[ss]; ok {
+		return true
+	}
+	if len(in.admitted) >= max {
+		return false
+	}
+	in.admitted[ss] = struct{}{}
+	return true
 }
 
 func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
