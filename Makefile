@@ -9,12 +9,6 @@ PKGS      := ./...
 # detector; the rest (CLI, packaging, e2e driving built binaries) run
 # without it, which keeps the suite within CI's time on two cores.
 RACE_PKGS := ./daemon/... ./store/... ./onvif/... ./internal/camsim/...
-# gortsplib v5.6.5 reads ServerSession.state from a connection's reader
-# without its lock once a second connection names the session (the
-# hijack attempts these two tests make, daemon/stream/sessionbind_test.go):
-# a race in the library, not in us. They run without the race detector.
-RACE_SKIP := ^(TestSessionPlaysOnlyOnItsConnectionOrSameUser|TestPublisherSessionRecordsOnlyOnItsConnection)$$
-RACE_SKIP_PKG := ./daemon/stream/
 # staticcheck, pinned; go run fetches it through the module proxy once.
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
@@ -34,8 +28,7 @@ test: build lint
 	logdir=$$(mktemp -d /tmp/camwarden-test-logs.XXXXXX); \
 	race=$$($(GO) list $(RACE_PKGS)); rest=$$($(GO) list $(PKGS) | grep -vxF "$$race"); \
 	{ rc=0; \
-	  CAMWARDEN_TEST_LOGDIR=$$logdir $(GO) test -race -count=1 -timeout 40m -p 2 -skip '$(RACE_SKIP)' $$race || rc=1; \
-	  CAMWARDEN_TEST_LOGDIR=$$logdir $(GO) test -count=1 -timeout 40m -p 2 -run '$(RACE_SKIP)' $(RACE_SKIP_PKG) || rc=1; \
+	  CAMWARDEN_TEST_LOGDIR=$$logdir $(GO) test -race -count=1 -timeout 40m -p 2 $$race || rc=1; \
 	  CAMWARDEN_TEST_LOGDIR=$$logdir $(GO) test -count=1 -timeout 40m -p 2 $$rest || rc=1; \
 	  echo $$rc >$$logdir/go-test.rc; } 2>&1 | tee $$logdir/go-test.out; \
 	rc=$$(cat $$logdir/go-test.rc); \
