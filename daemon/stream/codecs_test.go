@@ -281,7 +281,7 @@ func TestH265InBandParameterChange(t *testing.T) {
 	if h265f == nil {
 		t.Fatalf("served SDP has no H.265 format: %+v", rd.desc.Medias)
 	}
-	_, spsBytes, _ := h265f.SafeParams()
+	spsBytes := h265f.SPS
 	var sps h265.SPS
 	if err := sps.Unmarshal(spsBytes); err != nil || sps.Width() != 480 || sps.Height() != 272 {
 		t.Errorf("served SDP's SPS: %dx%d (%v), want 480x272", sps.Width(), sps.Height(), err)
