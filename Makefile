@@ -8,6 +8,8 @@ PKGS      := ./...
 # Packages with goroutines of their own run their tests under the race
 # detector; the rest (CLI, packaging, e2e driving built binaries) run
 # without it, which keeps the suite within CI's time on two cores.
+# The race pass runs one package at a time: timing-sensitive tests of two
+# packages racing side by side on two cores miss their deadlines.
 RACE_PKGS := ./daemon/... ./store/... ./onvif/... ./internal/camsim/...
 # staticcheck, pinned; go run fetches it through the module proxy once.
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
