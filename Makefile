@@ -30,7 +30,7 @@ test: build lint
 	logdir=$$(mktemp -d /tmp/camwarden-test-logs.XXXXXX); \
 	race=$$($(GO) list $(RACE_PKGS)); rest=$$($(GO) list $(PKGS) | grep -vxF "$$race"); \
 	{ rc=0; \
-	  CAMWARDEN_TEST_LOGDIR=$$logdir $(GO) test -race -count=1 -timeout 40m -p 2 $$race || rc=1; \
+	  CAMWARDEN_TEST_LOGDIR=$$logdir $(GO) test -race -count=1 -timeout 40m -p 1 $$race || rc=1; \
 	  CAMWARDEN_TEST_LOGDIR=$$logdir $(GO) test -count=1 -timeout 40m -p 2 $$rest || rc=1; \
 	  echo $$rc >$$logdir/go-test.rc; } 2>&1 | tee $$logdir/go-test.out; \
 	rc=$$(cat $$logdir/go-test.rc); \
