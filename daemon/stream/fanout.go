@@ -1,6 +1,6 @@
 package stream
 
-// The reader-side data path (DESIGN.md 3b, issue #14). gortsplib's server
+// The reader-side data path (docs/design.md, "Performance facts"; issue #14). gortsplib's server
 // keeps the RTSP control of every connection (requests, auth, sessions,
 // keep-alives); the media bytes to readers bypass its per-session queue and
 // writer goroutine:
