@@ -80,8 +80,9 @@ install -m 0644 "$root/systemd/camwarden.sysusers" "$pkg/usr/lib/sysusers.d/camw
 install -m 0644 "$here/camwardend.conf" "$pkg/etc/camwarden/camwardend.conf"
 install -m 0644 "$here/debian/lintian-overrides" "$pkg/usr/share/lintian/overrides/camwarden"
 install -m 0644 "$here/debian/copyright" "$doc/copyright"
-# Uncompressed on purpose: Grafana imports the file as it is.
+# Uncompressed on purpose: Grafana and Prometheus read the files as they are.
 install -m 0644 "$here/grafana-dashboard.json" "$doc/grafana-dashboard.json"
+install -m 0644 "$here/prometheus-alerts.yml" "$doc/prometheus-alerts.yml"
 
 # Bash completion comes from the CLI itself, so it always matches the binary.
 comp="$pkg/usr/share/bash-completion/completions/camwarden"

@@ -483,6 +483,7 @@ func TestDebContents(t *testing.T) {
 		"/usr/share/bash-completion/completions/camwarden": "-rw-r--r--",
 		"/usr/share/doc/camwarden/copyright":               "-rw-r--r--",
 		"/usr/share/doc/camwarden/grafana-dashboard.json":  "-rw-r--r--",
+		"/usr/share/doc/camwarden/prometheus-alerts.yml":   "-rw-r--r--",
 		"/usr/share/doc/camwarden/changelog.gz":            "-rw-r--r--",
 		"/usr/share/lintian/overrides/camwarden":           "-rw-r--r--",
 	}
