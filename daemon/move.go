@@ -340,7 +340,7 @@ func moveTarget(cam store.Camera, to string) (string, error) {
 	if strings.Contains(to, "://") {
 		u, err := url.Parse(to)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.User != nil {
-			return "", invalid("invalid --to %q: use HOST[:PORT] or http(s)://HOST[:PORT]/onvif/device_service without credentials", redactUserinfo(to))
+			return "", invalid("invalid --to %q: use HOST[:PORT] or http(s)://HOST[:PORT]/onvif/device_service without credentials", apitype.RedactURL(to))
 		}
 		if u.Path == "" || u.Path == "/" {
 			u.Path = "/onvif/device_service"
@@ -348,7 +348,7 @@ func moveTarget(cam store.Camera, to string) (string, error) {
 		return u.String(), nil
 	}
 	if strings.ContainsAny(to, "/@ ?#") {
-		return "", invalid("invalid --to %q: use HOST[:PORT] or a full http(s):// URL", redactUserinfo(to))
+		return "", invalid("invalid --to %q: use HOST[:PORT] or a full http(s):// URL", apitype.RedactURL(to))
 	}
 	if pm := cam.PendingMove; pm != nil {
 		for _, xa := range append([]string{pm.XAddr}, pm.Others...) {
@@ -434,18 +434,6 @@ func shortFP(fp string) string {
 func orNone(s string) string {
 	if s == "" {
 		return "(none)"
-	}
-	return s
-}
-
-// redactUserinfo drops anything before an '@' after the scheme, for
-// errors that quote what the admin typed.
-func redactUserinfo(s string) string {
-	if i := strings.LastIndex(s, "@"); i >= 0 {
-		if j := strings.Index(s, "://"); j >= 0 && j < i {
-			return s[:j+3] + "***@" + s[i+1:]
-		}
-		return "***@" + s[i+1:]
 	}
 	return s
 }
