@@ -123,10 +123,13 @@ func (h *handler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) 
 	}
 	h.s.mu.Unlock()
 	if p != nil {
-		if pub {
+		switch {
+		case pub:
 			p.goDown(StateIdle, "")
 			h.s.log.Info("publisher left", "path", p.name, "user", se.user)
-		} else {
+		case se.execSource:
+			p.execGone(ctx.Session)
+		default:
 			p.removeReader(ctx.Session)
 			if r := se.reader.Load(); r != nil {
 				p.detachReader(r)
@@ -475,6 +478,9 @@ func (h *handler) OnRequest(c *gortsplib.ServerConn, req *base.Request) {
 }
 
 func (h *handler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.Response, error) {
+	if res, err, handled := h.execAnnounce(ctx); handled {
+		return res, err
+	}
 	user, ver, name, res, err := h.authorize(ctx.Conn, ctx.Request, ctx.Path, access.ActionPublish)
 	if res != nil {
 		return res, err
@@ -505,7 +511,7 @@ func (h *handler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.R
 
 func (h *handler) OnRecord(ctx *gortsplib.ServerHandlerOnRecordCtx) (*base.Response, error) {
 	se := sessionOf(ctx.Session)
-	if se == nil || se.p == nil || !se.p.published {
+	if se == nil || se.p == nil || (!se.p.published && !se.execSource) {
 		return &base.Response{StatusCode: base.StatusBadRequest}, errRefused
 	}
 	if res, err := h.checkSessionConn(se, ctx.Conn); res != nil {
@@ -517,6 +523,9 @@ func (h *handler) OnRecord(ctx *gortsplib.ServerHandlerOnRecordCtx) (*base.Respo
 		return &base.Response{StatusCode: base.StatusBadRequest}, err
 	}
 	p.markLive()
+	if se.execSource {
+		p.execLive(ctx.Session)
+	}
 	h.s.mu.Lock()
 	if tr := ctx.Session.Transport(); tr != nil {
 		se.transport = tr.Protocol.String()
@@ -525,6 +534,8 @@ func (h *handler) OnRecord(ctx *gortsplib.ServerHandlerOnRecordCtx) (*base.Respo
 	ctx.Session.OnPacketRTPAny(func(m *description.Media, _ format.Format, pkt *rtp.Packet) {
 		p.ingest(m, pkt)
 	})
-	h.s.log.Info("publisher started", "path", p.name, "user", se.user)
+	if !se.execSource {
+		h.s.log.Info("publisher started", "path", p.name, "user", se.user)
+	}
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }

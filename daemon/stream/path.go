@@ -21,6 +21,7 @@ type path struct {
 	published          bool
 	spec               StreamSpec
 	publisher          *gortsplib.ServerSession
+	exec               *execState // exec sources only (execsource.go)
 
 	// puller lifecycle (camera paths); cancel and done are set under Server.mu
 	stopped  chan struct{} // closed when the path is removed
@@ -77,6 +78,9 @@ func newPath(s *Server, cam, st string) *path {
 func newCameraPath(s *Server, cam string, sp StreamSpec) *path {
 	p := newPath(s, cam, sp.Name)
 	p.spec = sp
+	if len(sp.Exec) > 0 {
+		p.exec = &execState{events: make(chan struct{}, 1)}
+	}
 	return p
 }
 
@@ -402,6 +406,9 @@ func (p *path) status() StreamStatus {
 	}
 	if !p.published {
 		st.URL = displayURL(p.spec)
+	}
+	if p.exec != nil {
+		st.SourcePID = p.exec.pid
 	}
 	if p.stream != nil {
 		st.BitrateBps, st.FPS = p.win.rates(now)

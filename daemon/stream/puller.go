@@ -55,7 +55,7 @@ func (p *path) runPuller(ctx context.Context) {
 			}
 		}
 		p.setState(StateConnecting, "")
-		liveAt, err := p.pullOnce(ctx)
+		liveAt, err := p.sourceOnce(ctx)
 		if ctx.Err() != nil {
 			p.goDown(StateIdle, "")
 			return

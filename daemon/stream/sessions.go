@@ -41,6 +41,8 @@ type session struct {
 	action    access.Action
 	transport string
 	p         *path
+	// execSource: the publishing session of a camera's exec source (no user)
+	execSource bool
 
 	// the transport of each medium, from the SETUP answers (conn goroutine)
 	setupMu sync.Mutex

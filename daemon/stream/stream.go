@@ -135,8 +135,11 @@ type StreamSpec struct {
 	// AllowBasic lets the puller answer a Basic challenge (the camera
 	// password in clear on the wire); otherwise only Digest is answered.
 	AllowBasic bool
-	Revision   string                                    // changes whenever the source (URL, creds, transport, on-demand, allow-basic) changes
-	Password   func(ctx context.Context) (string, error) // unseals the camera password; nil = no password
+	// Exec, when set, is the argv of a command that publishes the stream to
+	// OutputPlaceholder (an exec source); URL is then only shown to admins.
+	Exec     []string
+	Revision string                                    // changes whenever the source (URL, exec, creds, transport, on-demand, allow-basic) changes
+	Password func(ctx context.Context) (string, error) // unseals the camera password; nil = no password
 }
 
 // Stream states.
@@ -159,6 +162,7 @@ type StreamStatus struct {
 	Readers                          int
 	LastError                        string
 	Published                        bool
+	SourcePID                        int // an exec source's running command (0 = none)
 	// Since the path was created (counters for metrics):
 	BytesReceived, PacketsReceived, Frames uint64
 	Reconnects                             uint64    // source connections that failed and were retried
