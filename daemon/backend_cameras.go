@@ -6,6 +6,7 @@ import (
 
 	"github.com/camwarden/camwarden/daemon/api"
 	"github.com/camwarden/camwarden/daemon/apitype"
+	"github.com/camwarden/camwarden/daemon/stream"
 	"github.com/camwarden/camwarden/store"
 )
 
@@ -18,7 +19,8 @@ func cameraView(c store.Camera) apitype.Camera {
 			CertSHA256: c.ONVIF.CertSHA256}
 	}
 	for _, s := range c.Streams {
-		out.Streams = append(out.Streams, apitype.Stream{Name: s.Name, URL: apitype.StripUserinfo(s.URL), Transport: s.Transport, OnDemand: s.OnDemand})
+		out.Streams = append(out.Streams, apitype.Stream{Name: s.Name, Source: apitype.StreamSource(s.URL, s.Exec),
+			URL: apitype.StripUserinfo(s.URL), Exec: s.Exec, Transport: s.Transport, OnDemand: s.OnDemand})
 	}
 	return out
 }
@@ -67,15 +69,22 @@ func (b backend) CameraAdd(ctx context.Context, c api.Caller, req apitype.Camera
 	if req.Stream == "" {
 		req.Stream = apitype.DefaultStream
 	}
+	if err := checkExecRunnable(req.Exec); err != nil {
+		return nil, err
+	}
 	t, _ := apitype.ParseTransport(req.Transport) // valid: Validate parsed it
 	transport := string(t)
+	args := map[string]string{"url": req.URL, "stream": req.Stream, "transport": transport, "user": req.User, "on_demand": fmt.Sprint(req.OnDemand), "password": setOrEmpty(req.Password), "allow_basic": fmt.Sprint(req.AllowBasic)}
+	if req.Exec != "" {
+		delete(args, "url")
+		args["exec"] = req.Exec
+	}
 	res, err := b.d.mutate(ctx, mutation{
-		caller: c, action: "camera.add", target: req.Name,
-		args: map[string]string{"url": req.URL, "stream": req.Stream, "transport": transport, "user": req.User, "on_demand": fmt.Sprint(req.OnDemand), "password": setOrEmpty(req.Password), "allow_basic": fmt.Sprint(req.AllowBasic)},
+		caller: c, action: "camera.add", target: req.Name, args: args,
 		apply: func(tx *store.Tx, ch *changeSet) error {
 			ch.cameras = true
 			return tx.CreateCamera(store.Camera{Name: req.Name, Username: req.User, AllowBasic: req.AllowBasic,
-				Streams: []store.Stream{{Name: req.Stream, URL: req.URL, Transport: transport, OnDemand: req.OnDemand}}}, req.Password)
+				Streams: []store.Stream{{Name: req.Stream, URL: req.URL, Exec: req.Exec, Transport: transport, OnDemand: req.OnDemand}}}, req.Password)
 		},
 	})
 	if err != nil {
@@ -91,6 +100,12 @@ func (b backend) CameraSet(ctx context.Context, c api.Caller, req apitype.Camera
 	args := map[string]string{}
 	if req.URL != nil {
 		args["url"] = *req.URL
+	}
+	if req.Exec != nil {
+		if err := checkExecRunnable(*req.Exec); err != nil {
+			return nil, err
+		}
+		args["exec"] = *req.Exec
 	}
 	var transport string
 	if req.Transport != nil {
@@ -113,7 +128,7 @@ func (b backend) CameraSet(ctx context.Context, c api.Caller, req apitype.Camera
 	if req.Stream != "" {
 		args["stream"] = req.Stream
 	}
-	streamFields := req.URL != nil || req.Transport != nil || req.OnDemand != nil
+	streamFields := req.URL != nil || req.Exec != nil || req.Transport != nil || req.OnDemand != nil
 	res, err := b.d.mutate(ctx, mutation{
 		caller: c, action: "camera.set", target: req.Name, args: args,
 		apply: func(tx *store.Tx, ch *changeSet) error {
@@ -137,8 +152,8 @@ func (b backend) CameraSet(ctx context.Context, c api.Caller, req apitype.Camera
 						}
 					}
 					if idx < 0 {
-						if req.URL == nil {
-							return apitype.Errorf(apitype.CodeNotFound, "camera %q has no stream %q (give --url to add it)", req.Name, req.Stream)
+						if req.URL == nil && req.Exec == nil {
+							return apitype.Errorf(apitype.CodeNotFound, "camera %q has no stream %q (give --url or --exec to add it)", req.Name, req.Stream)
 						}
 						cam.Streams = append(cam.Streams, store.Stream{Name: req.Stream, Transport: "auto"})
 						idx = len(cam.Streams) - 1
@@ -150,7 +165,10 @@ func (b backend) CameraSet(ctx context.Context, c api.Caller, req apitype.Camera
 				}
 				s := &cam.Streams[idx]
 				if req.URL != nil {
-					s.URL = *req.URL
+					s.URL, s.Exec = *req.URL, ""
+				}
+				if req.Exec != nil {
+					s.URL, s.Exec = "", *req.Exec
 				}
 				if req.Transport != nil {
 					s.Transport = transport
@@ -188,4 +206,20 @@ func (b backend) CameraRemove(ctx context.Context, c api.Caller, name string) (*
 	}
 	res.Changed = true
 	return &res, nil
+}
+
+// checkExecRunnable refuses an exec command whose program the daemon could
+// not start (the admin hears it now, not as a stream error later).
+func checkExecRunnable(cmd string) error {
+	if cmd == "" {
+		return nil
+	}
+	args, err := apitype.SplitCommand(cmd)
+	if err != nil || len(args) == 0 {
+		return apitype.Errorf(apitype.CodeInvalid, "invalid --exec: %v", err)
+	}
+	if _, err := stream.ResolveCommand(args[0]); err != nil {
+		return apitype.Errorf(apitype.CodeInvalid, "--exec: %v", err)
+	}
+	return nil
 }

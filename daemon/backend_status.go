@@ -106,11 +106,15 @@ func nonEmpty(s string) []string {
 func (b backend) StreamList(ctx context.Context, c api.Caller) (*apitype.StreamList, error) {
 	out := &apitype.StreamList{Streams: []apitype.StreamStatus{}}
 	pending := map[string]*apitype.PendingMove{}
+	sources := map[string]apitype.SourceKind{}
 	if err := b.d.store.View(ctx, func(tx *store.Tx) error {
 		cams, err := tx.Cameras()
 		for _, c := range cams {
 			if c.PendingMove != nil {
 				pending[c.Name] = pendingMoveView(c.Name, c.PendingMove)
+			}
+			for _, s := range c.Streams {
+				sources[c.Name+"/"+s.Name] = apitype.StreamSource(s.URL, s.Exec)
 			}
 		}
 		return err
@@ -123,7 +127,11 @@ func (b backend) StreamList(ctx context.Context, c api.Caller) (*apitype.StreamL
 			Codec: strings.Join(s.Codecs, ","), Width: s.Width, Height: s.Height,
 			BitrateKbps: s.BitrateBps / 1000, FPS: s.FPS, PacketsLost: s.PacketsLost,
 			Readers: s.Readers, Since: s.Since, LastError: s.LastError, Published: s.Published,
+			SourcePID: s.SourcePID,
 		})
+		if !s.Published {
+			out.Streams[len(out.Streams)-1].Source = string(sources[strings.TrimPrefix(s.Path, "/")])
+		}
 		if !s.Published {
 			out.Streams[len(out.Streams)-1].PendingMove = pending[s.Camera]
 		}

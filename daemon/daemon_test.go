@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"io"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -26,6 +27,13 @@ type testDaemon struct {
 
 func startTestDaemon(t *testing.T) *testDaemon {
 	t.Helper()
+	return startTestDaemonLogging(t, io.Discard)
+}
+
+// startTestDaemonLogging is startTestDaemon with the daemon's log also
+// written to log.
+func startTestDaemonLogging(t *testing.T, log io.Writer) *testDaemon {
+	t.Helper()
 	dir := t.TempDir()
 	socket := filepath.Join(dir, "admin.sock")
 	opts := Options{
@@ -38,7 +46,7 @@ func startTestDaemon(t *testing.T) *testDaemon {
 			"rtsp_udp":             "false",
 			"discovery_interfaces": "none",
 		},
-		LogOutput: testutil.LogFile(t, "camwardend.log"),
+		LogOutput: io.MultiWriter(testutil.LogFile(t, "camwardend.log"), log),
 		Version:   "test",
 	}
 	d, err := newDaemon(opts)

@@ -112,16 +112,25 @@ func (d *Daemon) cameraSpecs(cams []store.Camera) []stream.CameraSpec {
 			}
 		}
 		for _, s := range c.Streams {
-			spec.Streams = append(spec.Streams, stream.StreamSpec{
+			sp := stream.StreamSpec{
 				Name:       s.Name,
 				URL:        s.URL,
 				Username:   c.Username,
 				Transport:  apitype.Transport(s.Transport),
 				OnDemand:   s.OnDemand,
 				AllowBasic: c.AllowBasic,
-				Revision:   fmt.Sprintf("%d|%s|%s|%t|%t", c.Revision, s.URL, s.Transport, s.OnDemand, c.AllowBasic),
+				Revision:   fmt.Sprintf("%d|%s|%s|%t|%t|%q", c.Revision, s.URL, s.Transport, s.OnDemand, c.AllowBasic, s.Exec),
 				Password:   password,
-			})
+			}
+			if s.Exec != "" {
+				argv, err := apitype.SplitCommand(s.Exec)
+				if err != nil { // validated when set; a bug if reached
+					d.log.Error("camera stream's exec command does not split; not started", "camera", c.Name, "stream", s.Name, "error", err)
+					continue
+				}
+				sp.Exec = argv
+			}
+			spec.Streams = append(spec.Streams, sp)
 		}
 		specs = append(specs, spec)
 	}

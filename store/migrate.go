@@ -20,6 +20,7 @@ var migrations = []struct {
 	{"v1 -> v2: camera url becomes a streams list; revisions and credential versions start at 1", migrateV1toV2},
 	{"v2 -> v3: cameras gain allow_basic, a pinned TLS certificate and a pending move (absent: Basic refused, no pin, no move)", migrateV2toV3},
 	{"v3 -> v4: empty identity buckets (token issuers, directory, group mappings, revoked tokens)", migrateV3toV4},
+	{"v4 -> v5: streams gain an exec source command (absent: the URL's scheme says the source)", migrateV4toV5},
 }
 
 func init() {
@@ -167,4 +168,14 @@ func migrateV3toV4(btx *bolt.Tx, _ time.Time) error {
 		}
 	}
 	return nil
+}
+
+// migrateV4toV5 changes no record: a v4 stream has no exec command, and an
+// absent one means "pulled from its URL". The bump keeps an older build,
+// which would pull an exec stream's empty URL, from opening the file.
+func migrateV4toV5(btx *bolt.Tx, _ time.Time) error {
+	return btx.Bucket(bucketCameras).ForEach(func(k, v []byte) error {
+		_, err := decodeCamera(k, v)
+		return err
+	})
 }

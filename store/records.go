@@ -9,12 +9,15 @@ import (
 
 // Public record types. They hold no bbolt types and no sealed blobs.
 
-// Stream is one RTSP stream of a camera. URL never holds credentials.
+// Stream is one stream of a camera. URL never holds credentials. Exec, when
+// set, is the command (as the admin wrote it) that publishes the stream; the
+// source kind is derived from Exec and the URL's scheme (apitype.StreamSource).
 type Stream struct {
 	Name      string
 	URL       string
 	Transport string
 	OnDemand  bool
+	Exec      string // schema 5
 }
 
 // ONVIFIdentity is what an adopted ONVIF device reported. CertSHA256 is the
@@ -127,6 +130,7 @@ type streamRec struct {
 	URL       string `json:"url"`
 	Transport string `json:"transport,omitempty"`
 	OnDemand  bool   `json:"on_demand,omitempty"`
+	Exec      string `json:"exec,omitempty"` // schema 5
 }
 
 type onvifRec struct {

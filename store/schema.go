@@ -8,7 +8,7 @@ import "encoding/binary"
 // schemaVersion is the version this build writes. Databases with a lower
 // version are migrated on Open (see migrations in store.go); a higher version
 // is refused.
-const schemaVersion uint64 = 4
+const schemaVersion uint64 = 5
 
 // formatMagic marks a bbolt file as a camwarden database (meta/format).
 const formatMagic = "camwarden-db"

@@ -217,10 +217,11 @@ var commands = []command{
 				})
 			}
 		}},
-	{path: "camera add", args: "NAME --url rtsp://... [--user U --password-stdin] [--stream main] [--transport auto|tcp|udp] [--on-demand] [--allow-basic]",
-		summary: "add a camera by RTSP URL", minArgs: 1, maxArgs: 1,
+	{path: "camera add", args: "NAME (--url rtsp://... | --exec 'COMMAND ... {output}') [--user U --password-stdin] [--stream main] [--transport auto|tcp|udp] [--on-demand] [--allow-basic]",
+		summary: "add a camera by RTSP URL, or by a command that publishes it to {output}", minArgs: 1, maxArgs: 1,
 		setup: func(fs *flag.FlagSet) runFunc {
 			rawURL := fs.String("url", "", "the camera's RTSP URL, without credentials")
+			execCmd := fs.String("exec", "", "a command (no shell) publishing the stream over RTSP to {output}; the camera password reaches it as $CAMWARDEN_PASSWORD")
 			user := fs.String("user", "", "user name for the camera")
 			pwStdin := fs.Bool("password-stdin", false, "read the camera's password from stdin (one line)")
 			stream := fs.String("stream", "main", "name of the stream")
@@ -228,17 +229,20 @@ var commands = []command{
 			onDemand := fs.Bool("on-demand", false, "pull the stream only while someone reads it")
 			allowBasic := fs.Bool("allow-basic", false, "answer the camera's RTSP Basic challenge (sends its password in clear; default: Digest only)")
 			return func(e *env, args []string) error {
-				if *rawURL == "" {
-					return usagef("--url is required")
+				if *rawURL == "" && *execCmd == "" {
+					return usagef("--url is required (or --exec with a command that publishes the stream to {output})")
 				}
-				req := apitype.CameraAddRequest{Name: args[0], URL: *rawURL, User: *user, Stream: *stream, Transport: *transport, OnDemand: *onDemand, AllowBasic: *allowBasic}
+				if *rawURL != "" && *execCmd != "" {
+					return usagef("give exactly one of --url and --exec")
+				}
+				req := apitype.CameraAddRequest{Name: args[0], URL: *rawURL, Exec: *execCmd, User: *user, Stream: *stream, Transport: *transport, OnDemand: *onDemand, AllowBasic: *allowBasic}
 				if err := req.Validate(); err != nil {
 					return invalid(err)
 				}
-				if *pwStdin && *user == "" {
+				if *pwStdin && *user == "" && *execCmd == "" {
 					return usagef("--password-stdin needs --user")
 				}
-				if *user != "" {
+				if *user != "" || *pwStdin {
 					pw, err := e.password(*pwStdin, "Password for camera "+args[0]+": ", false)
 					if err != nil {
 						return err
@@ -331,15 +335,20 @@ var commands = []command{
 					fmt.Fprintf(w, "created\t%s\n", fmtTime(c.Created))
 					fmt.Fprintf(w, "changed\t%s\n", fmtTime(c.Changed))
 					for _, s := range c.Streams {
+						if s.Source == apitype.SourceExec {
+							fmt.Fprintf(w, "stream %s\texec: %s on-demand=%s\n", s.Name, s.Exec, yesNo(s.OnDemand))
+							continue
+						}
 						fmt.Fprintf(w, "stream %s\t%s transport=%s on-demand=%s\n", s.Name, s.URL, s.Transport, yesNo(s.OnDemand))
 					}
 				})
 			}
 		}},
-	{path: "camera set", args: "NAME [--url U] [--stream S] [--transport T] [--on-demand=true|false] [--user U] [--password-stdin] [--allow-basic=true|false]",
+	{path: "camera set", args: "NAME [--url U | --exec 'COMMAND ... {output}'] [--stream S] [--transport T] [--on-demand=true|false] [--user U] [--password-stdin] [--allow-basic=true|false]",
 		summary: "change a camera; --stream picks the stream the other flags change", minArgs: 1, maxArgs: 1,
 		setup: func(fs *flag.FlagSet) runFunc {
-			var rawURL, stream, transport, user optString
+			var rawURL, execCmd, stream, transport, user optString
+			fs.Var(&execCmd, "exec", "new command publishing the stream to {output} (replaces --url)")
 			var onDemand, allowBasic optBool
 			fs.Var(&allowBasic, "allow-basic", "answer the camera's RTSP Basic challenge (password in clear): true or false")
 			fs.Var(&rawURL, "url", "new RTSP URL, without credentials")
@@ -352,6 +361,9 @@ var commands = []command{
 				req := apitype.CameraSetRequest{Name: args[0], Stream: stream.v}
 				if rawURL.set {
 					req.URL = &rawURL.v
+				}
+				if execCmd.set {
+					req.Exec = &execCmd.v
 				}
 				if transport.set {
 					req.Transport = &transport.v

@@ -164,10 +164,12 @@ type PendingMove struct {
 
 // Stream is one configured stream of a camera. URL never holds credentials.
 type Stream struct {
-	Name      string `json:"name"`
-	URL       string `json:"url"`
-	Transport string `json:"transport"` // auto, tcp or udp
-	OnDemand  bool   `json:"on_demand"`
+	Name      string     `json:"name"`
+	Source    SourceKind `json:"source"` // rtsp, exec, rtmp, http
+	URL       string     `json:"url,omitempty"`
+	Exec      string     `json:"exec,omitempty"` // an exec source's command, as set
+	Transport string     `json:"transport"`      // auto, tcp or udp
+	OnDemand  bool       `json:"on_demand"`
 }
 
 // Camera is a configured camera. It says whether a password is stored but
@@ -189,10 +191,12 @@ type CameraList struct {
 	Cameras []Camera `json:"cameras"`
 }
 
-// CameraAddRequest adds a camera by RTSP URL. URL must not hold user:pass.
+// CameraAddRequest adds a camera by URL, or by a command that publishes
+// it (Exec; exactly one of URL and Exec). URL must not hold user:pass.
 type CameraAddRequest struct {
 	Name      string `json:"name"`
-	URL       string `json:"url"`
+	URL       string `json:"url,omitempty"`
+	Exec      string `json:"exec,omitempty"` // see SplitCommand; must hold OutputPlaceholder
 	User      string `json:"user,omitempty"`
 	Password  string `json:"password,omitempty"`
 	Stream    string `json:"stream,omitempty"`    // default "main"
@@ -220,6 +224,7 @@ type CameraSetRequest struct {
 	Name      string  `json:"name"`
 	Stream    string  `json:"stream,omitempty"`
 	URL       *string `json:"url,omitempty"`
+	Exec      *string `json:"exec,omitempty"` // replaces URL (and vice versa)
 	Transport *string `json:"transport,omitempty"`
 	OnDemand  *bool   `json:"on_demand,omitempty"`
 	User      *string `json:"user,omitempty"`
@@ -250,8 +255,10 @@ type StreamStatus struct {
 	FPS         float64   `json:"fps"`
 	PacketsLost uint64    `json:"packets_lost"`
 	Readers     int       `json:"readers"`
-	Published   bool      `json:"published,omitempty"` // a publisher, not a camera, feeds it
-	Since       time.Time `json:"since,omitzero"`      // when State was entered
+	Published   bool      `json:"published,omitempty"`  // a publisher, not a camera, feeds it
+	Source      string    `json:"source,omitempty"`     // the camera stream's source kind (rtsp, exec, rtmp, http)
+	SourcePID   int       `json:"source_pid,omitempty"` // an exec or rtmp source's running command
+	Since       time.Time `json:"since,omitzero"`       // when State was entered
 	LastError   string    `json:"last_error,omitempty"`
 	// PendingMove is the camera's unconfirmed move, if any (see Camera).
 	PendingMove *PendingMove `json:"pending_move,omitempty"`

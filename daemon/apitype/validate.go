@@ -224,16 +224,23 @@ func (r CameraAddRequest) Validate() error {
 			return err
 		}
 	}
-	if r.URL == "" {
-		return invalidf("--url is required")
+	if r.URL == "" && r.Exec == "" {
+		return invalidf("--url is required (or --exec with a command that publishes the stream to %s)", OutputPlaceholder)
 	}
-	if err := CheckStreamURL(r.URL); err != nil {
+	if r.URL != "" && r.Exec != "" {
+		return invalidf("give exactly one of --url and --exec")
+	}
+	if r.Exec != "" {
+		if err := CheckExecCommand(r.Exec); err != nil {
+			return err
+		}
+	} else if err := CheckStreamURL(r.URL); err != nil {
 		return err
 	}
 	if _, err := ParseTransport(r.Transport); err != nil {
 		return err
 	}
-	if r.Password != "" && r.User == "" {
+	if r.Password != "" && r.User == "" && r.Exec == "" {
 		return invalidf("a camera password needs --user")
 	}
 	return nil
@@ -269,8 +276,16 @@ func (r CameraSetRequest) Validate() error {
 			return err
 		}
 	}
+	if r.URL != nil && r.Exec != nil {
+		return invalidf("give one of --url and --exec, not both")
+	}
 	if r.URL != nil {
 		if err := CheckStreamURL(*r.URL); err != nil {
+			return err
+		}
+	}
+	if r.Exec != nil {
+		if err := CheckExecCommand(*r.Exec); err != nil {
 			return err
 		}
 	}
@@ -279,8 +294,8 @@ func (r CameraSetRequest) Validate() error {
 			return err
 		}
 	}
-	if r.URL == nil && r.Transport == nil && r.OnDemand == nil && r.User == nil && r.Password == nil && r.AllowBasic == nil {
-		return invalidf("nothing to change: give at least one of --url, --transport, --on-demand, --user, --password-stdin, --allow-basic")
+	if r.URL == nil && r.Exec == nil && r.Transport == nil && r.OnDemand == nil && r.User == nil && r.Password == nil && r.AllowBasic == nil {
+		return invalidf("nothing to change: give at least one of --url, --exec, --transport, --on-demand, --user, --password-stdin, --allow-basic")
 	}
 	return nil
 }

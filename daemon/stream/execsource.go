@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -156,14 +157,14 @@ func (p *path) execOnce(ctx context.Context) (liveAt time.Time, err error) {
 	for i, a := range sp.Exec {
 		args[i] = strings.ReplaceAll(a, OutputPlaceholder, out)
 	}
-	bin, err := exec.LookPath(args[0])
+	bin, err := ResolveCommand(args[0])
 	if err != nil {
 		return time.Time{}, fmt.Errorf("exec source: %v", err)
 	}
 	cmd := &exec.Cmd{
 		Path:   bin,
 		Args:   args,
-		Env:    execEnv(p.camera, p.strm, pass),
+		Env:    execEnv(p.camera, p.strm, sp.Username, pass),
 		Stdout: tail,
 		Stderr: tail,
 		// Its own process group, so stopping it stops what it started;
@@ -275,12 +276,15 @@ func (p *path) execOnce(ctx context.Context) (liveAt time.Time, err error) {
 
 // execEnv is the command's whole environment: nothing of the daemon's but
 // a PATH and locale, plus the camera's names and password.
-func execEnv(camera, strm, password string) []string {
+func execEnv(camera, strm, user, password string) []string {
 	env := []string{
-		"PATH=/usr/local/bin:/usr/bin:/bin",
+		"PATH=" + execPath,
 		"LANG=C.UTF-8",
 		"CAMWARDEN_CAMERA=" + camera,
 		"CAMWARDEN_STREAM=" + strm,
+	}
+	if user != "" {
+		env = append(env, "CAMWARDEN_USER="+user)
 	}
 	if home := os.Getenv("STATE_DIRECTORY"); home != "" {
 		env = append(env, "HOME="+home)
@@ -394,4 +398,25 @@ func authUser(req *base.Request) string {
 		return ""
 	}
 	return ah.Username
+}
+
+// execPath is the PATH exec sources run with and are looked up in.
+const execPath = "/usr/local/bin:/usr/bin:/bin"
+
+// ResolveCommand finds an exec source's program: a name with a slash is
+// taken as it is, any other is looked up in execPath.
+func ResolveCommand(name string) (string, error) {
+	if strings.Contains(name, "/") {
+		if fi, err := os.Stat(name); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+			return "", fmt.Errorf("%q is not an executable file", name)
+		}
+		return name, nil
+	}
+	for _, dir := range filepath.SplitList(execPath) {
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%q not found in %s (give its full path)", name, execPath)
 }
