@@ -24,6 +24,10 @@ func (d *Daemon) newMetrics(cfg Config, activated net.Listener) *metrics.Metrics
 		Streams:            func() []metrics.Stream { return streamMetrics(d.streams.Streams()) },
 		Sessions:           func() []metrics.Session { return sessionMetrics(d.streams.Sessions()) },
 		ThrottledAddresses: func() int { return d.streams.ThrottledAddresses() },
+		RTSPDefences: func() metrics.RTSPDefences {
+			s := d.streams.Security()
+			return metrics.RTSPDefences{ConnectionsRefused: s.ConnectionsRefused, LoginsDeferred: s.LoginsDeferred, Unauthenticated: s.Unauthenticated}
+		},
 		StoreSize: func() (int64, error) {
 			fi, err := os.Stat(d.store.Path())
 			if err != nil {

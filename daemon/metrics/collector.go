@@ -35,7 +35,10 @@ var (
 	descSessions          = desc("sessions", "Authenticated RTSP sessions, by action and transport.", "action", "transport")
 	descThrottled         = desc("rtsp_throttled_addresses", "Source addresses currently refused after repeated failed RTSP logins.")
 	descStoreSize         = desc("store_size_bytes", "Size of the database file.")
-	scrapeCollectorDescs  = []*prometheus.Desc{descStreamState, descStreamBytes, descStreamPackets, descStreamLost, descStreamFrames, descStreamReconnects, descStreamFPS, descStreamBitrate, descStreamReaders, descStreamFrameAge, descStreamLastError, descSessions, descThrottled, descStoreSize}
+	descConnsRefused      = desc("rtsp_connections_refused_total", "RTSP connections closed on arrival: address throttled, or over its share of unauthenticated connections.")
+	descLoginsDeferred    = desc("rtsp_logins_deferred_total", "Basic logins answered 503 Retry-After without being checked, because the check queue was full.")
+	descUnauthenticated   = desc("rtsp_unauthenticated_connections", "RTSP connections open now that have not authenticated yet.")
+	scrapeCollectorDescs  = []*prometheus.Desc{descStreamState, descStreamBytes, descStreamPackets, descStreamLost, descStreamFrames, descStreamReconnects, descStreamFPS, descStreamBitrate, descStreamReaders, descStreamFrameAge, descStreamLastError, descSessions, descThrottled, descStoreSize, descConnsRefused, descLoginsDeferred, descUnauthenticated}
 	sessionActionsOrdered = []string{"read", "publish"}
 )
 
@@ -67,6 +70,12 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.src.ThrottledAddresses != nil {
 		ch <- prometheus.MustNewConstMetric(descThrottled, prometheus.GaugeValue, float64(c.src.ThrottledAddresses()))
+	}
+	if c.src.RTSPDefences != nil {
+		d := c.src.RTSPDefences()
+		ch <- prometheus.MustNewConstMetric(descConnsRefused, prometheus.CounterValue, float64(d.ConnectionsRefused))
+		ch <- prometheus.MustNewConstMetric(descLoginsDeferred, prometheus.CounterValue, float64(d.LoginsDeferred))
+		ch <- prometheus.MustNewConstMetric(descUnauthenticated, prometheus.GaugeValue, float64(d.Unauthenticated))
 	}
 	if c.src.StoreSize != nil {
 		if n, err := c.src.StoreSize(); err == nil {

@@ -67,12 +67,20 @@ type Session struct {
 	Transport string
 }
 
+// RTSPDefences is the state of the RTSP server's flood defences.
+type RTSPDefences struct {
+	ConnectionsRefused uint64 // closed on arrival (throttled address, or over its share of unauthenticated connections)
+	LoginsDeferred     uint64 // Basic logins answered 503 Retry-After, unchecked, because the check queue was full
+	Unauthenticated    int    // connections open now that have not authenticated yet
+}
+
 // Sources are read at scrape time; any may be nil. They must be safe to
 // call from any goroutine and must not block for long (a scrape waits).
 type Sources struct {
 	Streams            func() []Stream
 	Sessions           func() []Session
-	ThrottledAddresses func() int            // source addresses currently refused for failed logins
+	ThrottledAddresses func() int // source addresses currently refused for failed logins
+	RTSPDefences       func() RTSPDefences
 	StoreSize          func() (int64, error) // database file size in bytes
 }
 

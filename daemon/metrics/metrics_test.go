@@ -29,6 +29,7 @@ func sampleSources(streams *[]Stream) Sources {
 			return []Session{{Action: "read", Transport: "TCP"}, {Action: "read", Transport: "TCP"}, {Action: "read", Transport: "UDP"}, {Action: "publish", Transport: "weird"}}
 		},
 		ThrottledAddresses: func() int { return 3 },
+		RTSPDefences:       func() RTSPDefences { return RTSPDefences{ConnectionsRefused: 7, LoginsDeferred: 2, Unauthenticated: 5} },
 		StoreSize:          func() (int64, error) { return 32768, nil },
 	}
 }
@@ -156,6 +157,12 @@ func TestScrapeReadsSnapshots(t *testing.T) {
 	}
 	if v, _ := value(t, fams, "camwarden_rtsp_throttled_addresses", nil); v != 3 {
 		t.Errorf("throttled = %v", v)
+	}
+	for name, want := range map[string]float64{"camwarden_rtsp_connections_refused_total": 7,
+		"camwarden_rtsp_logins_deferred_total": 2, "camwarden_rtsp_unauthenticated_connections": 5} {
+		if v, ok := value(t, fams, name, nil); !ok || v != want {
+			t.Errorf("%s = %v (present %v), want %v", name, v, ok, want)
+		}
 	}
 	if v, _ := value(t, fams, "camwarden_store_size_bytes", nil); v != 32768 {
 		t.Errorf("store size = %v", v)

@@ -61,6 +61,13 @@ func (g *unauthGate) admit(cs *connState) bool {
 	return true
 }
 
+// pending is how many connections have not authenticated yet.
+func (g *unauthGate) pending() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.order.Len()
+}
+
 // leave takes the connection out of the gate (authenticated or closed).
 func (g *unauthGate) leave(cs *connState) {
 	g.mu.Lock()

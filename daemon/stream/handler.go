@@ -71,6 +71,7 @@ func (h *handler) OnConnOpen(ctx *gortsplib.ServerHandlerOnConnOpenCtx) {
 	h.s.conns[ctx.Conn] = cs
 	h.s.mu.Unlock()
 	if h.s.thr.blocked(cs.ip) || !h.s.unauth.admit(cs) {
+		h.s.counts.refusedConns.Add(1)
 		ctx.Conn.Close()
 	}
 }
@@ -203,6 +204,7 @@ func (h *handler) authorize(conn *gortsplib.ServerConn, req *base.Request, rawPa
 		ensureNonce(conn, req)
 	}
 	if busy != nil {
+		h.s.counts.busyLogins.Add(1)
 		return "", 0, "", busy, errBusy
 	}
 	user = ah.Username

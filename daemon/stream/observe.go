@@ -2,6 +2,7 @@ package stream
 
 import (
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v5"
@@ -54,6 +55,29 @@ func closeReason(err error) string {
 // ThrottledAddresses is how many source addresses are refused right now
 // for failed logins.
 func (s *Server) ThrottledAddresses() int { return s.thr.blockedCount() }
+
+// securityCounters count refusals nobody else counts; atomics, so the
+// refusal paths stay as cheap as they are.
+type securityCounters struct {
+	refusedConns atomic.Uint64
+	busyLogins   atomic.Uint64
+}
+
+// SecurityCounts is the state of the RTSP server's flood defences.
+type SecurityCounts struct {
+	ConnectionsRefused uint64 // closed on arrival: address throttled or over its share of unauthenticated connections
+	LoginsDeferred     uint64 // Basic logins answered 503 Retry-After, unchecked, because the check queue was full
+	Unauthenticated    int    // connections open now that have not authenticated yet
+}
+
+// Security returns the counters since the server started.
+func (s *Server) Security() SecurityCounts {
+	return SecurityCounts{
+		ConnectionsRefused: s.counts.refusedConns.Load(),
+		LoginsDeferred:     s.counts.busyLogins.Load(),
+		Unauthenticated:    s.unauth.pending(),
+	}
+}
 
 // Alive reports whether the RTSP server is still serving: nil, or why not
 // (its listener failed, for instance on too many open files). It is the

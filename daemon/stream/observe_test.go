@@ -236,3 +236,27 @@ func TestCloseReasonFromGortsplib(t *testing.T) {
 		}
 	}
 }
+
+// TestSecurityCounts: a throttled address's connections are counted as
+// refused, and connections that have not authenticated are counted while
+// they are open.
+func TestSecurityCounts(t *testing.T) {
+	r := newRig(t, func(c *Config) { c.ThrottleFailures = 1; c.ThrottleBase = time.Minute })
+	waitFor(t, 5*time.Second, "no unauthenticated connection", func() bool { return r.srv.Security().Unauthenticated == 0 })
+	idle := dialRaw(t, r.addr, 0)
+	waitFor(t, 5*time.Second, "one unauthenticated connection", func() bool { return r.srv.Security().Unauthenticated == 1 })
+	idle.c.Close()
+	waitFor(t, 5*time.Second, "closed connection leaves the count", func() bool { return r.srv.Security().Unauthenticated == 0 })
+
+	rc := dialRaw(t, r.addr, 0)
+	if res, err := rc.do("DESCRIBE", "rtsp://"+r.addr+"/cam1/main", map[string]string{
+		"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte("alice:wrong"))}); err != nil || res.status != 401 {
+		t.Fatalf("wrong Basic: %v %+v", err, res)
+	}
+	if n := r.srv.Security().ConnectionsRefused; n != 0 {
+		t.Fatalf("refused = %d before the address was throttled", n)
+	}
+	refused := dialRaw(t, r.addr, 0) // now throttled: closed on arrival
+	waitFor(t, 5*time.Second, "refusal counted", func() bool { return r.srv.Security().ConnectionsRefused == 1 })
+	waitFor(t, 5*time.Second, "refused connection closed", refused.closed)
+}

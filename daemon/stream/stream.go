@@ -191,6 +191,7 @@ type Server struct {
 	checks  *checkQueue
 	flights *basicFlights
 	busy    busyNotes
+	counts  securityCounters // for metrics (observe.go)
 
 	mu       sync.Mutex
 	paths    map[string]*path // "cam/stream"
