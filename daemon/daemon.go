@@ -143,8 +143,12 @@ func (d *Daemon) run(ctx context.Context) error {
 		return err
 	}
 	d.metrics = d.newMetrics(cfg, listeners["metrics"])
+	var committed func(time.Duration, int, error) // nil without metrics: the store times nothing
+	if d.metrics != nil {
+		committed = d.metrics.Committed
+	}
 	dbPath := filepath.Join(cfg.StateDir, dbFileName)
-	st, err := store.Open(dbPath, key, store.Options{Timeout: 2 * time.Second, Logger: log.Named("store"), AuditMirror: d.mirrorAuditHead, Committed: d.metrics.Committed})
+	st, err := store.Open(dbPath, key, store.Options{Timeout: 2 * time.Second, Logger: log.Named("store"), AuditMirror: d.mirrorAuditHead, Committed: committed})
 	if err != nil {
 		var km *store.KeyMismatchError
 		if errors.As(err, &km) {
