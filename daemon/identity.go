@@ -16,6 +16,7 @@ import (
 
 	"github.com/camwarden/camwarden/daemon/identity/directory"
 	"github.com/camwarden/camwarden/daemon/identity/token"
+	"github.com/camwarden/camwarden/daemon/stream"
 	"github.com/camwarden/camwarden/store"
 )
 
@@ -50,8 +51,12 @@ func (d *Daemon) startIdentity(ctx context.Context) (*identityState, error) {
 	id.tracker = token.NewTracker(func(sessionID string, reason token.EndReason) {
 		log.Info("token session ends", "session", sessionID, "reason", reason.String())
 		auditSystem("session.end", sessionID, reason.String(), nil)
-		// Kick waits for the connections to close: never on the tracker's goroutine.
-		go d.streams.Kick(sessionID)
+		// End waits for the connections to close: never on the tracker's goroutine.
+		why := stream.CloseRevoked // key, issuer or token revoked
+		if reason == token.EndExpired {
+			why = stream.CloseExpired
+		}
+		go d.streams.End(sessionID, why)
 	})
 	// Directory sessions are not wired yet: the changes are logged and
 	// audited; closing the sessions they no longer allow comes with the

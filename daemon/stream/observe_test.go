@@ -260,3 +260,25 @@ func TestSecurityCounts(t *testing.T) {
 	waitFor(t, 5*time.Second, "refusal counted", func() bool { return r.srv.Security().ConnectionsRefused == 1 })
 	waitFor(t, 5*time.Second, "refused connection closed", refused.closed)
 }
+
+// TestEndReportsItsReason: a session ended by the daemon for a reason of
+// its own (a token that expired) is reported with that reason.
+func TestEndReportsItsReason(t *testing.T) {
+	obs := newObserver()
+	cam := startCam(t, camOpts{user: "camuser", pass: camPassword})
+	r := newRig(t, func(c *Config) { c.Observer = obs })
+	r.srv.SetCameras(context.Background(), []CameraSpec{camSpec("cam1", "main", cam.url("live"), nil)})
+	waitFor(t, 5*time.Second, "live", func() bool { return r.status("cam1/main").State == StateLive })
+	mustReader(t, r.url("alice", "alicepw", "cam1/main"), gortsplib.ProtocolTCP)
+	ses := r.srv.Sessions()
+	if len(ses) != 1 {
+		t.Fatalf("sessions = %+v", ses)
+	}
+	if !r.srv.End(ses[0].ID, CloseExpired) {
+		t.Fatal("End returned false")
+	}
+	waitFor(t, 5*time.Second, "expiry reported", func() bool { return obs.closedBy(CloseExpired) == 1 })
+	if obs.closedBy(CloseKicked) != 0 {
+		t.Errorf("closes = %v, want expired only", obs.closed)
+	}
+}

@@ -97,7 +97,11 @@ func (s *Server) Sessions() []SessionInfo {
 }
 
 // Kick closes one session and returns once its connections are closed.
-func (s *Server) Kick(id string) bool {
+func (s *Server) Kick(id string) bool { return s.End(id, CloseKicked) }
+
+// End closes one session for reason (a Close* value, for metrics) and
+// returns once its connections are closed.
+func (s *Server) End(id, reason string) bool {
 	s.mu.Lock()
 	var target *session
 	for _, se := range s.sessions {
@@ -110,7 +114,7 @@ func (s *Server) Kick(id string) bool {
 	if target == nil {
 		return false
 	}
-	s.markClosing(target, CloseKicked)
+	s.markClosing(target, reason)
 	s.closeSessions([]*session{target})
 	return true
 }
