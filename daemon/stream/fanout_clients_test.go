@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bluenviron/gortsplib/v5"
 	"github.com/hashicorp/go-hclog"
 	"github.com/pion/rtp"
 
@@ -307,6 +305,3 @@ func maxOf(v []int64) int64 {
 	}
 	return m
 }
-
-var _ = bytes.Equal
-var _ = gortsplib.ProtocolTCP
