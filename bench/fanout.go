@@ -14,7 +14,13 @@ import (
 type FanoutResult struct {
 	Readers int `json:"readers"`
 	// Client is rtspload's reader implementation: "gortsplib" or "raw".
-	Client         string  `json:"client"`
+	Client string `json:"client"`
+	// Server is "camwarden" or "floor" (load.Floor, the bare Go fan-out).
+	Server string `json:"server"`
+	// FloorCores is the floor's CPU at the same readers in the same run
+	// (camwarden rows); FloorRatio is DaemonCores / FloorCores.
+	FloorCores     float64 `json:"floor_cores,omitempty"`
+	FloorRatio     float64 `json:"floor_ratio,omitempty"`
 	Connected      int     `json:"connected"` // readers that connected and received
 	RampS          float64 `json:"ramp_s"`
 	WindowS        float64 `json:"window_s"`
@@ -53,30 +59,72 @@ type FanoutResult struct {
 // runFanout measures one camsim camera fanned out to n TCP readers by a
 // fresh daemon.
 func runFanout(ctx context.Context, o *Options, cam *camsimProc, n int, client string) (res FanoutResult) {
-	res.Readers, res.Client = n, client
+	res.Readers, res.Client, res.Server = n, client, "camwarden"
+	userPW := secret()
+	_, d, err := startScenario(ctx, o, cam, fmt.Sprintf("fanout-%d", n), []readerUser{{"viewer", userPW, "cam1/*"}})
+	if err != nil {
+		res.Error = err.Error()
+		return res
+	}
+	defer d.stop()
+	res = measureFanout(ctx, o, res, d.pid(), cam, d.rtsp, "viewer", userPW)
+	if sl, err := d.client.StreamList(ctx); err == nil {
+		for _, s := range sl.Streams {
+			if s.Path == "cam1/main" {
+				res.IngestKbps = s.BitrateKbps
+			}
+		}
+	}
+	return res
+}
+
+// runFloor measures the same camera fanned out to n raw readers by
+// load.Floor, the bare Go fan-out (one write per reader per frame): the
+// floor the daemon's CPU is compared with in the same run.
+func runFloor(ctx context.Context, o *Options, cam *camsimProc, n int) (res FanoutResult) {
+	res.Readers, res.Client, res.Server = n, "raw", "floor"
+	fp, err := startLoad(o.BinDir, o.cameraPassword+"\n", "floor", "--source", cam.main[0], "--user", "admin", "--password-stdin")
+	if err != nil {
+		res.Error = err.Error()
+		return res
+	}
+	defer fp.finish()
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ev, err := fp.next(rctx, "floor_ready")
+	cancel()
+	if err != nil {
+		res.Error = err.Error()
+		return res
+	}
+	return measureFanout(ctx, o, res, fp.cmd.Process.Pid, cam, ev.Addr, "nobody", "-")
+}
+
+// measureFanout runs rtspload's n readers of cam1/main against the server
+// at addr (process pid) and fills res with the window's figures.
+func measureFanout(ctx context.Context, o *Options, res FanoutResult, pid int, cam *camsimProc, addr, user, pw string) FanoutResult {
+	return measureFanoutPaths(ctx, o, res, pid, cam, addr, "cam1/main", user, pw)
+}
+
+// measureFanoutPaths is measureFanout with reader i playing entry i of the
+// comma-separated paths (modulo their number).
+func measureFanoutPaths(ctx context.Context, o *Options, res FanoutResult, pid int, cam *camsimProc, addr, paths, user, pw string) FanoutResult {
+	n, client := res.Readers, res.Client
 	fail := func(err error) FanoutResult {
 		res.Error = err.Error()
 		return res
 	}
-	userPW := secret()
-	_, d, err := startScenario(ctx, o, cam, fmt.Sprintf("fanout-%d", n), []readerUser{{"viewer", userPW, "cam1/*"}})
-	if err != nil {
-		return fail(err)
-	}
-	defer d.stop()
-	base, err := settledRSS(ctx, d.pid())
+	base, err := settledRSS(ctx, pid)
 	if err != nil {
 		return fail(err)
 	}
 	res.BaselineRSSKB = base.RSSKB
-
-	args := []string{"--addr", d.rtsp, "--path", "cam1/main", "--readers", fmt.Sprint(n),
-		"--user", "viewer", "--password-stdin", "--concurrency", "32", "--client", client,
+	args := []string{"--addr", addr, "--path", paths, "--readers", fmt.Sprint(n),
+		"--user", user, "--password-stdin", "--concurrency", "32", "--client", client,
 		"--warmup", o.Warmup.String(), "--duration", o.Measure.String()}
 	if o.ProfileDir != "" {
-		args = append(args, "--cpuprofile", filepath.Join(o.ProfileDir, fmt.Sprintf("rtspload-%d-%s.pprof", n, client)))
+		args = append(args, "--cpuprofile", filepath.Join(o.ProfileDir, fmt.Sprintf("rtspload-%s-%d-%s.pprof", res.Server, n, client)))
 	}
-	lp, err := startLoad(o.BinDir, userPW+"\n", args...)
+	lp, err := startLoad(o.BinDir, pw+"\n", args...)
 	if err != nil {
 		return fail(err)
 	}
@@ -91,16 +139,16 @@ func runFanout(ctx context.Context, o *Options, cam *camsimProc, n int, client s
 	if _, err := lp.next(rctx, "measure_start"); err != nil {
 		return fail(err)
 	}
-	d0, err := load.SampleProc(d.pid())
+	d0, err := load.SampleProc(pid)
 	if err != nil {
 		return fail(err)
 	}
 	c0, _ := load.SampleProc(cam.pid())
 	m0, _ := load.SampleMachine()
 	var perf *exec.Cmd
-	if o.ProfileDir != "" {
+	if o.ProfileDir != "" && res.Server == "camwarden" {
 		// perf samples the daemon's stacks over the window (needs a binary with symbols).
-		perf = exec.Command("perf", "record", "-F", "499", "-g", "-p", fmt.Sprint(d.pid()),
+		perf = exec.Command("perf", "record", "-F", "499", "-g", "-p", fmt.Sprint(pid),
 			"-o", filepath.Join(o.ProfileDir, fmt.Sprintf("camwardend-%d-%s.perf.data", n, client)), "--", "sleep", fmt.Sprint(o.Measure.Seconds()))
 		if err := perf.Start(); err != nil {
 			perf = nil
@@ -114,20 +162,13 @@ func runFanout(ctx context.Context, o *Options, cam *camsimProc, n int, client s
 	if err != nil {
 		return fail(err)
 	}
-	d1, err := load.SampleProc(d.pid())
+	d1, err := load.SampleProc(pid)
 	if err != nil {
 		return fail(err)
 	}
 	c1, _ := load.SampleProc(cam.pid())
 	m1, _ := load.SampleMachine()
 	res.MachineCores = load.MachineCores(m0, m1)
-	if sl, err := d.client.StreamList(ctx); err == nil {
-		for _, s := range sl.Streams {
-			if s.Path == "cam1/main" {
-				res.IngestKbps = s.BitrateKbps
-			}
-		}
-	}
 	r := ev.Report
 	res.Connected = r.Readers - r.ConnectErrors
 	res.WindowS = r.WindowS

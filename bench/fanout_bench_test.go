@@ -49,7 +49,7 @@ func rusageCPU() time.Duration {
 // FILE.N, the heap in use while the N readers are live;
 // FANOUT_NO_GOP_CACHE=1 turns the server's GOP cache off.
 func BenchmarkFanout(b *testing.B) {
-	for _, n := range []int{100, 500, 1000} {
+	for _, n := range []int{100, 500, 1000, 2000} {
 		b.Run(fmt.Sprintf("readers=%d", n), func(b *testing.B) { benchFanout(b, n) })
 	}
 }

@@ -29,9 +29,9 @@ type RevocationResult struct {
 	Error          string `json:"error,omitempty"`
 }
 
-// runRevocation keeps 200 readers live (by default 100 users with one
-// reader each, and 100 readers of one unaffected user) and revokes the 100
-// users one by one.
+// runRevocation keeps 2,000 readers live (by default 100 users with one
+// reader each, and 1,900 readers of one unaffected user, all rtspload raw
+// clients) and revokes the 100 users one by one.
 func runRevocation(ctx context.Context, o *Options, cam *camsimProc) (res RevocationResult) {
 	affected, unaffected := o.RevokeUsers, o.RevokeUnaffected
 	fail := func(err error) RevocationResult {
@@ -63,7 +63,7 @@ func runRevocation(ctx context.Context, o *Options, cam *camsimProc) (res Revoca
 		return fail(err)
 	}
 	lp, err := startLoad(o.BinDir, "", "--addr", d.rtsp, "--path", "cam1/main", "--readers", fmt.Sprint(affected+unaffected),
-		"--credentials-file", credFile, "--duration", "0", "--events", "--concurrency", "32")
+		"--credentials-file", credFile, "--duration", "0", "--events", "--concurrency", "32", "--client", "raw")
 	if err != nil {
 		return fail(err)
 	}

@@ -16,7 +16,7 @@ import (
 )
 
 // Scenario names, in the order Run runs them.
-var Scenarios = []string{"policy", "startup", "discovery", "fanout", "ttff", "revocation"}
+var Scenarios = []string{"policy", "startup", "discovery", "fanout", "cameras", "ttff", "revocation"}
 
 // Options configure Run.
 type Options struct {
@@ -25,17 +25,23 @@ type Options struct {
 	WorkDir string // temporary files; removed by the caller
 	GoTool  string // default "go"
 	Fanout  []int  // reader counts (default 10, 100, 500, 1000)
-	// RawFanout are extra fan-out steps read by rtspload's raw client, whose
+	// RawFanout are the fan-out steps read by rtspload's raw client, whose
 	// cost per packet is a fraction of gortsplib's: they show what the
-	// daemon does when the load client is not competing for the CPU.
+	// daemon does when the load client is not competing for the CPU. Each
+	// runs the floor (load.Floor) first, unless NoFloor.
 	RawFanout        []int
+	NoFloor          bool
 	Warmup, Measure  time.Duration // per fan-out step (default 2 s, 10 s)
 	StartupRuns      int           // default 5
 	DiscoveryCameras int           // default 100
 	TTFFReaders      int           // default 20
+	LiveReaders      int           // readers playing while the TTFF readers join (default 2000)
 	RevokeUsers      int           // revoked users, one reader each (default 100)
-	RevokeUnaffected int           // readers of the unaffected user (default 100)
+	RevokeUnaffected int           // readers of the unaffected user (default 1900: 2000 live with the revoked)
 	StartupCameras   int           // default 1000
+	Cameras          int           // many-cameras scenario: cameras (default 64)
+	CameraKbps       int           // their main profile's bitrate (default 2000)
+	CameraReaders    int           // readers of each (default 3)
 	StartupUsers     int           // default 10000
 	Only             []string      // scenarios to run; empty = all
 	ProfileDir       string        // if set: perf record of the daemon and a CPU profile of rtspload per fan-out step
@@ -62,6 +68,7 @@ type Results struct {
 	Startup    *StartupResult    `json:"startup,omitempty"`
 	Discovery  *DiscoveryResult  `json:"discovery,omitempty"`
 	Fanout     []FanoutResult    `json:"fanout,omitempty"`
+	Cameras    *CamerasResult    `json:"cameras,omitempty"`
 	TTFF       *TTFFResult       `json:"ttff,omitempty"`
 	Revocation *RevocationResult `json:"revocation,omitempty"`
 	Errors     []string          `json:"errors,omitempty"`
@@ -90,7 +97,10 @@ func (o *Options) defaults() {
 		o.GoTool = "go"
 	}
 	if o.Fanout == nil {
-		o.Fanout = []int{10, 100, 500, 1000}
+		o.Fanout = []int{100}
+	}
+	if o.RawFanout == nil {
+		o.RawFanout = []int{500, 1000, 2000}
 	}
 	if o.Warmup <= 0 {
 		o.Warmup = 2 * time.Second
@@ -111,7 +121,19 @@ func (o *Options) defaults() {
 		o.RevokeUsers = 100
 	}
 	if o.RevokeUnaffected <= 0 {
-		o.RevokeUnaffected = 100
+		o.RevokeUnaffected = 1900
+	}
+	if o.LiveReaders == 0 {
+		o.LiveReaders = 2000
+	}
+	if o.Cameras <= 0 {
+		o.Cameras = 64
+	}
+	if o.CameraKbps <= 0 {
+		o.CameraKbps = 2000
+	}
+	if o.CameraReaders <= 0 {
+		o.CameraReaders = 3
 	}
 	if o.StartupCameras <= 0 {
 		o.StartupCameras = 1000
@@ -174,7 +196,7 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 		note("discovery", r.Error)
 	})
 	var cam *camsimProc
-	needCam := o.wants("fanout") || o.wants("ttff") || o.wants("revocation")
+	needCam := o.wants("fanout") || o.wants("cameras") || o.wants("ttff") || o.wants("revocation")
 	if needCam && ctx.Err() == nil {
 		dir, err := os.MkdirTemp(o.WorkDir, "camsim-")
 		if err == nil {
@@ -203,15 +225,37 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 				res.Fanout = append(res.Fanout, r)
 				note(fmt.Sprintf("fanout %d", n), r.Error)
 			}
+			var prev *FanoutResult
 			for _, n := range o.RawFanout {
 				if ctx.Err() != nil {
 					return
 				}
+				var fl FanoutResult
+				if !o.NoFloor {
+					log.Info("floor (bare Go fan-out, raw client)", "readers", n)
+					fl = runFloor(ctx, &o, cam, n)
+					res.Fanout = append(res.Fanout, fl)
+					note(fmt.Sprintf("floor %d", n), fl.Error)
+				}
 				log.Info("fan-out (raw client)", "readers", n)
 				r := runFanout(ctx, &o, cam, n, "raw")
+				if fl.Error == "" && fl.DaemonCores > 0 && r.Error == "" {
+					r.FloorCores, r.FloorRatio = fl.DaemonCores, r.DaemonCores/fl.DaemonCores
+				}
+				if prev != nil && r.Error == "" && r.Readers > prev.Readers {
+					r.RSSMarginalKB = float64((r.RSSKB-r.BaselineRSSKB)-(prev.RSSKB-prev.BaselineRSSKB)) / float64(r.Readers-prev.Readers)
+				}
 				res.Fanout = append(res.Fanout, r)
+				if r.Error == "" {
+					prev = &res.Fanout[len(res.Fanout)-1]
+				}
 				note(fmt.Sprintf("fanout %d raw", n), r.Error)
 			}
+		})
+		step("cameras", func() {
+			r := runCameras(ctx, &o)
+			res.Cameras = &r
+			note("cameras", r.Error)
 		})
 		step("ttff", func() {
 			r := runTTFF(ctx, &o, cam, o.TTFFReaders)

@@ -12,6 +12,7 @@ import (
 // TTFFResult is the time-to-first-frame scenario.
 type TTFFResult struct {
 	Readers     int  `json:"readers"`
+	LiveReaders int  `json:"live_readers"` // other readers playing meanwhile
 	Keyframe    Dist `json:"keyframe"`     // DESCRIBE -> first packet of an IDR picture
 	FirstPacket Dist `json:"first_packet"` // DESCRIBE -> first RTP packet of any kind
 	// GOPS is the camera's keyframe interval, the worst case without a GOP cache.
@@ -36,6 +37,22 @@ func runTTFF(ctx context.Context, o *Options, cam *camsimProc, readers int) (res
 		return fail(err)
 	}
 	defer d.stop()
+	if o.LiveReaders > 0 {
+		// The joiners come while this many readers play (raw clients).
+		lp, err := startLoad(o.BinDir, pw+"\n", "--addr", d.rtsp, "--path", "cam1/main", "--readers", fmt.Sprint(o.LiveReaders),
+			"--user", "viewer", "--password-stdin", "--client", "raw", "--duration", "0", "--concurrency", "32")
+		if err != nil {
+			return fail(err)
+		}
+		defer lp.finish()
+		rctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+		_, err = lp.next(rctx, "ready")
+		cancel()
+		if err != nil {
+			return fail(err)
+		}
+		res.LiveReaders = o.LiveReaders
+	}
 	// Joining "a live stream": wait one GOP so the daemon has seen a
 	// keyframe. (A reader that comes within the first GOP after the camera
 	// went live waits for the camera's next keyframe, up to a GOP.)

@@ -10,6 +10,7 @@ type Event struct {
 	User   string  `json:"user,omitempty"`
 	Error  string  `json:"error,omitempty"`
 	RampMs float64 `json:"ramp_ms,omitempty"` // ready: first connect to every reader receiving
+	Addr   string  `json:"addr,omitempty"`    // floor_ready: where the floor server listens
 	Report *Report `json:"report,omitempty"`
 }
 

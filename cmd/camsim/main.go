@@ -70,6 +70,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		media2H265   = fs.Bool("media2-h265", false, "report each channel's first profile as H.265, through Media2 only (the RTSP stream stays H.264)")
 		maxStreams   = fs.Int("max-streams", 0, "RTSP sessions each camera serves at once; beyond it SETUP gets 453 Not Enough Bandwidth (0 = no cap)")
 		showVersion  = fs.Bool("version", false, "print the version and exit")
+		mainKbps     = fs.Int("main-kbps", 0, "bitrate of the main profile in kbit/s (0 = the default 4000)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -108,7 +109,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	sim, err := camsim.New(camsim.Options{
 		Cameras: *cameras, Addr: *addr, BasePort: *basePort, DiscoveryPort: *discPort,
 		DiscoveryInterfaces: ifaces, Username: *user, Password: password, Auth: *auth,
-		ClockSkew: *skew, Seed: *seed, Logger: log, HTTPS: *https,
+		ClockSkew: *skew, Seed: *seed, Logger: log, HTTPS: *https, Profiles: profiles(*mainKbps),
 		RecorderChannels: *recorderChs, MediaServices: *mediaSvcs, Media2H265: *media2H265, MaxStreams: *maxStreams,
 	})
 	if err != nil {
@@ -220,4 +221,19 @@ func readPassword(fromStdin bool, file string, stdin io.Reader) (string, error) 
 		return "", errors.New("the password is empty")
 	}
 	return line, nil
+}
+
+// profiles returns the default profiles with the main one at mainKbps
+// (nil, the defaults, when 0).
+func profiles(mainKbps int) []media.Profile {
+	if mainKbps <= 0 {
+		return nil
+	}
+	ps := camsim.DefaultProfiles()
+	for i := range ps {
+		if ps[i].Name == "main" {
+			ps[i].BitrateKbps = mainKbps
+		}
+	}
+	return ps
 }

@@ -59,6 +59,9 @@ type options struct {
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "floor" {
+		return runFloor(args[1:], stdin, stdout, stderr)
+	}
 	fs := flag.NewFlagSet("rtspload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
@@ -69,7 +72,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		credsFile = fs.String("credentials-file", "", `"user:password" lines; reader i uses line i mod lines`)
 	)
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8554", "RTSP server host:port")
-	fs.StringVar(&o.path, "path", "", "camera/stream to play")
+	fs.StringVar(&o.path, "path", "", "camera/stream to play; a comma-separated list: reader i plays entry i modulo its length")
 	fs.IntVar(&o.readers, "readers", 10, "number of readers")
 	fs.IntVar(&o.concurrency, "concurrency", 32, "readers connecting at once")
 	fs.DurationVar(&o.readyTimeout, "ready-timeout", 90*time.Second, "how long every reader may take to receive its first packet")
@@ -139,6 +142,54 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err := runLoad(ctx, o, in, &eventWriter{enc: json.NewEncoder(stdout)}); err != nil {
 		fmt.Fprintln(stderr, "rtspload:", err)
 		return 1
+	}
+	return 0
+}
+
+// runFloor serves the bare fan-out floor (load.Floor) of --source on
+// --listen until stdin closes or a signal comes. It prints
+// {"event":"floor_ready","addr":"127.0.0.1:PORT"} once it listens.
+func runFloor(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("rtspload floor", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:0", "address readers connect to")
+	source := fs.String("source", "", "rtsp:// URL of the camera (no credentials in it)")
+	user := fs.String("user", "", "camera user (with --password-stdin)")
+	passStdin := fs.Bool("password-stdin", false, "read the camera password from the first line of stdin")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *source == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "rtspload floor: --source is required and there are no arguments")
+		return 2
+	}
+	in := bufio.NewReader(stdin)
+	pw := ""
+	if *passStdin {
+		var err error
+		if pw, err = readPassword(true, "", in); err != nil {
+			fmt.Fprintln(stderr, "rtspload floor:", err)
+			return 2
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	f, err := load.StartFloor(ctx, *listen, *source, *user, pw)
+	if err != nil {
+		fmt.Fprintln(stderr, "rtspload floor:", err)
+		return 1
+	}
+	defer f.Close()
+	ew := &eventWriter{enc: json.NewEncoder(stdout)}
+	ew.emit(load.Event{Event: "floor_ready", Addr: f.Addr()})
+	done := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, in)
+		close(done)
+	}()
+	select {
+	case <-ctx.Done():
+	case <-done:
 	}
 	return 0
 }
@@ -222,7 +273,8 @@ func runLoad(ctx context.Context, o options, in *bufio.Reader, out *eventWriter)
 			defer wg.Done()
 			for i := range jobs {
 				c := o.creds[i%len(o.creds)]
-				cfg := load.ReaderConfig{Addr: o.addr, Path: o.path, User: c.user, Password: c.password}
+				paths := strings.Split(o.path, ",")
+				cfg := load.ReaderConfig{Addr: o.addr, Path: paths[i%len(paths)], User: c.user, Password: c.password}
 				if o.events {
 					cfg.OnClose = func(id int, user string, at time.Time, err error) {
 						if quiet.Load() {

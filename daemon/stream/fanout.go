@@ -278,6 +278,10 @@ func (f *fanout) publish(now time.Time) {
 	if u == nil || len(u.pkts) == 0 {
 		return
 	}
+	if cap(u.raw)-len(u.raw) > 4<<10 {
+		// The GOP cache holds units for seconds: no slack kept.
+		u.raw = append(make([]byte, 0, len(u.raw)), u.raw...)
+	}
 	if f.allKey {
 		u.key = true
 	}

@@ -36,19 +36,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var (
 		o       bench.Options
-		fanout  = fs.String("fanout", "10,100,500,1000", "reader counts of the fan-out scenario (gortsplib readers); empty = none")
-		rawFan  = fs.String("raw-fanout", "1000", "extra fan-out steps with rtspload's light raw client; empty = none")
+		fanout  = fs.String("fanout", "100", "fan-out steps read by gortsplib clients; empty = none")
+		rawFan  = fs.String("raw-fanout", "500,1000,2000", "fan-out steps read by rtspload's light raw client, each after the floor (bare Go fan-out) at the same count; empty = none")
 		only    = fs.String("only", "", "comma-separated scenarios to run ("+strings.Join(bench.Scenarios, ", ")+"); empty = all")
 		out     = fs.String("out", "bench/results", "directory for latest.json and the timestamped copy")
 		verbose = fs.Bool("v", false, "log progress to stderr")
 	)
 	fs.StringVar(&o.BinDir, "bin-dir", "bin", "directory holding camwardend, camsim and rtspload")
+	fs.BoolVar(&o.NoFloor, "no-floor", false, "do not run the floor before each raw fan-out step")
 	fs.StringVar(&o.RepoDir, "repo", ".", "module root (for go test -bench)")
 	fs.DurationVar(&o.Measure, "measure", 10*time.Second, "fan-out measurement window")
 	fs.DurationVar(&o.Warmup, "warmup", 2*time.Second, "fan-out warm-up after every reader receives")
 	fs.IntVar(&o.StartupRuns, "startup-runs", 5, "daemon starts timed by the start-up scenario")
 	fs.IntVar(&o.TTFFReaders, "ttff-readers", 20, "readers of the time-to-first-frame scenario")
 	fs.IntVar(&o.DiscoveryCameras, "discovery-cameras", 100, "cameras of the discovery scenario")
+	fs.IntVar(&o.Cameras, "cameras", 64, "cameras of the many-cameras scenario")
+	fs.IntVar(&o.CameraKbps, "camera-kbps", 2000, "their bitrate (kbit/s)")
+	fs.IntVar(&o.LiveReaders, "live-readers", 2000, "readers playing while the time-to-first-frame readers join")
 	fs.StringVar(&o.ProfileDir, "profile-dir", "", "record perf data of the daemon and a CPU profile of rtspload per fan-out step here")
 	if err := fs.Parse(args); err != nil {
 		return 2
