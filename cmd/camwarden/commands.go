@@ -217,17 +217,17 @@ var commands = []command{
 				})
 			}
 		}},
-	{path: "camera add", args: "NAME (--url rtsp://... | --exec 'COMMAND ... {output}') [--user U --password-stdin] [--stream main] [--transport auto|tcp|udp] [--on-demand] [--allow-basic]",
-		summary: "add a camera by RTSP URL, or by a command that publishes it to {output}", minArgs: 1, maxArgs: 1,
+	{path: "camera add", args: "NAME (--url rtsp://...|http://.../video.mjpg | --exec 'COMMAND ... {output}') [--user U --password-stdin] [--stream main] [--transport auto|tcp|udp] [--on-demand] [--allow-basic]",
+		summary: "add a camera by RTSP URL (or multipart MJPEG over HTTP), or by a command that publishes it to {output}", minArgs: 1, maxArgs: 1,
 		setup: func(fs *flag.FlagSet) runFunc {
-			rawURL := fs.String("url", "", "the camera's RTSP URL, without credentials")
+			rawURL := fs.String("url", "", "the camera's RTSP URL (or HTTP MJPEG URL, served as RTP/JPEG), without credentials")
 			execCmd := fs.String("exec", "", "a command (no shell) publishing the stream over RTSP to {output}; the camera password reaches it as $CAMWARDEN_PASSWORD")
 			user := fs.String("user", "", "user name for the camera")
 			pwStdin := fs.Bool("password-stdin", false, "read the camera's password from stdin (one line)")
 			stream := fs.String("stream", "main", "name of the stream")
 			transport := fs.String("transport", "auto", "RTP transport to the camera: auto, tcp or udp")
 			onDemand := fs.Bool("on-demand", false, "pull the stream only while someone reads it")
-			allowBasic := fs.Bool("allow-basic", false, "answer the camera's RTSP Basic challenge (sends its password in clear; default: Digest only)")
+			allowBasic := fs.Bool("allow-basic", false, "answer the camera's RTSP/HTTP Basic challenge (sends its password in clear; default: Digest only)")
 			return func(e *env, args []string) error {
 				if *rawURL == "" && *execCmd == "" {
 					return usagef("--url is required (or --exec with a command that publishes the stream to {output})")

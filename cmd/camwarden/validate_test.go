@@ -22,7 +22,7 @@ func TestBadValuesAreUsageErrors(t *testing.T) {
 		{"", []string{"camera", "add", "cam1", "--url", "rtsp:///s"}, "stream URL has no host"},
 		{"", []string{"camera", "add", "cam1", "--url", "rtsp://bad_host!/s"}, "invalid host name"},
 		{"", []string{"camera", "add", "cam1", "--url", "rtsp://127.0.0.1:99999/s"}, "invalid port"},
-		{"", []string{"camera", "add", "cam1", "--url", "http://127.0.0.1/s"}, "rtsp:// or rtsps://"},
+		{"", []string{"camera", "add", "cam1", "--url", "ftp://127.0.0.1/s"}, "rtsp://, rtsps:// URL (or http://, https:// for an MJPEG camera)"},
 		{"", []string{"camera", "set", "cam1", "--transport", "carrier"}, "--transport must be auto, tcp or udp"},
 		{"", []string{"camera", "set", "cam1", "--url", "rtsp:///x"}, "no host"},
 		{"", []string{"camera", "show", "CAM"}, `invalid camera name "CAM"`},

@@ -106,8 +106,9 @@ func ParseTransport(s string) (Transport, error) {
 // CredentialsInURL is the refusal of a URL that carries user:password.
 const CredentialsInURL = "put credentials in --user/--password-stdin, not the URL"
 
-// CheckStreamURL validates a camera stream URL: rtsp or rtsps, a host name
-// or address, a valid port if any, and no credentials.
+// CheckStreamURL validates a camera stream URL: rtsp or rtsps (or http or
+// https: multipart MJPEG, served as RTP/JPEG), a host name or address, a
+// valid port if any, and no credentials.
 func CheckStreamURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -119,8 +120,10 @@ func CheckStreamURL(raw string) error {
 	if u.User != nil {
 		return invalidf("%s", CredentialsInURL)
 	}
-	if u.Scheme != "rtsp" && u.Scheme != "rtsps" {
-		return invalidf("--url must be an rtsp:// or rtsps:// URL")
+	switch u.Scheme {
+	case "rtsp", "rtsps", "http", "https":
+	default:
+		return invalidf("--url must be an rtsp://, rtsps:// URL (or http://, https:// for an MJPEG camera)")
 	}
 	if u.Fragment != "" || strings.HasSuffix(raw, "#") {
 		// RTSP has no fragments; a '#' here is most likely part of a pasted password.

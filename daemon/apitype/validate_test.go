@@ -8,7 +8,7 @@ import (
 )
 
 func TestCheckStreamURL(t *testing.T) {
-	good := []string{"rtsp://127.0.0.1/s", "rtsps://cam.example:322/live?x=1", "rtsp://[::1]:554/a", "rtsp://cam-1.lan/ch0"}
+	good := []string{"rtsp://127.0.0.1/s", "rtsps://cam.example:322/live?x=1", "rtsp://[::1]:554/a", "rtsp://cam-1.lan/ch0", "http://10.0.0.9/video.mjpg", "https://cam.lan:8443/video.cgi?res=1"}
 	for _, u := range good {
 		if err := CheckStreamURL(u); err != nil {
 			t.Errorf("CheckStreamURL(%q) = %v", u, err)
@@ -22,7 +22,8 @@ func TestCheckStreamURL(t *testing.T) {
 		"rtsp://h:0/s":              "invalid port",
 		"rtsp://h:99999/s":          "invalid port",
 		"rtsp://h:/s":               "empty port",
-		"http://h/s":                "rtsp:// or rtsps://",
+		"ftp://h/s":                 "rtsp://, rtsps:// URL (or http://, https:// for an MJPEG camera)",
+		"http://u:pw@h/video.mjpg":  CredentialsInURL,
 		"rtsp://u:pw@h/s":           CredentialsInURL,
 		"rtsp://u:p/w@h/s":          CredentialsInURL,
 		"rtsp://u:se cret@[::1/":    CredentialsInURL,

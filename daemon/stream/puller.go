@@ -105,27 +105,16 @@ func backoff(min, max time.Duration, attempt int) time.Duration {
 // serving (zero if it never did). Returned errors never hold the password.
 func (p *path) pullOnce(ctx context.Context) (liveAt time.Time, err error) {
 	sp := p.spec
+	if isHTTPSource(sp.URL) {
+		return p.pullMJPEGOnce(ctx)
+	}
 	u, err := base.ParseURL(sp.URL)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("invalid camera URL %s", apitype.RedactURL(sp.URL))
 	}
-	user, pass := sp.Username, ""
-	if u.User != nil {
-		if user == "" {
-			user = u.User.Username()
-		}
-		if pw, ok := u.User.Password(); ok {
-			pass = pw
-		}
-	}
-	if sp.Password != nil {
-		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		pw, perr := sp.Password(pctx)
-		cancel()
-		if perr != nil {
-			return time.Time{}, fmt.Errorf("cannot unseal camera password: %s", scrub(perr.Error(), pw))
-		}
-		pass = pw
+	user, pass, err := sp.credentials(ctx, (*url.URL)(u))
+	if err != nil {
+		return time.Time{}, err
 	}
 	defer func() {
 		if err != nil {
