@@ -428,7 +428,7 @@ func builtDebs(t *testing.T) map[string]string {
 		// upgrade test, and gzip saves it ten seconds of xz on a busy machine.
 		for _, b := range []struct{ version, compression string }{{"0.1.0", "xz"}, {"0.1.1", "gzip"}} {
 			v := b.version
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // xz of the binaries is slow on a loaded 2-core box
 			out, stderr, err := run(ctx, nil, "sh", buildScript, "--version", v, "--compression", b.compression,
 				"--bin-dir", bins, "--out", filepath.Join(tmp, "dist"), "--arch", "amd64")
 			cancel()
