@@ -42,6 +42,11 @@ func TestCheckExecCommand(t *testing.T) {
 			t.Errorf("CheckExecCommand(%q) accepted", bad)
 		}
 	}
+	for _, ok := range []string{"rtmp://10.0.0.5/live/cam", "rtmps://10.0.0.5:443/app/key", "rtsp://h/x"} {
+		if err := CheckStreamURL(ok); err != nil {
+			t.Errorf("CheckStreamURL(%q): %v", ok, err)
+		}
+	}
 	if StreamSource("", "x {output}") != SourceExec || StreamSource("rtmp://h/a", "") != SourceRTMP ||
 		StreamSource("http://h/v.mjpg", "") != SourceHTTP || StreamSource("rtsp://h/", "") != SourceRTSP {
 		t.Error("StreamSource")

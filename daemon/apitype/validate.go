@@ -107,7 +107,7 @@ func ParseTransport(s string) (Transport, error) {
 const CredentialsInURL = "put credentials in --user/--password-stdin, not the URL"
 
 // CheckStreamURL validates a camera stream URL: rtsp or rtsps (or http or
-// https: multipart MJPEG, served as RTP/JPEG), a host name or address, a
+// https: multipart MJPEG, served as RTP/JPEG; rtmp or rtmps), a host name or address, a
 // valid port if any, and no credentials.
 func CheckStreamURL(raw string) error {
 	u, err := url.Parse(raw)
@@ -121,9 +121,9 @@ func CheckStreamURL(raw string) error {
 		return invalidf("%s", CredentialsInURL)
 	}
 	switch u.Scheme {
-	case "rtsp", "rtsps", "http", "https":
+	case "rtsp", "rtsps", "http", "https", "rtmp", "rtmps":
 	default:
-		return invalidf("--url must be an rtsp://, rtsps:// URL (or http://, https:// for an MJPEG camera)")
+		return invalidf("--url must be an rtsp://, rtsps:// URL (or http://, https:// for an MJPEG camera; rtmp://, rtmps:// for RTMP; for anything else use --exec)")
 	}
 	if u.Fragment != "" || strings.HasSuffix(raw, "#") {
 		// RTSP has no fragments; a '#' here is most likely part of a pasted password.

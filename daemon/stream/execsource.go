@@ -63,8 +63,11 @@ type execState struct {
 
 // sourceOnce runs one connection of a camera path's source.
 func (p *path) sourceOnce(ctx context.Context) (time.Time, error) {
-	if len(p.spec.Exec) > 0 {
+	switch {
+	case len(p.spec.Exec) > 0:
 		return p.execOnce(ctx)
+	case isRTMP(p.spec.URL):
+		return p.rtmpOnce(ctx)
 	}
 	return p.pullOnce(ctx)
 }

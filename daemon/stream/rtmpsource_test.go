@@ -1,0 +1,126 @@
+package stream
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startNginxRTMP runs Debian's nginx with its RTMP module (apt
+// libnginx-mod-rtmp) on 127.0.0.1 and returns its address.
+func startNginxRTMP(t *testing.T) string {
+	t.Helper()
+	const module = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
+	if _, err := os.Stat(module); err != nil {
+		t.Fatalf("nginx RTMP module missing (apt libnginx-mod-rtmp; CI installs it): %v", err)
+	}
+	dir := t.TempDir()
+	addr := freePort(t)
+	conf := fmt.Sprintf(`load_module %s;
+daemon off;
+master_process off;
+worker_processes 1;
+error_log %s/error.log info;
+pid %s/nginx.pid;
+events { worker_connections 64; }
+rtmp { server { listen %s; application live { live on; } } }
+`, module, dir, dir, addr)
+	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("nginx", "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-e", filepath.Join(dir, "error.log"))
+	var out syncBuf
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("nginx: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	waitFor(t, 10*time.Second, "nginx RTMP listening on "+addr, func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return addr
+}
+
+// publishRTMP loops the clip into the RTMP server with the Debian ffmpeg.
+func publishRTMP(t *testing.T, clip, url string) {
+	t.Helper()
+	cmd := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", clip,
+		"-c", "copy", "-f", "flv", url)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+}
+
+// TestRTMPSourcePulledFromNginx: a stream pulled over RTMP from a real
+// RTMP server (nginx's RTMP module, fed by ffmpeg) is served as H.264 and
+// AAC over RTSP; ffprobe sees both.
+func TestRTMPSourcePulledFromNginx(t *testing.T) {
+	clip := makeTestClip(t)
+	addr := startNginxRTMP(t)
+	publishRTMP(t, clip, "rtmp://"+addr+"/live/cam")
+	r := newRig(t, nil)
+	r.srv.SetCameras(context.Background(), []CameraSpec{camSpec("rtmpcam", "main", "rtmp://"+addr+"/live/cam", func(sp *StreamSpec) {
+		sp.Username, sp.Password, sp.Transport = "", nil, ""
+	})})
+	deadline := time.Now().Add(30 * time.Second)
+	for r.status("rtmpcam/main").State != StateLive {
+		if time.Now().After(deadline) {
+			t.Fatalf("RTMP source not live: %+v\nlogs:\n%s", r.status("rtmpcam/main"), r.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	st := r.status("rtmpcam/main")
+	if strings.Join(st.Codecs, ",") != "H264,AAC" || st.Width != 320 || st.Height != 240 {
+		t.Errorf("status %+v", st)
+	}
+	p, stderr, err := ffprobe(t, "tcp", r.url("alice", "alicepw", "rtmpcam/main"))
+	if err != nil {
+		t.Fatalf("ffprobe: %v: %s\nlogs:\n%s", err, stderr, r.logs.String())
+	}
+	codecs := map[string]bool{}
+	for _, s := range p.Streams {
+		codecs[s.CodecName] = true
+	}
+	if len(p.Streams) != 2 || !codecs["h264"] || !codecs["aac"] {
+		t.Errorf("ffprobe saw %+v, want h264 and aac", p)
+	}
+	// A reader decodes it without errors.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", r.url("alice", "alicepw", "rtmpcam/main"),
+		"-t", "2", "-f", "null", "-").CombinedOutput()
+	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		t.Errorf("ffmpeg decoding the restream: %v: %s", err, out)
+	}
+}
+
+// TestRTMPSourceDownIsRetried: an RTMP URL nobody serves is retried with
+// backoff and the error names it.
+func TestRTMPSourceDownIsRetried(t *testing.T) {
+	r := newRig(t, nil)
+	addr := freePort(t)
+	r.srv.SetCameras(context.Background(), []CameraSpec{camSpec("gone", "main", "rtmp://"+addr+"/live/x", nil)})
+	waitFor(t, 20*time.Second, "two retries", func() bool { return r.status("gone/main").Reconnects >= 2 })
+	st := r.status("gone/main")
+	if st.State != StateBackoff && st.State != StateConnecting || !strings.Contains(st.LastError, "connect rtmp://"+addr) {
+		t.Errorf("status %+v", st)
+	}
+	r.assertNoSecret(camPassword)
+}
