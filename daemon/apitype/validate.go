@@ -123,7 +123,7 @@ func CheckStreamURL(raw string) error {
 	switch u.Scheme {
 	case "rtsp", "rtsps", "http", "https", "rtmp", "rtmps":
 	default:
-		return invalidf("--url must be an rtsp://, rtsps:// URL (or http://, https:// for an MJPEG camera; rtmp://, rtmps:// for RTMP; for anything else use --exec)")
+		return invalidf("--url must be an rtsp://, rtsps:// URL (or http://, https:// for an MJPEG camera), an rtmp:// or rtmps:// URL, or use --exec for anything else")
 	}
 	if u.Fragment != "" || strings.HasSuffix(raw, "#") {
 		// RTSP has no fragments; a '#' here is most likely part of a pasted password.
