@@ -291,3 +291,23 @@ func TestH265InBandParameterChange(t *testing.T) {
 		t.Errorf("ffprobe after the change: %+v %v %s", p, err, stderr)
 	}
 }
+
+// Packets above our packet size of a codec that cannot be split here are
+// not dropped silently: the track's status counts and explains them.
+func TestOversizedUnsplittableReported(t *testing.T) {
+	sdp := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=raw\r\nt=0 0\r\nm=audio 0 RTP/AVP 0\r\na=control:trackID=0\r\na=rtpmap:0 PCMU/8000\r\n"
+	cam := startRawCam(t, "bigpcmu", sdp)
+	r := newRig(t, nil)
+	r.srv.SetCameras(context.Background(), []CameraSpec{camSpec("cam1", "big", cam.url(), nil)})
+	waitFor(t, 10*time.Second, "oversized packets counted", func() bool {
+		st := r.status("cam1/big")
+		return st.State == StateLive && len(st.Tracks) == 1 && st.Tracks[0].Oversized > 5
+	})
+	tr := r.status("cam1/big").Tracks[0]
+	if tr.Codec != "PCMU" || !strings.Contains(tr.Problem, "larger than the server's packet size dropped: PCMU cannot be re-packetised") {
+		t.Errorf("track %+v", tr)
+	}
+	if n := strings.Count(r.logs.String(), "cannot be re-packetised here"); n != 1 {
+		t.Errorf("%d log lines about the dropped packets, want 1", n)
+	}
+}

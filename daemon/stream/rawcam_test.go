@@ -25,7 +25,8 @@ type rawCam struct {
 	sdp  string
 	mode string // "big" (4000-byte packets), "garbage", "stall", "ssrc" (RTP session restarts), "spschange",
 	// "wrongcodec" (announces H.264, sends RTP/JPEG), "junkpayload" (valid RTP, payloads of random bytes
-	// after the 10th frame), "ptchange" (payload type 97 from the 10th frame on)
+	// after the 10th frame), "ptchange" (payload type 97 from the 10th frame on), "bigpcmu" (2000-byte
+	// G.711 packets: give it an SDP with a PCMU track)
 	sessions atomic.Int32
 	wg       sync.WaitGroup
 	mu       sync.Mutex
@@ -239,6 +240,12 @@ func (c *rawCam) play(write func([]byte) error) {
 				_ = write([]byte("$\x00\x00\x05garbage that is not RTP at all \x00\xff"))
 				continue
 			}
+		case "bigpcmu":
+			p := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: uint16(n), Timestamp: uint32(n * 2000), SSRC: 7, Marker: true}, Payload: fill(0x55, 2000, n)}
+			if err := write(interleave(p)); err != nil {
+				return
+			}
+			continue
 		case "junkpayload":
 			if n > 10 {
 				junk := []byte{0xff, 0xd8, 0x13, 0x37, 0x00, 0x42}
