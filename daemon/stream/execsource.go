@@ -379,10 +379,14 @@ func (p *path) execLive(ss *gortsplib.ServerSession) {
 // execGone tells the exec runner that its publisher left.
 func (p *path) execGone(ss *gortsplib.ServerSession) {
 	p.mu.Lock()
-	if p.exec.session == ss {
+	current := p.exec.session == ss
+	if current {
 		p.exec.session, p.exec.live = nil, false
 	}
 	p.mu.Unlock()
+	if !current {
+		return // the runner dropped it (stopping, idle): its state is the runner's
+	}
 	p.goDown(StateConnecting, "")
 	signal(p.exec.events)
 }
