@@ -150,7 +150,8 @@ func (b backend) GroupMapAdd(ctx context.Context, c api.Caller, m apitype.GroupM
 	if err != nil {
 		return nil, err
 	}
-	return b.identityMutation(ctx, c, "group.map", m.Group, args, func(tx *store.Tx) error { return tx.AddGroupMapping(sm) })
+	return b.identityChange(ctx, c, "group.map", m.Group, args, func(tx *store.Tx) error { return tx.AddGroupMapping(sm) },
+		b.d.regroupSessions)
 }
 
 func (b backend) GroupMapRemove(ctx context.Context, c api.Caller, m apitype.GroupMapping) (*apitype.MutationResult, error) {
@@ -158,7 +159,8 @@ func (b backend) GroupMapRemove(ctx context.Context, c api.Caller, m apitype.Gro
 	if err != nil {
 		return nil, err
 	}
-	return b.identityMutation(ctx, c, "group.unmap", m.Group, args, func(tx *store.Tx) error { return tx.RemoveGroupMapping(sm) })
+	return b.identityChange(ctx, c, "group.unmap", m.Group, args, func(tx *store.Tx) error { return tx.RemoveGroupMapping(sm) },
+		b.d.regroupSessions)
 }
 
 func (b backend) DirectoryShow(ctx context.Context, c api.Caller) (*apitype.Directory, error) {
@@ -218,12 +220,12 @@ func (b backend) DirectorySet(ctx context.Context, c api.Caller, req apitype.Dir
 			}
 		}
 		return tx.SetDirectory(rec, req.BindPassword)
-	}, b.d.identity.reloadDirectory)
+	}, b.d.directoryChanged)
 }
 
 func (b backend) DirectoryClear(ctx context.Context, c api.Caller) (*apitype.MutationResult, error) {
 	return b.identityChange(ctx, c, "directory.clear", "directory", nil, func(tx *store.Tx) error { return tx.ClearDirectory() },
-		b.d.identity.reloadDirectory)
+		b.d.directoryChanged)
 }
 
 // DirectoryTest logs a user in against the directory (no session) and says

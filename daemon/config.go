@@ -29,7 +29,18 @@ type Config struct {
 	LogFormat           string
 	AdminGroup          string
 	MetricsAddr         string // "" = no metrics listener; an empty host means loopback
+	// BasicAuth says where readers may send a password or token in clear
+	// form (Basic, a token as the password or in ?token=): BasicTLSOnly,
+	// BasicAlways or BasicNever. Digest works everywhere.
+	BasicAuth string
 }
+
+// basic_auth values.
+const (
+	BasicTLSOnly = "tls-only"
+	BasicAlways  = "always"
+	BasicNever   = "never"
+)
 
 // Defaults for a packaged install.
 const (
@@ -51,6 +62,7 @@ func DefaultConfig() Config {
 		LogLevel:          "info",
 		LogFormat:         "text",
 		AdminGroup:        DefaultAdminGroup,
+		BasicAuth:         BasicTLSOnly,
 	}
 }
 
@@ -95,6 +107,14 @@ var configKeys = map[string]func(c *Config, v string) error{
 		}
 		c.MetricsAddr = net.JoinHostPort(host, port)
 		return nil
+	},
+	"basic_auth": func(c *Config, v string) error {
+		switch v {
+		case BasicTLSOnly, BasicAlways, BasicNever:
+			c.BasicAuth = v
+			return nil
+		}
+		return fmt.Errorf("want tls-only, always or never")
 	},
 	"rtsp_udp": func(c *Config, v string) error {
 		b, err := strconv.ParseBool(v)

@@ -57,6 +57,8 @@ type Daemon struct {
 	metrics *metrics.Metrics // nil when monitoring is off
 	// identity holds the token verifier and tracker (#13); set before the API starts.
 	identity *identityState
+	// viewers serves token and directory logins to the stream server.
+	viewers *viewers
 
 	ops     chan func()
 	stopped chan struct{} // closed when the loop has exited: do and post give up
@@ -174,12 +176,15 @@ func (d *Daemon) run(ctx context.Context) error {
 		return err
 	}
 	defer d.identity.close()
+	d.viewers = newViewers(d)
 
 	scfg := stream.Config{
 		RTSPAddress: cfg.RTSPAddr,
 		Listener:    listeners["rtsp"],
 		Logger:      log.Named("stream"),
 		Auth:        d.auth,
+		External:    d.viewers,
+		BasicAuth:   func() string { return d.snap.Load().cfg.BasicAuth },
 		Policy:      func() *access.Policy { return d.snap.Load().policy },
 	}
 	if d.metrics != nil {

@@ -58,14 +58,14 @@ func (d *Daemon) startIdentity(ctx context.Context) (*identityState, error) {
 		}
 		go d.streams.End(sessionID, why)
 	})
-	// Directory sessions are not wired yet: the changes are logged and
-	// audited; closing the sessions they no longer allow comes with the
-	// auth-path wiring.
+	// Sync changes close the directory sessions they no longer allow, off
+	// the syncer's goroutine (closing waits for the connections).
 	id.onSync = func(changes []directory.Change) {
 		for _, c := range changes {
 			log.Info("directory user changed", "user", c.User, "change", c.Kind.String(), "mapped_groups", strings.Join(c.Groups, ","))
 			auditSystem("directory.sync", c.User, c.Kind.String(), map[string]string{"mapped_groups": strings.Join(c.Groups, ",")})
 		}
+		go d.viewers.onDirectorySync(changes)
 	}
 	id.verifier = token.New(token.Options{
 		Events: id.tracker,

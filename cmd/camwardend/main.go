@@ -24,6 +24,7 @@ var flagKeys = []struct{ flag, key, usage string }{
 	{"socket", "socket", "admin API Unix socket (default " + daemon.DefaultSocket + ")"},
 	{"rtsp-addr", "rtsp_addr", "RTSP listen address HOST:PORT (default " + daemon.DefaultRTSPAddr + ")"},
 	{"rtsp-udp", "rtsp_udp", "offer UDP transport to readers: true or false (default true)"},
+	{"basic-auth", "basic_auth", "where readers may log in with Basic or a token: tls-only, always or never (default tls-only)"},
 	{"key-file", "key_file", "master key file (default $CREDENTIALS_DIRECTORY/master.key when systemd sets it)"},
 	{"discovery-interfaces", "discovery_interfaces", "comma-separated interfaces for ONVIF discovery; empty = all up multicast interfaces, none = off"},
 	{"discovery-interval", "discovery_interval", "how often to re-probe for cameras (default 5m)"},

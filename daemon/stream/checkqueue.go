@@ -180,6 +180,7 @@ type basicFlights struct {
 type basicFlight struct {
 	done     chan struct{}
 	ver      uint64
+	ext      *Principal // a directory login's principal
 	ok, busy bool
 }
 

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/camwarden/camwarden/daemon/access"
+	"github.com/camwarden/camwarden/daemon/identity/token"
 )
 
 // connState is our view of one RTSP connection.
@@ -26,6 +28,7 @@ type connState struct {
 	opened time.Time
 	closed chan struct{}
 	gate   unauthEntry // guarded by Server.unauth's mutex
+	tls    bool        // RTSPS: a password or token may come in clear form
 
 	mu   sync.Mutex
 	told map[string]struct{} // session ids our answers gave this connection
@@ -113,9 +116,10 @@ func (h *handler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) 
 	delete(h.s.sessions, ctx.Session)
 	var p *path
 	var pub bool
+	var ext *Principal
 	reason, counted := "", false
 	if se != nil {
-		reason, counted = se.closeReason, se.user != ""
+		reason, counted, ext = se.closeReason, se.user != "", se.ext
 		p = se.p
 		pub = p != nil && p.published && p.publisher == ctx.Session
 		if pub && h.s.paths[p.name] == p {
@@ -144,6 +148,7 @@ func (h *handler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) 
 		h.s.cfg.Observer.SessionClosed(reason)
 	}
 	if se != nil {
+		h.s.extEnded(se, ext)
 		close(se.closed)
 	}
 }
@@ -152,10 +157,20 @@ var errRefused = errors.New("refused")
 
 func unauthorized() *base.Response { return &base.Response{StatusCode: base.StatusUnauthorized} }
 
+// authorized is who a request proved to be: a local user (user, ver) or a
+// Principal (ext != nil; user is then its name).
+type authorized struct {
+	user string
+	ver  uint64
+	ext  *Principal
+}
+
 // authorize authenticates the request and checks action on the path against
 // the current policy. Every refusal (bad credentials, unknown path, path not
-// allowed) is the same 401, so a stranger cannot enumerate cameras.
-func (h *handler) authorize(conn *gortsplib.ServerConn, req *base.Request, rawPath string, action access.Action) (user string, ver uint64, name string, res *base.Response, err error) {
+// allowed) is the same 401, so a stranger cannot enumerate cameras. A token
+// comes in the query (?token=, never logged) or as a Basic password; a Basic
+// login whose name is no local user goes to the directory.
+func (h *handler) authorize(conn *gortsplib.ServerConn, req *base.Request, rawPath, query string, action access.Action) (who authorized, name string, res *base.Response, err error) {
 	cs := connStateOf(conn)
 	ip := ""
 	if cs != nil {
@@ -163,34 +178,48 @@ func (h *handler) authorize(conn *gortsplib.ServerConn, req *base.Request, rawPa
 	}
 	if h.s.thr.blocked(ip) {
 		// No challenge and the connection closes.
-		return "", 0, "", unauthorized(), errRefused
+		return who, "", unauthorized(), errRefused
 	}
-	hv, present := req.Header["Authorization"]
 	var ah headers.Authorization
-	if !present || len(hv) == 0 {
-		ensureNonce(conn, req)
-		return "", 0, "", unauthorized(), liberrors.ErrServerAuth{}
-	}
 	ok := false
 	method := "other"
 	counted := false // the failure is already on the throttle's books
 	var busy *base.Response
-	if bu, bp, isBasic := parseBasic(hv); isBasic {
+	hv, present := req.Header["Authorization"]
+	clear := h.s.basicAllowed(cs)
+	if tok, _ := token.SplitQuery(query); tok != "" && h.s.cfg.External != nil {
+		method = "token"
+		if clear {
+			who.ext, ok = h.checkToken(ip, tok)
+		} else {
+			h.s.clearNotes.note(h.s.log, "refused a token sent without TLS (basic_auth = "+h.s.cfg.BasicAuth()+")")
+		}
+		ensureNonce(conn, req)
+	} else if !present || len(hv) == 0 {
+		ensureNonce(conn, req)
+		return who, "", unauthorized(), liberrors.ErrServerAuth{}
+	} else if bu, bp, isBasic := parseBasic(hv); isBasic {
 		method = "basic"
 		// Our own Basic parsing: gortsplib's refuses passwords holding ':'.
 		ah.Method, ah.Username = headers.AuthMethodBasic, bu
-		ver, ok, counted, busy = h.checkBasic(ip, bu, bp)
+		if clear {
+			method, who, ok, counted, busy = h.checkBasicOrToken(ip, bu, bp)
+		} else {
+			h.s.clearNotes.note(h.s.log, "refused a Basic login sent without TLS (basic_auth = "+h.s.cfg.BasicAuth()+"); use Digest or RTSPS")
+		}
 		ensureNonce(conn, req)
 	} else if perr := ah.Unmarshal(hv); perr == nil {
 		switch ah.Method {
 		case headers.AuthMethodBasic:
 			method = "basic"
-			ver, ok, counted, busy = h.checkBasic(ip, ah.Username, ah.BasicPass)
+			if clear {
+				method, who, ok, counted, busy = h.checkBasicOrToken(ip, ah.Username, ah.BasicPass)
+			}
 			ensureNonce(conn, req)
 		case headers.AuthMethodDigest:
 			method = "digest"
 			var secret string
-			secret, ver, ok = h.s.cfg.Auth.DigestSecret(ah.Username)
+			secret, who.ver, ok = h.s.cfg.Auth.DigestSecret(ah.Username)
 			if ok && secret != "" {
 				ok = conn.VerifyCredentials(req, ah.Username, secret)
 			} else {
@@ -205,23 +234,22 @@ func (h *handler) authorize(conn *gortsplib.ServerConn, req *base.Request, rawPa
 	}
 	if busy != nil {
 		h.s.counts.busyLogins.Add(1)
-		return "", 0, "", busy, errBusy
+		return authorized{}, "", busy, errBusy
 	}
-	user = ah.Username
-	fail := func() (string, uint64, string, *base.Response, error) {
+	who.user = ah.Username
+	if who.ext != nil {
+		who.user = who.ext.Name
+	}
+	fail := func() (authorized, string, *base.Response, error) {
 		h.s.thr.fail(ip)
 		h.s.cfg.Observer.AuthFailed(method)
-		return "", 0, "", unauthorized(), liberrors.ErrServerAuth{}
+		return authorized{}, "", unauthorized(), liberrors.ErrServerAuth{}
 	}
 	if !ok {
 		if counted {
 			h.s.cfg.Observer.AuthFailed(method)
-			return "", 0, "", unauthorized(), liberrors.ErrServerAuth{}
+			return authorized{}, "", unauthorized(), liberrors.ErrServerAuth{}
 		}
-		return fail()
-	}
-	pol := h.s.cfg.Policy()
-	if !pol.Active(user, ver) {
 		return fail()
 	}
 	cam, st, okp := parsePath(rawPath)
@@ -229,13 +257,43 @@ func (h *handler) authorize(conn *gortsplib.ServerConn, req *base.Request, rawPa
 		return fail()
 	}
 	name = cam + "/" + st
-	if !pol.Allows(user, action, name) {
+	if !allowedFor(h.s.cfg.Policy(), who.user, who.ver, who.ext, action, name) {
 		return fail()
 	}
 	if cs != nil {
 		h.s.unauth.leave(cs)
 	}
-	return user, ver, name, nil, nil
+	return who, name, nil, nil
+}
+
+// checkBasicOrToken checks a Basic login: a password that is a JWT is a
+// viewer token (any user name), anything else a password.
+func (h *handler) checkBasicOrToken(ip, user, pass string) (method string, who authorized, ok, counted bool, busy *base.Response) {
+	if h.s.cfg.External != nil && token.LooksLikeJWT(pass) {
+		who.ext, ok = h.checkToken(ip, pass)
+		return "token", who, ok, false, nil
+	}
+	who.ver, who.ext, ok, counted, busy = h.checkBasic(ip, user, pass)
+	if who.ext != nil {
+		method = "directory"
+	} else {
+		method = "basic"
+	}
+	return method, who, ok, counted, busy
+}
+
+// checkToken verifies a viewer token (a signature check: cheap, so not
+// queued; a failure counts on the throttle like a wrong password).
+func (h *handler) checkToken(ip, raw string) (*Principal, bool) {
+	ctx, cancel := context.WithTimeout(h.s.ctx, externalTimeout)
+	defer cancel()
+	p, err := h.s.cfg.External.Token(ctx, raw)
+	if err != nil {
+		// err never quotes the token
+		h.s.log.Info("token login refused", "remote", ip, "reason", err.Error())
+		return nil, false
+	}
+	return &p, true
 }
 
 // basicChecksPerAddr is how many expensive Basic checks one address may
@@ -244,47 +302,94 @@ const basicChecksPerAddr = 2
 
 // checkBasic checks Basic credentials: from the cache of recent successes
 // at once, or with the result of an identical check in flight, otherwise
-// with an expensive check booked on the throttle BEFORE it is queued and
-// run in its fair turn. counted reports that a failure was recorded (once
-// for a flight); busy is the 503 to answer when there is no room.
-func (h *handler) checkBasic(ip, user, pass string) (ver uint64, ok, counted bool, busy *base.Response) {
+// with an expensive check booked on the throttle BEFORE it is run: a local
+// user's (or an unknown name's) argon2 check in its fair turn of the queue,
+// a directory login (a name that is no local user, with a directory
+// configured) beside the queue, so a slow directory never delays local
+// users. counted reports that a failure was recorded (once for a flight);
+// busy is the 503 to answer when there is no room or the directory cannot
+// be asked.
+func (h *handler) checkBasic(ip, user, pass string) (ver uint64, ext *Principal, ok, counted bool, busy *base.Response) {
 	if v, hit := h.s.cfg.Auth.CachedBasic(user, pass); hit {
-		return v, true, false, nil
+		return v, nil, true, false, nil
 	}
 	fl, leader, land := h.s.flights.join(user, pass)
 	if !leader {
 		select {
 		case <-fl.done:
 		case <-h.s.ctx.Done():
-			return 0, false, false, busyResponse()
+			return 0, nil, false, false, busyResponse()
 		}
 		if fl.busy {
-			return 0, false, false, busyResponse()
+			return 0, nil, false, false, busyResponse()
 		}
-		return fl.ver, fl.ok, !fl.ok, nil
+		return fl.ver, fl.ext, fl.ok, !fl.ok, nil
 	}
 	defer land()
 	demand, verdict := h.s.thr.reserve(ip)
 	switch verdict {
 	case reserveRefused:
-		return 0, false, false, nil
+		return 0, nil, false, false, nil
 	case reserveBusy:
 		h.s.busy.note(h.s.log)
 		fl.busy = true
-		return 0, false, false, busyResponse()
+		return 0, nil, false, false, busyResponse()
+	}
+	if x := h.s.cfg.External; x != nil && !x.Local(user) {
+		p, tried, unavailable := h.checkDirectory(ip, user, pass)
+		if unavailable {
+			h.s.thr.settle(ip, true) // not checked: no failure
+			fl.busy = true
+			return 0, nil, false, false, busyResponse()
+		}
+		if tried {
+			h.s.thr.settle(ip, p != nil)
+			fl.ext, fl.ok = p, p != nil
+			return 0, p, fl.ok, !fl.ok, nil
+		}
 	}
 	release, err := h.s.checks.acquire(h.s.ctx, ip, demand)
 	if err != nil {
 		h.s.thr.settle(ip, true) // not checked: no failure
 		h.s.busy.note(h.s.log)
 		fl.busy = true
-		return 0, false, false, busyResponse()
+		return 0, nil, false, false, busyResponse()
 	}
 	ver, ok = h.s.cfg.Auth.VerifyBasic(user, pass)
 	release()
 	h.s.thr.settle(ip, ok)
 	fl.ver, fl.ok = ver, ok
-	return ver, ok, !ok, nil
+	return ver, nil, ok, !ok, nil
+}
+
+// checkDirectory logs a user that is no local user in with the directory.
+// tried=false: there is no directory (the caller runs the local check,
+// which costs the same as for any unknown name). unavailable: the directory
+// could not be asked, or too many logins wait for it; no credentials were
+// checked.
+func (h *handler) checkDirectory(ip, user, pass string) (p *Principal, tried, unavailable bool) {
+	select {
+	case h.s.dirLogins <- struct{}{}:
+		defer func() { <-h.s.dirLogins }()
+	default:
+		h.s.dirNotes.note(h.s.log, "directory logins refused: too many wait for the directory; local users are not affected")
+		return nil, true, true
+	}
+	ctx, cancel := context.WithTimeout(h.s.ctx, externalTimeout)
+	defer cancel()
+	pr, err := h.s.cfg.External.Directory(ctx, user, pass)
+	switch {
+	case err == nil:
+		return &pr, true, false
+	case errors.Is(err, ErrNoDirectory):
+		return nil, false, false
+	case errors.Is(err, ErrDirectoryUnavailable):
+		h.s.dirNotes.note(h.s.log, "directory logins refused: "+err.Error()+"; live sessions are kept and local users are not affected")
+		return nil, true, true
+	default:
+		h.s.log.Info("directory login refused", "remote", ip, "reason", err.Error())
+		return nil, true, false
+	}
 }
 
 // busyResponse asks the client to come back: no credentials were checked.
@@ -336,7 +441,7 @@ func ensureNonce(conn *gortsplib.ServerConn, req *base.Request) {
 }
 
 func (h *handler) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.Response, *gortsplib.ServerStream, error) {
-	_, _, name, res, err := h.authorize(ctx.Conn, ctx.Request, ctx.Path, access.ActionRead)
+	_, name, res, err := h.authorize(ctx.Conn, ctx.Request, ctx.Path, ctx.Query, access.ActionRead)
 	if res != nil {
 		return res, nil, err
 	}
@@ -362,7 +467,7 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 		// Publisher: authorised at ANNOUNCE on this session.
 		return &base.Response{StatusCode: base.StatusOK}, nil, nil
 	}
-	user, ver, name, res, err := h.authorize(ctx.Conn, ctx.Request, ctx.Path, access.ActionRead)
+	who, name, res, err := h.authorize(ctx.Conn, ctx.Request, ctx.Path, ctx.Query, access.ActionRead)
 	if res != nil {
 		return res, nil, err
 	}
@@ -380,7 +485,7 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 		h.s.mu.Unlock()
 		return &base.Response{StatusCode: base.StatusBadRequest}, nil, nil
 	}
-	if se.user != "" && se.user != user {
+	if se.user != "" && se.user != who.user {
 		// Another user's session: a session id is no credential.
 		h.s.mu.Unlock()
 		h.s.thr.fail(connStateOf(ctx.Conn).ip)
@@ -392,15 +497,22 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 		return &base.Response{StatusCode: base.StatusNotFound}, nil, nil
 	}
 	h.s.mu.Lock()
-	if !h.s.stillAllowed(user, ver, access.ActionRead, name) {
+	if !h.s.stillAllowed(who.user, who.ver, who.ext, access.ActionRead, name) {
 		h.s.mu.Unlock()
 		return unauthorized(), nil, liberrors.ErrServerAuth{}
 	}
-	se.user, se.credVer, se.pathName, se.action, se.p = user, ver, name, access.ActionRead, p
+	se.user, se.credVer, se.pathName, se.action, se.p = who.user, who.ver, name, access.ActionRead, p
+	if se.ext == nil {
+		se.ext = who.ext
+	}
+	ext := se.ext
 	if ctx.Transport != nil {
 		se.transport = ctx.Transport.Protocol.String()
 	}
 	h.s.mu.Unlock()
+	if ext != nil {
+		h.s.extStarted(se, name, ext)
+	}
 	p.addReader(ctx.Session)
 	return &base.Response{StatusCode: base.StatusOK}, st, nil
 }
@@ -428,6 +540,9 @@ func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response,
 // SETUP answers gave each medium and, for an accepted PLAY, arms the start
 // of the reader right after the answer is written.
 func (h *handler) OnResponse(c *gortsplib.ServerConn, res *base.Response) {
+	if offers, ok := res.Header["WWW-Authenticate"]; ok {
+		res.Header["WWW-Authenticate"] = h.s.challenge(connStateOf(c), offers)
+	}
 	if cs := connStateOf(c); cs != nil {
 		if v := res.Header["Session"]; len(v) == 1 {
 			id, _, _ := strings.Cut(v[0], ";")
@@ -483,7 +598,7 @@ func (h *handler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.R
 	if res, err, handled := h.execAnnounce(ctx); handled {
 		return res, err
 	}
-	user, ver, name, res, err := h.authorize(ctx.Conn, ctx.Request, ctx.Path, access.ActionPublish)
+	who, name, res, err := h.authorize(ctx.Conn, ctx.Request, ctx.Path, ctx.Query, access.ActionPublish)
 	if res != nil {
 		return res, err
 	}
@@ -493,7 +608,7 @@ func (h *handler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.R
 	}
 	cam, st, _ := parsePath(name)
 	h.s.mu.Lock()
-	if !h.s.stillAllowed(user, ver, access.ActionPublish, name) {
+	if !h.s.stillAllowed(who.user, who.ver, who.ext, access.ActionPublish, name) {
 		h.s.mu.Unlock()
 		return unauthorized(), errRefused
 	}
@@ -506,8 +621,11 @@ func (h *handler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.R
 	p.published = true
 	p.publisher = ctx.Session
 	h.s.paths[name] = p
-	se.user, se.credVer, se.pathName, se.action, se.p = user, ver, name, access.ActionPublish, p
+	se.user, se.credVer, se.pathName, se.action, se.p, se.ext = who.user, who.ver, name, access.ActionPublish, p, who.ext
 	h.s.mu.Unlock()
+	if who.ext != nil {
+		h.s.extStarted(se, name, who.ext)
+	}
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
 

@@ -35,8 +35,10 @@ type session struct {
 	closeReason string
 
 	// set once authorised (under Server.mu)
-	user      string
+	user      string // a local user, or the Principal's name
 	credVer   uint64
+	ext       *Principal // not a local user: a token holder or a directory user
+	life      extLife    // External.Started/Ended for ext
 	pathName  string
 	action    access.Action
 	transport string
@@ -124,14 +126,14 @@ func (s *Server) End(id, reason string) bool {
 // happened earlier (and SETUP may wait seconds for an on-demand source); a
 // revocation in between has already swapped the policy before calling
 // Enforce, so either this check or Enforce sees the session.
-func (s *Server) stillAllowed(user string, ver uint64, action access.Action, name string) bool {
-	p := s.cfg.Policy()
-	return p.Active(user, ver) && p.Allows(user, action, name)
+func (s *Server) stillAllowed(user string, ver uint64, ext *Principal, action access.Action, name string) bool {
+	return allowedFor(s.cfg.Policy(), user, ver, ext, action, name)
 }
 
 // Enforce closes exactly the sessions p no longer allows (user disabled,
 // removed or with a changed password, or the grant gone) and returns how
-// many, once their connections are closed.
+// many, once their connections are closed. A token holder's or directory
+// user's session is re-checked with its mapped groups' grants.
 func (s *Server) Enforce(p *access.Policy) int {
 	s.mu.Lock()
 	var victims []*session
@@ -139,7 +141,7 @@ func (s *Server) Enforce(p *access.Policy) int {
 		if se.user == "" {
 			continue
 		}
-		if !p.Active(se.user, se.credVer) || !p.Allows(se.user, se.action, se.pathName) {
+		if !allowedFor(p, se.user, se.credVer, se.ext, se.action, se.pathName) {
 			victims = append(victims, se)
 		}
 	}

@@ -45,6 +45,11 @@ type Config struct {
 	Logger         hclog.Logger
 	Auth           Authenticator
 	Policy         func() *access.Policy
+	External       External // optional: token holders and directory users (#13)
+	// BasicAuth says where a password or token may come in clear form
+	// (Basic, a token as the password or in ?token=): "tls-only" (the
+	// default), "always" or "never". Read at every login.
+	BasicAuth func() string
 
 	BackoffMin           time.Duration // first reconnect delay (1 s)
 	BackoffMax           time.Duration // reconnect delay cap (30 s)
@@ -119,6 +124,9 @@ func (c *Config) setDefaults() {
 	if c.Observer == nil {
 		c.Observer = nopObserver{}
 	}
+	if c.BasicAuth == nil {
+		c.BasicAuth = func() string { return BasicTLSOnly }
+	}
 }
 
 // CameraSpec is one configured camera and its streams.
@@ -192,6 +200,11 @@ type Server struct {
 	flights *basicFlights
 	busy    busyNotes
 	counts  securityCounters // for metrics (observe.go)
+	// dirLogins bounds directory logins in flight; dirNotes logs refusals.
+	dirLogins chan struct{}
+	dirNotes  directoryNotes
+	// clearNotes logs Basic logins and tokens refused without TLS.
+	clearNotes directoryNotes
 
 	mu       sync.Mutex
 	paths    map[string]*path // "cam/stream"
@@ -230,6 +243,7 @@ func New(cfg Config) (*Server, error) {
 		conns:    map[*gortsplib.ServerConn]*connState{},
 	}
 	s.flights = newBasicFlights()
+	s.dirLogins = make(chan struct{}, directoryLoginsAtOnce)
 	s.checks = newCheckQueue(cfg.BasicChecksAtOnce, cfg.BasicCheckQueue, basicChecksPerAddr)
 	s.unauth = newUnauthGate(cfg.MaxUnauthPerAddr, cfg.MaxUnauth, cfg.AuthTimeout)
 	s.thr = newThrottle(cfg.ThrottleFailures, cfg.ThrottleWindow, cfg.ThrottleBase, cfg.ThrottleMaxEntries, cfg.Logger)
