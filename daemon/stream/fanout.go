@@ -419,10 +419,29 @@ func (f *fanout) attach(r *fanReader) (replayed bool) {
 	case !f.gopDisabled:
 		r.waitKey = true
 	}
-	if len(units) > 0 {
+	if len(units) > 0 && !r.replayNow(units) {
 		w.post(fanJob{readers: []*fanReader{r}, units: units})
 	}
 	return replayed
+}
+
+// replayNow writes a new TCP reader's first units at once, from the caller
+// (the connection's goroutine, right after the PLAY answer), instead of
+// queueing them behind the writer's pass over its other readers: the time
+// to first frame does not grow with the readers. The write never blocks;
+// what the socket does not take now is the connection's remainder, which
+// goes out before anything else. It reports whether it took the units.
+func (r *fanReader) replayNow(units []*unit) bool {
+	if r.tcp == nil || len(units) > maxIOV {
+		return false
+	}
+	iov := make([][]byte, 0, len(units))
+	for _, u := range units {
+		iov = append(iov, u.tcpBytes(r.layout))
+	}
+	taken, wrote, err := r.tcp.tryWritev(iov)
+	r.sent.Add(uint64(wrote))
+	return taken || err != nil
 }
 
 // detach stops delivering to r; path.mu is held.
@@ -717,6 +736,9 @@ func (r *fanReader) flushTCP() (int, error) {
 		iov[i] = nil
 	}
 	r.iov = iov[:0]
+	if cap(iov) > 16 {
+		r.iov = nil // a GOP replay's long vector is not kept per reader
+	}
 	if err != nil {
 		return wrote, err
 	}
