@@ -311,3 +311,31 @@ func TestOversizedUnsplittableReported(t *testing.T) {
 		t.Errorf("%d log lines about the dropped packets, want 1", n)
 	}
 }
+
+// A camera whose RTP packets exceed what a UDP read holds (gortsplib drops
+// them: the stream looks live but carries nothing) is reconnected over TCP
+// when the transport is auto, and refused with a clear error when it is udp.
+func TestOversizedOverUDPFromCamera(t *testing.T) {
+	needTools(t)
+	camURL := startGstCameraTracks(t, "camuser", camPassword, "h265big")
+	r := newRig(t, nil)
+	r.srv.SetCameras(context.Background(), []CameraSpec{
+		camSpec("cam1", "auto", camURL, func(sp *StreamSpec) { sp.Transport = "auto" }),
+		camSpec("cam2", "udp", camURL, func(sp *StreamSpec) { sp.Transport = "udp" }),
+	})
+	waitFor(t, 30*time.Second, "udp-only stream refused with advice", func() bool {
+		st := r.status("cam2/udp")
+		return st.State == StateBackoff && strings.Contains(st.LastError, "cannot be received over UDP") && strings.Contains(st.LastError, "--transport tcp")
+	})
+	waitFor(t, 30*time.Second, "auto stream switched to TCP and carrying frames", func() bool {
+		st := r.status("cam1/auto")
+		return st.State == StateLive && len(st.Tracks) == 1 && st.Tracks[0].Repacketised && st.Tracks[0].FPS > 5
+	})
+	if !strings.Contains(r.logs.String(), "reconnecting over TCP") {
+		t.Error("no log line about switching to TCP")
+	}
+	got, stderr, err := ffprobeTracks(t, "tcp", r.url("alice", "alicepw", "cam1/auto"))
+	if err != nil || len(got) != 1 || got[0].CodecName != "hevc" {
+		t.Errorf("ffprobe: %+v %v %s", got, err, stderr)
+	}
+}

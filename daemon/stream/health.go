@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/bluenviron/gortsplib/v5/pkg/liberrors"
+
+	"github.com/camwarden/camwarden/daemon/apitype"
 )
 
 // badInputWindow is how long a track may receive nothing but packets that
@@ -23,6 +25,7 @@ type sourceHealth struct {
 	lastCheck    time.Time
 	marks        map[*trackStats]trackMark // counters at the last check
 	unknownMark  uint64
+	tooBigUDP    uint64 // RTP packets larger than a UDP read can hold (gortsplib drops them)
 }
 
 type trackMark struct{ packets, malformed uint64 }
@@ -31,7 +34,14 @@ type trackMark struct{ packets, malformed uint64 }
 // an announced format.
 func (p *path) noteDecodeError(err error) {
 	var upt liberrors.ErrClientRTPPacketUnknownPayloadType
-	if !errors.As(err, &upt) {
+	var big liberrors.ErrClientRTPPacketTooBigUDP
+	switch {
+	case errors.As(err, &big):
+		p.mu.Lock()
+		p.health.tooBigUDP++
+		p.mu.Unlock()
+		return
+	case !errors.As(err, &upt):
 		return
 	}
 	p.mu.Lock()
@@ -59,6 +69,15 @@ func (p *path) checkSource(now time.Time) error {
 		return nil
 	}
 	h.lastCheck = now
+	if h.tooBigUDP > 0 {
+		n := h.tooBigUDP
+		h.tooBigUDP = 0
+		if p.spec.Transport == apitype.TransportUDP {
+			return fmt.Errorf("the camera sends RTP packets larger than 1472 bytes, which cannot be received over UDP (%d dropped): set --transport tcp (or auto)", n)
+		}
+		p.udpTooBig.Store(true)
+		return fmt.Errorf("the camera sends RTP packets larger than 1472 bytes, which cannot be received over UDP (%d dropped): reconnecting over TCP", n)
+	}
 	unknown := h.unknownTotal - h.unknownMark
 	h.unknownMark = h.unknownTotal
 	var err error

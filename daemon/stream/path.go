@@ -46,9 +46,12 @@ type path struct {
 	codecs  []string
 	tracks  []*trackStats // every source media in SDP order, back channels included
 	health  sourceHealth
-	width   int
-	height  int
-	lost    uint64
+	// udpTooBig: the camera sent RTP packets too large to receive over UDP;
+	// an "auto" transport reconnects over TCP from then on.
+	udpTooBig atomic.Bool
+	width     int
+	height    int
+	lost      uint64
 	// counters since the path was created, for metrics
 	bytesIn, pktsIn, frames, reconnects uint64
 	lastFrame                           time.Time

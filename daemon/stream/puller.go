@@ -156,6 +156,10 @@ func (p *path) pullOnce(ctx context.Context) (liveAt time.Time, err error) {
 	}
 	switch sp.Transport {
 	case "", apitype.TransportAuto: // gortsplib tries UDP, then falls back to TCP
+		if p.udpTooBig.Load() {
+			// The camera's packets do not fit UDP here (see checkSource).
+			c.Protocol = new(gortsplib.ProtocolTCP)
+		}
 	case apitype.TransportTCP:
 		c.Protocol = new(gortsplib.ProtocolTCP)
 	case apitype.TransportUDP:
