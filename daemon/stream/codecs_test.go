@@ -339,3 +339,23 @@ func TestOversizedOverUDPFromCamera(t *testing.T) {
 		t.Errorf("ffprobe: %+v %v %s", got, err, stderr)
 	}
 }
+
+// A back channel (audio towards the camera, a=sendonly) a camera describes
+// is listed in the status and left out of what readers get.
+func TestBackChannelListedNotServed(t *testing.T) {
+	sdp := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=raw\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\na=control:trackID=0\r\n" +
+		"a=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1\r\n" +
+		"m=audio 0 RTP/AVP 0\r\na=control:trackID=1\r\na=rtpmap:0 PCMU/8000\r\na=sendonly\r\n"
+	cam := startRawCam(t, "ssrc", sdp)
+	r := newRig(t, nil)
+	r.srv.SetCameras(context.Background(), []CameraSpec{camSpec("cam1", "main", cam.url(), nil)})
+	waitFor(t, 10*time.Second, "live", func() bool { return r.status("cam1/main").State == StateLive })
+	st := r.status("cam1/main")
+	if len(st.Tracks) != 2 || st.Tracks[0].BackChannel || !st.Tracks[1].BackChannel || st.Tracks[1].Codec != "PCMU" {
+		t.Fatalf("tracks %+v", st.Tracks)
+	}
+	rd := mustReader(t, r.url("alice", "alicepw", "cam1/main"), gortsplib.ProtocolTCP)
+	if len(rd.desc.Medias) != 1 || rd.desc.Medias[0].Type != "video" {
+		t.Errorf("reader was offered %d medias: %+v", len(rd.desc.Medias), rd.desc.Medias)
+	}
+}
