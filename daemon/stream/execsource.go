@@ -318,10 +318,6 @@ func stopGroup(pid int, exited <-chan error) {
 // credential. handled=false leaves the request to the ordinary publisher
 // path (users with the publish right).
 func (h *handler) execAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (res *base.Response, err error, handled bool) {
-	user := authUser(ctx.Request)
-	if !strings.HasPrefix(user, "exec-") {
-		return nil, nil, false
-	}
 	cam, st, ok := parsePath(ctx.Path)
 	if !ok {
 		return nil, nil, false
@@ -335,11 +331,21 @@ func (h *handler) execAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (res *
 	cred := p.exec.cred
 	taken := p.exec.session != nil
 	p.mu.Unlock()
-	if cred == nil || cred.user != user {
+	if cred == nil || taken {
+		return nil, nil, false
+	}
+	user := authUser(ctx.Request)
+	if user == "" {
+		// The challenge, even to an address the throttle blocks: the
+		// publisher may share it with someone who failed to log in.
+		ensureNonce(ctx.Conn, ctx.Request)
+		return unauthorized(), liberrors.ErrServerAuth{}, true
+	}
+	if user != cred.user {
 		return nil, nil, false
 	}
 	cs := connStateOf(ctx.Conn)
-	if cs == nil || !net.ParseIP(cs.ip).IsLoopback() || taken || !ctx.Conn.VerifyCredentials(ctx.Request, cred.user, cred.secret) {
+	if cs == nil || !net.ParseIP(cs.ip).IsLoopback() || !ctx.Conn.VerifyCredentials(ctx.Request, cred.user, cred.secret) {
 		if cs != nil {
 			h.s.thr.fail(cs.ip)
 		}
@@ -426,4 +432,26 @@ func ResolveCommand(name string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%q not found in %s (give its full path)", name, execPath)
+}
+
+// execAwaitsPublisher reports whether ip is a loopback address and some exec
+// source is waiting for its command to publish.
+func (s *Server) execAwaitsPublisher(ip string) bool {
+	if a := net.ParseIP(ip); a == nil || !a.IsLoopback() {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.paths {
+		if p.exec == nil {
+			continue
+		}
+		p.mu.Lock()
+		waiting := p.exec.cred != nil && p.exec.session == nil
+		p.mu.Unlock()
+		if waiting {
+			return true
+		}
+	}
+	return false
 }

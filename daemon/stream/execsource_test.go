@@ -117,11 +117,24 @@ func TestExecSourceFFmpegPublishesFile(t *testing.T) {
 		t.Errorf("status %+v", st)
 	}
 	// The one-time credential publishes only: it reads nothing.
-	user, secret, _ := strings.Cut(strings.TrimPrefix(args[strings.Index(args, "rtsp://"):], "rtsp://"), "@")
-	u, pw, _ := strings.Cut(user, ":")
-	_ = secret
+	userinfo, _, _ := strings.Cut(strings.TrimPrefix(args[strings.Index(args, "rtsp://"):], "rtsp://"), "@")
+	u, pw, _ := strings.Cut(userinfo, ":")
 	if _, _, err := ffprobe(t, "tcp", r.url(u, pw, "exe/main")); err == nil {
 		t.Error("the exec source's publish credential could read the stream")
+	}
+
+	// Nor does it publish anything but its own path, and only with its secret.
+	for _, target := range []string{r.url(u, pw, "pub/other"), r.url(u, "wrong"+pw, "exe/main")} {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		out, err := exec.CommandContext(ctx, "ffmpeg", "-v", "error", "-re", "-i", clip, "-t", "1", "-c", "copy",
+			"-f", "rtsp", "-rtsp_transport", "tcp", target).CombinedOutput()
+		cancel()
+		if err == nil {
+			t.Errorf("publishing with the exec credential to %s succeeded: %s", strings.Replace(target, pw, "SECRET", 1), out)
+		}
+	}
+	if st := r.status("exe/main"); st.State != StateLive || st.SourcePID != pid {
+		t.Errorf("the refused publishers disturbed the exec source: %+v", st)
 	}
 
 	r.srv.SetCameras(context.Background(), nil)
@@ -230,5 +243,37 @@ exit 3
 	}
 	if d := ts[3] - ts[2]; d < 0.3 {
 		t.Errorf("third restart after %.3fs, want >= 0.3s (backoff grows)", d)
+	}
+}
+
+// TestExecSourcePublishesWhileLoopbackIsThrottled: failed logins from
+// 127.0.0.1 (a local user guessing passwords) block that address, but not
+// the exec source's own publisher, which proves itself with its one-time
+// credential; other requests from the address stay refused.
+func TestExecSourcePublishesWhileLoopbackIsThrottled(t *testing.T) {
+	clip := makeTestClip(t)
+	dir := t.TempDir()
+	expected, result := filepath.Join(dir, "expected"), filepath.Join(dir, "result")
+	if err := os.WriteFile(expected, []byte(camPassword), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	script := writeScript(t, publishScript)
+	r := newRig(t, func(c *Config) { c.ThrottleFailures = 2 })
+	for i := 0; i < 3; i++ {
+		_, _, _ = ffprobe(t, "tcp", r.url("alice", "wrong-password", "any/main"))
+	}
+	if !r.srv.thr.blocked("127.0.0.1") {
+		t.Fatal("the failed logins did not block 127.0.0.1")
+	}
+	r.srv.SetCameras(context.Background(), []CameraSpec{execSpec("thr", []string{script, OutputPlaceholder, expected, result, clip}, false)})
+	deadline := time.Now().Add(30 * time.Second)
+	for r.status("thr/main").State != StateLive {
+		if time.Now().After(deadline) {
+			t.Fatalf("exec source not live while loopback is throttled: %+v", r.status("thr/main"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, _, err := ffprobe(t, "tcp", r.url("alice", "alicepw", "thr/main")); err == nil {
+		t.Error("a reader from the blocked address was served")
 	}
 }

@@ -73,7 +73,10 @@ func (h *handler) OnConnOpen(ctx *gortsplib.ServerHandlerOnConnOpenCtx) {
 	h.s.mu.Lock()
 	h.s.conns[ctx.Conn] = cs
 	h.s.mu.Unlock()
-	if h.s.thr.blocked(cs.ip) || !h.s.unauth.admit(cs) {
+	// A blocked loopback address may still connect while an exec source
+	// awaits its publisher: the publisher proves itself with its one-time
+	// credential (execAnnounce); any other request is refused in authorize.
+	if (h.s.thr.blocked(cs.ip) && !h.s.execAwaitsPublisher(cs.ip)) || !h.s.unauth.admit(cs) {
 		h.s.counts.refusedConns.Add(1)
 		ctx.Conn.Close()
 	}

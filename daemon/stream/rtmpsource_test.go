@@ -124,3 +124,22 @@ func TestRTMPSourceDownIsRetried(t *testing.T) {
 	}
 	r.assertNoSecret(camPassword)
 }
+
+// TestRTMPSourceOnDemand: an on-demand RTMP source connects with the first
+// reader and disconnects after the last one leaves.
+func TestRTMPSourceOnDemand(t *testing.T) {
+	clip := makeTestClip(t)
+	addr := startNginxRTMP(t)
+	publishRTMP(t, clip, "rtmp://"+addr+"/live/od")
+	r := newRig(t, func(c *Config) { c.OnDemandStartTimeout = 20 * time.Second })
+	r.srv.SetCameras(context.Background(), []CameraSpec{camSpec("rtmpod", "main", "rtmp://"+addr+"/live/od", func(sp *StreamSpec) {
+		sp.Username, sp.Password, sp.Transport, sp.OnDemand = "", nil, "", true
+	})})
+	if st := r.status("rtmpod/main"); st.State != StateIdle {
+		t.Fatalf("on-demand RTMP source not idle without readers: %+v", st)
+	}
+	rd := startReaderProc(t, r.url("alice", "alicepw", "rtmpod/main"))
+	waitFor(t, 30*time.Second, "on-demand RTMP live", func() bool { return r.status("rtmpod/main").State == StateLive })
+	rd.stop()
+	waitFor(t, 15*time.Second, "on-demand RTMP idle after the last reader", func() bool { return r.status("rtmpod/main").State == StateIdle })
+}
