@@ -29,15 +29,12 @@ func (b backend) CameraAdopt(ctx context.Context, c api.Caller, req apitype.Came
 		if !found {
 			return nil, apitype.Errorf(apitype.CodeNotFound, "device %s has not been discovered: run camwarden discover (with --target HOST for another subnet) first, or use --xaddr", want)
 		}
-		if hosts := reportedHosts(dev); len(hosts) > 1 {
-			// Replies naming one URN are merged: a second host is most
-			// likely someone announcing this camera's public URN.
-			return nil, apitype.Errorf(apitype.CodeConflict, "device %s was announced at several hosts (%s): one may be an impostor, so nothing was sent; check which is the camera and adopt it with --xaddr", want, strings.Join(hosts, ", "))
+		xa, why := deviceXAddr(dev)
+		if why != "" {
+			return nil, apitype.Errorf(apitype.CodeConflict, "device %s cannot be adopted by --device: %s; nothing was sent. Check on the camera which address is its own and adopt it with --xaddr URL (candidates: %s)",
+				want, why, strings.Join(deviceCandidates(dev), ", "))
 		}
-		urn, xaddr = want, reachableXAddr(dev)
-		if xaddr == "" {
-			return nil, apitype.Errorf(apitype.CodeInvalid, "device %s announced no usable device service address; use --xaddr", want)
-		}
+		urn, xaddr = want, xa
 	}
 	// Refuse a duplicate name before talking to the camera.
 	if _, err := b.CameraShow(ctx, c, req.Name); err == nil {
@@ -53,7 +50,7 @@ func (b backend) CameraAdopt(ctx context.Context, c api.Caller, req apitype.Came
 	if urn == "" {
 		// Adopted by address: learn the URN from discovery if it saw the device.
 		for _, dev := range d.snap.Load().devices {
-			if reachableXAddr(dev) == xaddr {
+			if xa, _ := deviceXAddr(dev); xa == xaddr {
 				urn = dev.URN
 			}
 		}

@@ -88,9 +88,15 @@ func (b backend) Discover(ctx context.Context, c api.Caller, req apitype.Discove
 	}
 	res := &apitype.DiscoverResult{Devices: []apitype.Device{}}
 	for _, dev := range all {
+		xa, why := deviceXAddr(dev)
+		addrs := dev.Addrs
+		if len(addrs) == 0 {
+			addrs = nonEmpty(dev.Addr)
+		}
 		res.Devices = append(res.Devices, apitype.Device{
 			URN: dev.URN, Name: dev.Name, Hardware: dev.Hardware, XAddrs: dev.XAddrs,
-			Addresses: nonEmpty(dev.Addr), Interfaces: dev.Interfaces, AdoptedAs: adopted[dev.URN],
+			Addresses: addrs, Interfaces: dev.Interfaces, AdoptedAs: adopted[dev.URN],
+			DeviceXAddr: xa, Ambiguous: why,
 		})
 	}
 	return res, nil

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/url"
 	"slices"
@@ -133,12 +134,19 @@ func (x *discovery) merge(devs []onvif.Device, source string) {
 		if !known && len(x.devices) >= maxDiscovered {
 			continue
 		}
+		merged := dev
 		if known {
-			dev.Interfaces = unionStrings(old.Interfaces, dev.Interfaces)
+			// Merge, never overwrite: the URN is public, and a spoofer's
+			// sighting must stay visible beside the camera's own.
+			merged = old
+			merged.Merge(dev)
 		}
-		x.devices[dev.URN] = dev
+		x.devices[dev.URN] = merged
 		if !known {
 			x.log.Info("device discovered", "urn", dev.URN, "name", dev.Name, "addr", dev.Addr)
+		} else if len(merged.Addrs) > len(old.Addrs) && len(old.Addrs) > 0 {
+			x.log.Warn("device announced from another source address; camera adopt --device refuses it until you give --xaddr",
+				"urn", dev.URN, "sources", strings.Join(merged.Addrs, " "))
 		}
 		x.checkMoved(dev, source)
 	}
@@ -192,56 +200,101 @@ func digitRun(s string) int {
 	return n
 }
 
-// reachableXAddr picks the device service address to use: the host is
-// always the one the reply came from (cameras report 0.0.0.0, NAT or stale
-// hosts); the reported port and path are kept.
-func reachableXAddr(dev onvif.Device) string {
-	if all := reachableXAddrs(dev); len(all) > 0 {
-		return all[0]
-	}
-	return ""
-}
-
-// reportedHosts are the distinct hosts dev's XAddrs name (0.0.0.0 aside).
-func reportedHosts(dev onvif.Device) []string {
-	var out []string
-	for _, xa := range dev.XAddrs {
-		u, err := url.Parse(xa)
-		if err != nil || u.Hostname() == "" {
-			continue
-		}
-		if ip := net.ParseIP(u.Hostname()); ip != nil && ip.IsUnspecified() {
-			continue
-		}
-		if !slices.Contains(out, u.Hostname()) {
-			out = append(out, u.Hostname())
+// deviceXAddr is the one device service address camera adopt --device
+// may use for dev, the address discover shows for it; ok is false with the
+// reason when the sightings disagree. The address used is the address
+// shown and confirmed: the host an XAddr names must be the host the
+// message came from, and every message naming the URN must have come from
+// that one host. A spoofer announcing a camera's URN (and the camera's own
+// XAddr) from elsewhere makes --device refuse rather than pick.
+func deviceXAddr(dev onvif.Device) (xaddr, why string) {
+	var sources []string
+	for _, a := range append(append([]string(nil), dev.Addrs...), dev.Addr) {
+		if ip := net.ParseIP(a); a != "" && (ip == nil || !ip.IsUnspecified()) && !slices.Contains(sources, a) {
+			sources = append(sources, a)
 		}
 	}
-	return out
-}
-
-// reachableXAddrs is every usable device service address of dev, fixed up
-// like reachableXAddr. Replies naming the same URN are merged, so a spoofed
-// one and the real camera's can both be here.
-func reachableXAddrs(dev onvif.Device) []string {
-	var out []string
+	var usable []string
 	for _, xa := range dev.XAddrs {
 		u, err := url.Parse(xa)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			continue
 		}
-		// An unspecified source (0.0.0.0: multicast looped back inside a
-		// namespace) says nothing about where the device is.
-		if ip := net.ParseIP(dev.Addr); ip != nil && !ip.IsUnspecified() && u.Hostname() != dev.Addr {
-			if port := u.Port(); port != "" {
-				u.Host = net.JoinHostPort(dev.Addr, port)
-			} else {
-				u.Host = dev.Addr
+		u.User = nil
+		if s := u.String(); !slices.Contains(usable, s) {
+			usable = append(usable, s)
+		}
+	}
+	if len(usable) == 0 {
+		return "", "it announced no usable device service address"
+	}
+	if len(sources) > 1 {
+		return "", fmt.Sprintf("it was announced from several addresses (%s): the URN is public, so one may be an impostor", strings.Join(sources, ", "))
+	}
+	hosts := map[string]bool{}
+	for _, u := range usable {
+		hosts[hostOf(u)] = true
+	}
+	if len(sources) == 1 {
+		for h := range hosts {
+			if h != sources[0] {
+				return "", fmt.Sprintf("the announcement came from %s but names the address %s", sources[0], h)
 			}
 		}
-		u.User = nil // never carried on: a device's userinfo is nothing we send
-		if s := u.String(); !slices.Contains(out, s) {
-			out = append(out, s)
+	} else if len(hosts) != 1 || hosts["0.0.0.0"] {
+		return "", "the announcement does not say where the device is"
+	}
+	return usable[0], ""
+}
+
+// deviceCandidates are the addresses an ambiguous device may be at: those
+// its XAddrs name and those with each source host, for the admin to check.
+func deviceCandidates(dev onvif.Device) []string {
+	var out []string
+	for _, xa := range dev.XAddrs {
+		if u, err := url.Parse(xa); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Hostname() != "" {
+			if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsUnspecified() {
+				u.User = nil
+				out = append(out, u.String())
+			}
+		}
+	}
+	return unionStrings(out, reachableXAddrs(dev))
+}
+
+// reachableXAddrs is every usable device service address of dev with the
+// host replaced by each source the replies came from (cameras report
+// 0.0.0.0, NAT or stale hosts); the reported port and path are kept.
+// Replies naming the same URN are merged, so a spoofed one and the real
+// camera's can both be here: these are hints, never where --device goes.
+func reachableXAddrs(dev onvif.Device) []string {
+	sources := append([]string(nil), dev.Addrs...)
+	if dev.Addr != "" && !slices.Contains(sources, dev.Addr) {
+		sources = append(sources, dev.Addr)
+	}
+	if len(sources) == 0 {
+		sources = []string{""}
+	}
+	var out []string
+	for _, src := range sources {
+		for _, xa := range dev.XAddrs {
+			u, err := url.Parse(xa)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				continue
+			}
+			// An unspecified source (0.0.0.0: multicast looped back inside a
+			// namespace) says nothing about where the device is.
+			if ip := net.ParseIP(src); ip != nil && !ip.IsUnspecified() && u.Hostname() != src {
+				if port := u.Port(); port != "" {
+					u.Host = net.JoinHostPort(src, port)
+				} else {
+					u.Host = src
+				}
+			}
+			u.User = nil // never carried on: a device's userinfo is nothing we send
+			if s := u.String(); !slices.Contains(out, s) {
+				out = append(out, s)
+			}
 		}
 	}
 	return out

@@ -44,17 +44,6 @@ func TestReachableXAddrsKeepsEveryReply(t *testing.T) {
 	if got := reachableXAddrs(onvif.Device{XAddrs: []string{"http://u:p@10.0.0.9/x"}}); len(got) != 1 || got[0] != "http://10.0.0.9/x" {
 		t.Errorf("userinfo kept: %q", got)
 	}
-	dev.Addr = "0.0.0.0" // looped-back multicast: keep the reported host
-	if got := reachableXAddr(dev); got != "http://0.0.0.0:80/onvif/device_service" {
-		t.Errorf("unspecified source: %q", got)
-	}
-}
-
-func TestReportedHosts(t *testing.T) {
-	dev := onvif.Device{XAddrs: []string{"http://0.0.0.0/a", "http://10.0.0.5/onvif/device_service", "https://10.0.0.5:443/x", "http://10.0.0.66:80/y"}}
-	if got := reportedHosts(dev); strings.Join(got, ",") != "10.0.0.5,10.0.0.66" {
-		t.Errorf("got %q", got)
-	}
 }
 
 func TestPendingMoveViewListsEveryAddress(t *testing.T) {

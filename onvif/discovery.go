@@ -37,9 +37,13 @@ type Device struct {
 	Types                    []string
 	Scopes                   []string
 	Name, Hardware, Location string
-	Interfaces               []string  // interface names (or "unicast:HOST") that saw it
-	Addr                     string    // source IP of the last reply
-	LastSeen                 time.Time // time of the last reply
+	Interfaces               []string // interface names (or "unicast:HOST") that saw it
+	Addr                     string   // source IP of the last reply
+	// Addrs is every source IP replies naming this URN came from (the
+	// first maxSourceAddrs): the URN is public, so more than one means
+	// someone may be announcing another device's identity.
+	Addrs    []string
+	LastSeen time.Time // time of the last reply
 }
 
 // ProbeOptions configures Probe and NewWatcher.
@@ -428,6 +432,7 @@ func (d *Device) merge(mt Match, label, addr string, now time.Time) {
 	}
 	if addr != "" {
 		d.Addr = addr
+		d.Addrs = appendUnique(d.Addrs, []string{addr}, maxSourceAddrs)
 	}
 	d.LastSeen = now
 }
@@ -460,6 +465,10 @@ func (d *Device) Merge(o Device) {
 	d.XAddrs = appendUnique(d.XAddrs, o.XAddrs, maxXAddrs)
 	d.Types = appendUnique(d.Types, o.Types, maxTypes)
 	d.Scopes = appendUnique(d.Scopes, o.Scopes, maxScopes)
+	d.Addrs = appendUnique(d.Addrs, o.Addrs, maxSourceAddrs)
+	if o.Addr != "" {
+		d.Addrs = appendUnique(d.Addrs, []string{o.Addr}, maxSourceAddrs)
+	}
 	for _, s := range []struct {
 		dst *string
 		v   string

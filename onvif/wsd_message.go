@@ -16,6 +16,7 @@ const (
 	maxMessageBody   = 32 << 10 // datagrams larger than this are rejected unparsed
 	maxMatches       = 64       // ProbeMatch elements kept per message
 	maxXAddrs        = 16       // per device
+	maxSourceAddrs   = 16       // source IPs kept per device
 	maxScopes        = 64       // per device
 	maxTypes         = 16       // per device
 	maxInterfaces    = 32       // per device

@@ -205,4 +205,17 @@ func TestDeviceMerge(t *testing.T) {
 	if len(d.XAddrs) != maxXAddrs {
 		t.Fatalf("%d XAddrs", len(d.XAddrs))
 	}
+	// Every source is kept (the first ones), not only the last reply's.
+	d.Merge(Device{URN: "urn:uuid:01", Addr: "10.0.0.66"})
+	for i := range 40 {
+		d.Merge(Device{URN: "urn:uuid:01", Addr: fmt.Sprintf("10.1.0.%d", i)})
+	}
+	if len(d.Addrs) != maxSourceAddrs || d.Addrs[0] != "10.0.0.2" || d.Addrs[1] != "10.0.0.66" {
+		t.Fatalf("sources %q", d.Addrs)
+	}
+	pd := deviceFromMatch(Match{URN: "urn:uuid:03"}, "lo", "10.0.0.5", now)
+	pd.merge(Match{URN: "urn:uuid:03"}, "lo", "10.0.0.66", now)
+	if !reflect.DeepEqual(pd.Addrs, []string{"10.0.0.5", "10.0.0.66"}) {
+		t.Fatalf("probe replies from two sources: %q", pd.Addrs)
+	}
 }

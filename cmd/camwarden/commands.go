@@ -212,7 +212,13 @@ var commands = []command{
 				return e.print(r, func(w io.Writer) {
 					fmt.Fprintln(w, "URN\tNAME\tHARDWARE\tXADDRS\tADOPTED AS")
 					for _, d := range r.Devices {
-						fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", d.URN, orDash(d.Name), orDash(d.Hardware), orDash(strings.Join(d.XAddrs, " ")), orDash(d.AdoptedAs))
+						// The XADDRS column is where --device goes; an ambiguous
+						// device lists what was announced, to check on the camera.
+						xaddrs := d.DeviceXAddr
+						if xaddrs == "" {
+							xaddrs = "ambiguous, use --xaddr: " + strings.Join(d.XAddrs, " ") + " from " + strings.Join(d.Addresses, " ")
+						}
+						fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", d.URN, orDash(d.Name), orDash(d.Hardware), xaddrs, orDash(d.AdoptedAs))
 					}
 				})
 			}

@@ -154,7 +154,7 @@ func richBackend(op string, req any) (any, error) {
 	case "Status":
 		return &apitype.Status{Version: "0.1.0", PID: 42, StartedAt: now, RTSPAddr: ":8554", Cameras: 1, Streams: 2, StreamsUp: 1}, nil
 	case "Discover":
-		return &apitype.DiscoverResult{Devices: []apitype.Device{{URN: "urn:uuid:1", Name: "cam", XAddrs: []string{"http://127.0.0.1:8080/onvif/device_service"}}}}, nil
+		return &apitype.DiscoverResult{Devices: []apitype.Device{{URN: "urn:uuid:1", Name: "cam", XAddrs: []string{"http://127.0.0.1:8080/onvif/device_service"}, DeviceXAddr: "http://127.0.0.1:8080/onvif/device_service"}}}, nil
 	case "CameraList":
 		return &apitype.CameraList{Cameras: []apitype.Camera{{Name: "cam1", User: "admin", HasPassword: true, Streams: []apitype.Stream{{Name: "main", URL: "rtsp://127.0.0.1:554/s", Transport: "auto"}}}}}, nil
 	case "CameraShow":

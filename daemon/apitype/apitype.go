@@ -126,6 +126,10 @@ type Device struct {
 	Addresses  []string `json:"addresses,omitempty"`  // source addresses the answers came from
 	Interfaces []string `json:"interfaces,omitempty"` // interfaces the answers arrived on
 	AdoptedAs  string   `json:"adopted_as,omitempty"` // camera name when already adopted
+	// DeviceXAddr is the address camera adopt --device uses, the one to
+	// confirm; empty when the sightings disagree (Ambiguous says why).
+	DeviceXAddr string `json:"device_xaddr,omitempty"`
+	Ambiguous   string `json:"ambiguous,omitempty"`
 }
 
 // DiscoverResult is the answer of POST /v1/discover.
