@@ -138,7 +138,31 @@ exec ffmpeg -hide_banner -loglevel warning -re -stream_loop -1 -i "$3" -c copy -
 		}
 	}
 
+	// camera set --url replaces the command: it is stopped.
 	pid := st.SourcePID
+	rtspURL := "rtsp://127.0.0.1:1/none"
+	if _, err := td.client.CameraSet(ctx, apitype.CameraSetRequest{Name: "odd", URL: &rtspURL}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 15*time.Second, "exec process gone after camera set --url", func() bool {
+		return syscall.Kill(pid, 0) == syscall.ESRCH
+	})
+	if cam, err := td.client.CameraShow(ctx, "odd"); err != nil || cam.Streams[0].Source != apitype.SourceRTSP || cam.Streams[0].Exec != "" {
+		t.Errorf("after set --url: %+v, %v", cam, err)
+	}
+	// camera set --exec makes it an exec source again, with a new process.
+	if _, err := td.client.CameraSet(ctx, apitype.CameraSetRequest{Name: "odd", Exec: &cmd}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 60*time.Second, "exec camera live again", func() bool {
+		l, err := td.client.StreamList(ctx)
+		if err != nil || len(l.Streams) != 1 {
+			return false
+		}
+		st = l.Streams[0]
+		return st.State == "live" && st.SourcePID > 0
+	})
+	pid = st.SourcePID
 	if _, err := td.client.CameraRemove(ctx, "odd"); err != nil {
 		t.Fatal(err)
 	}
