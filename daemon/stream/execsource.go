@@ -217,22 +217,8 @@ func (p *path) execOnce(ctx context.Context) (liveAt time.Time, err error) {
 
 	publishBy := time.NewTimer(execPublishTimeout)
 	defer publishBy.Stop()
-	var idle *time.Timer
-	var idleC <-chan time.Time
-	check := func() {
-		if !p.spec.OnDemand {
-			return
-		}
-		if p.demand() {
-			if idle != nil {
-				idle.Stop()
-				idle, idleC = nil, nil
-			}
-		} else if idle == nil {
-			idle = time.NewTimer(p.s.cfg.OnDemandCloseAfter)
-			idleC = idle.C
-		}
-	}
+	idle := &idleWatch{p: p}
+	defer idle.stop()
 	healthTick := time.NewTicker(badInputWindow / 2)
 	defer healthTick.Stop()
 	for {
@@ -253,7 +239,7 @@ func (p *path) execOnce(ctx context.Context) (liveAt time.Time, err error) {
 			case live && liveAt.IsZero():
 				liveAt = time.Now()
 				p.s.log.Info("exec source live", "path", p.name, "pid", pid)
-				check()
+				idle.check()
 			case !liveAt.IsZero() && ss == nil:
 				return liveAt, errors.New("exec source: the command stopped publishing")
 			}
@@ -265,14 +251,12 @@ func (p *path) execOnce(ctx context.Context) (liveAt time.Time, err error) {
 			}
 		case <-p.notify:
 			if !liveAt.IsZero() {
-				check()
+				idle.check()
 			}
-		case <-idleC:
-			if !p.demand() {
+		case <-idle.C:
+			if idle.fired() {
 				return liveAt, errIdle
 			}
-			idle, idleC = nil, nil
-			check()
 		}
 	}
 }

@@ -48,6 +48,38 @@ const publishScript = `if [ "$CAMWARDEN_PASSWORD" = "$(cat "$2")" ]; then echo m
 exec ffmpeg -hide_banner -loglevel warning -re -stream_loop -1 -i "$4" -c copy -f rtsp -rtsp_transport tcp "$1"
 `
 
+// publishCommand makes a test clip and returns it with the argv of an exec
+// source running publishScript on it, and the file the script's password
+// check writes to.
+func publishCommand(t *testing.T) (clip string, argv []string, result string) {
+	t.Helper()
+	clip = makeTestClip(t)
+	dir := t.TempDir()
+	expected := filepath.Join(dir, "expected")
+	result = filepath.Join(dir, "result")
+	if err := os.WriteFile(expected, []byte(camPassword), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return clip, []string{writeScript(t, publishScript), OutputPlaceholder, expected, result, clip}, result
+}
+
+// assertH264AAC checks with ffprobe that the restream of path has one
+// H.264 and one AAC track.
+func assertH264AAC(t *testing.T, r *rig, path string) {
+	t.Helper()
+	p, stderr, err := ffprobe(t, "tcp", r.url("alice", "alicepw", path))
+	if err != nil {
+		t.Fatalf("ffprobe: %v: %s\nlogs:\n%s", err, stderr, r.logs.String())
+	}
+	codecs := map[string]bool{}
+	for _, s := range p.Streams {
+		codecs[s.CodecName] = true
+	}
+	if len(p.Streams) != 2 || !codecs["h264"] || !codecs["aac"] {
+		t.Errorf("ffprobe of %s saw %+v, want h264 and aac", path, p)
+	}
+}
+
 func processGone(pid int) bool {
 	err := syscall.Kill(pid, 0)
 	return err == syscall.ESRCH
@@ -74,15 +106,9 @@ func execSpec(name string, argv []string, onDemand bool) CameraSpec {
 // not in its argv, the logs or the stream list. Removing the camera stops
 // the process.
 func TestExecSourceFFmpegPublishesFile(t *testing.T) {
-	clip := makeTestClip(t)
-	dir := t.TempDir()
-	expected, result := filepath.Join(dir, "expected"), filepath.Join(dir, "result")
-	if err := os.WriteFile(expected, []byte(camPassword), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	script := writeScript(t, publishScript)
+	clip, argv, result := publishCommand(t)
 	r := newRig(t, nil)
-	r.srv.SetCameras(context.Background(), []CameraSpec{execSpec("exe", []string{script, OutputPlaceholder, expected, result, clip}, false)})
+	r.srv.SetCameras(context.Background(), []CameraSpec{execSpec("exe", argv, false)})
 	waitFor(t, 30*time.Second, "exec source live", func() bool { return r.status("exe/main").State == StateLive })
 
 	pid := r.status("exe/main").SourcePID
@@ -102,17 +128,7 @@ func TestExecSourceFFmpegPublishesFile(t *testing.T) {
 		t.Errorf("CAMWARDEN_PASSWORD did not reach the command: %q, %v", got, err)
 	}
 
-	p, stderr, err := ffprobe(t, "tcp", r.url("alice", "alicepw", "exe/main"))
-	if err != nil {
-		t.Fatalf("ffprobe: %v: %s\nlogs:\n%s", err, stderr, r.logs.String())
-	}
-	codecs := map[string]bool{}
-	for _, s := range p.Streams {
-		codecs[s.CodecName] = true
-	}
-	if len(p.Streams) != 2 || !codecs["h264"] || !codecs["aac"] {
-		t.Errorf("ffprobe saw %+v, want h264 and aac", p)
-	}
+	assertH264AAC(t, r, "exe/main")
 	if st := r.status("exe/main"); st.Width != 320 || st.Height != 240 {
 		t.Errorf("status %+v", st)
 	}
@@ -148,15 +164,9 @@ func TestExecSourceFFmpegPublishesFile(t *testing.T) {
 // TestExecSourceOnDemandStopsWhenIdle: an on-demand exec source runs only
 // while someone reads it.
 func TestExecSourceOnDemandStopsWhenIdle(t *testing.T) {
-	clip := makeTestClip(t)
-	dir := t.TempDir()
-	expected, result := filepath.Join(dir, "expected"), filepath.Join(dir, "result")
-	if err := os.WriteFile(expected, []byte(camPassword), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	script := writeScript(t, publishScript)
+	_, argv, _ := publishCommand(t)
 	r := newRig(t, func(c *Config) { c.OnDemandStartTimeout = 20 * time.Second })
-	r.srv.SetCameras(context.Background(), []CameraSpec{execSpec("od", []string{script, OutputPlaceholder, expected, result, clip}, true)})
+	r.srv.SetCameras(context.Background(), []CameraSpec{execSpec("od", argv, true)})
 	time.Sleep(300 * time.Millisecond) // would be enough to start it, were it always-on
 	if st := r.status("od/main"); st.State != StateIdle || st.SourcePID != 0 {
 		t.Fatalf("on-demand exec source running without readers: %+v", st)
@@ -251,13 +261,7 @@ exit 3
 // the exec source's own publisher, which proves itself with its one-time
 // credential; other requests from the address stay refused.
 func TestExecSourcePublishesWhileLoopbackIsThrottled(t *testing.T) {
-	clip := makeTestClip(t)
-	dir := t.TempDir()
-	expected, result := filepath.Join(dir, "expected"), filepath.Join(dir, "result")
-	if err := os.WriteFile(expected, []byte(camPassword), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	script := writeScript(t, publishScript)
+	_, argv, _ := publishCommand(t)
 	r := newRig(t, func(c *Config) { c.ThrottleFailures = 2 })
 	for i := 0; i < 3; i++ {
 		_, _, _ = ffprobe(t, "tcp", r.url("alice", "wrong-password", "any/main"))
@@ -265,7 +269,7 @@ func TestExecSourcePublishesWhileLoopbackIsThrottled(t *testing.T) {
 	if !r.srv.thr.blocked("127.0.0.1") {
 		t.Fatal("the failed logins did not block 127.0.0.1")
 	}
-	r.srv.SetCameras(context.Background(), []CameraSpec{execSpec("thr", []string{script, OutputPlaceholder, expected, result, clip}, false)})
+	r.srv.SetCameras(context.Background(), []CameraSpec{execSpec("thr", argv, false)})
 	deadline := time.Now().Add(30 * time.Second)
 	for r.status("thr/main").State != StateLive {
 		if time.Now().After(deadline) {

@@ -183,23 +183,9 @@ func (p *path) rtmpOnce(ctx context.Context) (liveAt time.Time, err error) {
 // path stops, the source misbehaves, or an on-demand source loses its
 // readers (errIdle).
 func (p *path) serveLive(ctx context.Context, liveAt time.Time, errc <-chan error) error {
-	var idle *time.Timer
-	var idleC <-chan time.Time
-	check := func() {
-		if !p.spec.OnDemand {
-			return
-		}
-		if p.demand() {
-			if idle != nil {
-				idle.Stop()
-				idle, idleC = nil, nil
-			}
-		} else if idle == nil {
-			idle = time.NewTimer(p.s.cfg.OnDemandCloseAfter)
-			idleC = idle.C
-		}
-	}
-	check()
+	idle := &idleWatch{p: p}
+	defer idle.stop()
+	idle.check()
 	healthTick := time.NewTicker(badInputWindow / 2)
 	defer healthTick.Stop()
 	for {
@@ -219,13 +205,11 @@ func (p *path) serveLive(ctx context.Context, liveAt time.Time, errc <-chan erro
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-p.notify:
-			check()
-		case <-idleC:
-			if !p.demand() {
+			idle.check()
+		case <-idle.C:
+			if idle.fired() {
 				return errIdle
 			}
-			idle, idleC = nil, nil
-			check()
 		}
 	}
 }

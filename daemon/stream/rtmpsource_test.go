@@ -90,17 +90,7 @@ func TestRTMPSourcePulledFromNginx(t *testing.T) {
 	if strings.Join(st.Codecs, ",") != "H264,AAC" || st.Width != 320 || st.Height != 240 {
 		t.Errorf("status %+v", st)
 	}
-	p, stderr, err := ffprobe(t, "tcp", r.url("alice", "alicepw", "rtmpcam/main"))
-	if err != nil {
-		t.Fatalf("ffprobe: %v: %s\nlogs:\n%s", err, stderr, r.logs.String())
-	}
-	codecs := map[string]bool{}
-	for _, s := range p.Streams {
-		codecs[s.CodecName] = true
-	}
-	if len(p.Streams) != 2 || !codecs["h264"] || !codecs["aac"] {
-		t.Errorf("ffprobe saw %+v, want h264 and aac", p)
-	}
+	assertH264AAC(t, r, "rtmpcam/main")
 	// A reader decodes it without errors.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
