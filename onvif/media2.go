@@ -100,14 +100,16 @@ func parseServices(data []byte) (map[string]string, error) {
 
 // serviceURL applies the security rules to a service address the device
 // reported: the host is the one we reached the device at, no userinfo,
-// and a pinned device's services must be https too.
+// and a device reached over https must have https services too: on first
+// adoption there is no pin yet, and a plain-HTTP service would get the
+// WS-Security token and Digest answer in clear.
 func (c *Client) serviceURL(reported string) (*url.URL, error) {
 	u, err := fixHost(reported, c.device, "http", "https")
 	if err != nil {
 		return nil, fmt.Errorf("onvif: service address from %s: %w", c.device.Host, err)
 	}
 	u.User = nil
-	if c.pin != nil && c.pin.want != "" && u.Scheme != "https" {
+	if c.device.Scheme == "https" && u.Scheme != "https" {
 		return nil, fmt.Errorf("onvif: %s reports a plain-HTTP media service: %w", c.device.Host, ErrUnpinnedService)
 	}
 	return u, nil

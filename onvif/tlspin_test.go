@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -128,6 +129,34 @@ func TestPinnedCameraRefusesPlainHTTPMedia(t *testing.T) {
 	opts.CertSHA256 = fingerprintOf(cam.srv)
 	if _, err := Adopt(context.Background(), cam.xaddr(), opts); !errors.Is(err, ErrUnpinnedService) {
 		t.Fatalf("Adopt: %v", err)
+	}
+}
+
+// TestFirstHTTPSAdoptionRefusesPlainHTTPMedia: adopting over https with
+// no pin yet (trust on first use) must not send the credentials to a Media1
+// service at plain http on the same host. Before the fix the rule applied
+// only once a pin existed, and the plain listener got WS-Security and
+// Digest in clear.
+func TestFirstHTTPSAdoptionRefusesPlainHTTPMedia(t *testing.T) {
+	var plain atomic.Int32
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		plain.Add(1)
+		http.Error(w, "no", http.StatusUnauthorized)
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	cam, _ := newTLSFakeCam(t)
+	cam.mediaXAddr = "http://127.0.0.1:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port) + "/onvif/media"
+	opts := camOpts(cam, &syncBuffer{}) // no CertSHA256: first adoption
+	if _, err := Adopt(context.Background(), cam.xaddr(), opts); !errors.Is(err, ErrUnpinnedService) {
+		t.Errorf("Adopt: %v; want ErrUnpinnedService", err)
+	}
+	if n := plain.Load(); n != 0 {
+		t.Fatalf("the plain-HTTP media service received %d requests", n)
 	}
 }
 
