@@ -40,8 +40,10 @@ func (b backend) CameraAdopt(ctx context.Context, c api.Caller, req apitype.Came
 	if _, err := b.CameraShow(ctx, c, req.Name); err == nil {
 		return nil, apitype.Errorf(apitype.CodeConflict, "camera %q already exists", req.Name)
 	}
-	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	res, err := onvif.Adopt(qctx, xaddr, onvif.ClientOptions{Username: req.User, Password: req.Password, Logger: d.log.Named("onvif")})
+	channels, _ := apitype.ParseChannels(req.Channels) // valid: Validate parsed it
+	// A recorder answers a few calls per channel: allow for 128 of them.
+	qctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	res, err := onvif.AdoptChannels(qctx, xaddr, onvif.ClientOptions{Username: req.User, Password: req.Password, Logger: d.log.Named("onvif")}, channels)
 	cancel()
 	if err != nil {
 		d.auditFailure(ctx, c, "camera.adopt", req.Name, adoptCode(err))
@@ -55,10 +57,14 @@ func (b backend) CameraAdopt(ctx context.Context, c api.Caller, req apitype.Came
 			}
 		}
 	}
-	cam := store.Camera{Name: req.Name, Username: req.User, ONVIF: &store.ONVIFIdentity{
+	identity := store.ONVIFIdentity{
 		URN: urn, XAddr: xaddr, Manufacturer: res.Info.Manufacturer, Model: res.Info.Model,
 		Firmware: res.Info.FirmwareVersion, Serial: res.Info.SerialNumber, HardwareID: res.Info.HardwareID,
-		CertSHA256: res.CertSHA256}}
+		CertSHA256: res.CertSHA256}
+	if res.Recorder() {
+		return b.adoptRecorder(ctx, c, req, identity, res)
+	}
+	cam := store.Camera{Name: req.Name, Username: req.User, ONVIF: &identity}
 	for _, s := range res.Streams {
 		if access.ValidName(s.Name) {
 			cam.Streams = append(cam.Streams, store.Stream{Name: s.Name, URL: s.URI.URI, Transport: "auto"})
@@ -81,6 +87,67 @@ func (b backend) CameraAdopt(ctx context.Context, c api.Caller, req apitype.Came
 	return b.cameraResult(ctx, mres, req.Name)
 }
 
+// adoptRecorder stores a recorder once (its credentials) and one camera per
+// selected channel, NAME-chNN, each stream on demand: recorders limit
+// concurrent streams, so a channel is pulled only while someone reads it.
+func (b backend) adoptRecorder(ctx context.Context, c api.Caller, req apitype.CameraAdoptRequest, identity store.ONVIFIdentity, res onvif.AdoptResult) (*apitype.MutationResult, error) {
+	d := b.d
+	var cams []store.Camera
+	for _, ch := range res.Channels {
+		name := req.Name + onvif.ChannelSuffix(ch.Number)
+		if !access.ValidName(name) {
+			return nil, invalid("camera name %q is too long for the recorder's channels (NAME-chNN, at most 64 characters)", name)
+		}
+		id := identity
+		cam := store.Camera{Name: name, Username: req.User, ONVIF: &id, Recorder: req.Name, Channel: ch.Number, ChannelName: ch.Name}
+		for _, s := range ch.Streams {
+			if access.ValidName(s.Name) {
+				cam.Streams = append(cam.Streams, store.Stream{Name: s.Name, URL: s.URI.URI, Transport: "auto", OnDemand: true})
+			}
+		}
+		if len(cam.Streams) == 0 {
+			return nil, apitype.Errorf(apitype.CodeInvalid, "channel %d of the recorder at %s reported no usable media profiles", ch.Number, identity.XAddr)
+		}
+		cams = append(cams, cam)
+	}
+	numbers := make([]string, len(cams))
+	for i, cam := range cams {
+		numbers[i] = fmt.Sprint(cam.Channel)
+	}
+	mres, err := d.mutate(ctx, mutation{
+		caller: c, action: "camera.adopt", target: req.Name,
+		args: map[string]string{"urn": identity.URN, "xaddr": identity.XAddr, "user": req.User, "recorder_channels": fmt.Sprint(res.Sources),
+			"channels": strings.Join(numbers, ","), "password": setOrEmpty(req.Password), "cert_sha256": res.CertSHA256, "media2": fmt.Sprint(res.Media2)},
+		apply: func(tx *store.Tx, ch *changeSet) error {
+			ch.cameras = true
+			if err := tx.CreateRecorder(req.Name, req.User, req.Password); err != nil {
+				if errors.Is(err, store.ErrExists) {
+					return apitype.Errorf(apitype.CodeConflict, "recorder %q already exists", req.Name)
+				}
+				return err
+			}
+			for _, cam := range cams {
+				if err := tx.CreateCamera(cam, ""); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	mres.Changed = true
+	mres.Message = fmt.Sprintf("recorder %s: %d of its %d channels adopted as cameras %s ... %s (streams on demand)",
+		req.Name, len(cams), res.Sources, cams[0].Name, cams[len(cams)-1].Name)
+	for _, cam := range cams {
+		if v, err := b.CameraShow(ctx, api.Caller{}, cam.Name); err == nil {
+			mres.Cameras = append(mres.Cameras, *v)
+		}
+	}
+	return &mres, nil
+}
+
 func adoptCode(err error) string {
 	switch {
 	case errors.Is(err, onvif.ErrUnauthorized):
@@ -89,6 +156,8 @@ func adoptCode(err error) string {
 		return "failed: unreachable"
 	case errors.Is(err, onvif.ErrNoProfiles):
 		return "failed: no_profiles"
+	case errors.Is(err, onvif.ErrNoChannel):
+		return "failed: no_channel"
 	}
 	return "failed: error"
 }
@@ -101,6 +170,8 @@ func adoptError(err error, xaddr string) error {
 		return apitype.Errorf(apitype.CodeUnavailable, "cannot reach the camera at %s: %v", xaddr, err)
 	case errors.Is(err, onvif.ErrNoProfiles):
 		return apitype.Errorf(apitype.CodeInvalid, "the camera at %s has no media profiles to stream", xaddr)
+	case errors.Is(err, onvif.ErrNoChannel):
+		return apitype.Errorf(apitype.CodeInvalid, "--channels: %v", errors.Unwrap(err))
 	}
 	return apitype.Errorf(apitype.CodeUnavailable, "querying the camera at %s failed: %v", xaddr, err)
 }

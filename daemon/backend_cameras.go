@@ -12,7 +12,8 @@ import (
 
 func cameraView(c store.Camera) apitype.Camera {
 	out := apitype.Camera{Name: c.Name, User: c.Username, HasPassword: c.HasPassword, AllowBasic: c.AllowBasic,
-		Created: c.Created, Changed: c.Changed, Streams: []apitype.Stream{}, PendingMove: pendingMoveView(c.Name, c.PendingMove)}
+		Created: c.Created, Changed: c.Changed, Streams: []apitype.Stream{}, PendingMove: pendingMoveView(c.Name, c.PendingMove),
+		Recorder: c.Recorder, Channel: c.Channel, ChannelName: c.ChannelName}
 	if c.ONVIF != nil {
 		out.ONVIF = &apitype.ONVIFIdentity{URN: c.ONVIF.URN, XAddr: c.ONVIF.XAddr, Manufacturer: c.ONVIF.Manufacturer,
 			Model: c.ONVIF.Model, Firmware: c.ONVIF.Firmware, Serial: c.ONVIF.Serial, Hardware: c.ONVIF.HardwareID,

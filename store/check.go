@@ -5,7 +5,7 @@ import "context"
 // DamagedSecret is a sealed blob that no longer opens: a flipped byte, a
 // blob copied from another record, or a blob under an unknown key.
 type DamagedSecret struct {
-	Kind   string // "camera", "user" or "directory"
+	Kind   string // "camera", "recorder", "user" or "directory"
 	Name   string
 	Field  string // "password", "digest" or "bind_password"
 	Reason string // never contains key material or plaintext
@@ -39,6 +39,19 @@ func (s *Store) CheckSealed(ctx context.Context) ([]DamagedSecret, error) {
 			r, err := decodeCamera(k, v)
 			if err == nil {
 				check(kindCamera, r.Name, fieldPass, r.Password)
+			}
+			return err
+		}); err != nil {
+			return err
+		}
+		recs, err := tx.bucket(bucketRecorders)
+		if err != nil {
+			return err
+		}
+		if err := recs.ForEach(func(k, v []byte) error {
+			r, err := decodeRecorder(k, v)
+			if err == nil {
+				check(kindRecorder, r.Name, fieldPass, r.Password)
 			}
 			return err
 		}); err != nil {

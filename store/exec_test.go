@@ -47,7 +47,7 @@ func TestExecStreamAndMigrateFromSchemaV4(t *testing.T) {
 		return nil
 	})
 	s.Close()
-	if got := schemaOf(t, path); got != schemaVersion || schemaVersion != 5 {
+	if got := schemaOf(t, path); got != schemaVersion || schemaVersion < 5 {
 		t.Fatalf("schema after migration %d (build %d)", got, schemaVersion)
 	}
 }

@@ -21,6 +21,7 @@ var migrations = []struct {
 	{"v2 -> v3: cameras gain allow_basic, a pinned TLS certificate and a pending move (absent: Basic refused, no pin, no move)", migrateV2toV3},
 	{"v3 -> v4: empty identity buckets (token issuers, directory, group mappings, revoked tokens)", migrateV3toV4},
 	{"v4 -> v5: streams gain an exec source command (absent: the URL's scheme says the source)", migrateV4toV5},
+	{"v5 -> v6: empty recorders bucket (cameras gain an optional recorder and channel; absent: a camera of its own)", migrateV5toV6},
 }
 
 func init() {
@@ -178,4 +179,13 @@ func migrateV4toV5(btx *bolt.Tx, _ time.Time) error {
 		_, err := decodeCamera(k, v)
 		return err
 	})
+}
+
+// migrateV5toV6 creates the recorders bucket, empty: every v5 camera keeps
+// its own credentials. The version moves so that a v5 build, which would
+// drop a channel camera's recorder reference on its next write (leaving it
+// without credentials and the recorder's secret dangling), refuses the file.
+func migrateV5toV6(btx *bolt.Tx, _ time.Time) error {
+	_, err := btx.CreateBucketIfNotExists(bucketRecorders)
+	return err
 }

@@ -62,6 +62,23 @@ type Camera struct {
 	Created     time.Time
 	Changed     time.Time
 	Revision    uint64 // bumped on every change of the record or its password
+	// Recorder names the network recorder whose channel Channel (1-based)
+	// this camera is; its credentials are the recorder's (HasPassword and
+	// CameraPassword follow them). "" for a camera of its own.
+	Recorder    string
+	Channel     int
+	ChannelName string // the recorder's own name for the channel
+}
+
+// Recorder is a network recorder (NVR/DVR) whose channels are cameras.
+// Its password is sealed once, under the recorder's name, and shared by
+// every channel camera; the record goes with its last channel.
+type Recorder struct {
+	Name        string
+	Username    string
+	HasPassword bool
+	Created     time.Time
+	Changed     time.Time
 }
 
 // User is a restream user. PasswordHash is argon2id (PHC string); the digest
@@ -164,6 +181,18 @@ type cameraRec struct {
 	// Schema 3.
 	AllowBasic  bool            `json:"allow_basic,omitempty"`
 	PendingMove *pendingMoveRec `json:"pending_move,omitempty"`
+	// Schema 6.
+	Recorder    string `json:"recorder,omitempty"`
+	Channel     int    `json:"channel,omitempty"`
+	ChannelName string `json:"channel_name,omitempty"`
+}
+
+type recorderRec struct {
+	Name     string    `json:"name"`
+	Username string    `json:"username,omitempty"`
+	Password []byte    `json:"password,omitempty"` // sealed (recorder, name, "password")
+	Created  time.Time `json:"created"`
+	Changed  time.Time `json:"changed"`
 }
 
 type userRec struct {
@@ -224,6 +253,17 @@ func decodeCamera(key, val []byte) (cameraRec, error) {
 	}
 	if r.Name != string(key) {
 		return r, fmt.Errorf("%w: camera record under key %q names %q", ErrCorrupt, truncate(string(key), 64), truncate(r.Name, 64))
+	}
+	return r, nil
+}
+
+func decodeRecorder(key, val []byte) (recorderRec, error) {
+	var r recorderRec
+	if err := decode(kindRecorder, key, val, &r); err != nil {
+		return r, err
+	}
+	if r.Name != string(key) {
+		return r, fmt.Errorf("%w: recorder record under key %q names %q", ErrCorrupt, truncate(string(key), 64), truncate(r.Name, 64))
 	}
 	return r, nil
 }
@@ -294,6 +334,7 @@ func (r cameraRec) public() Camera {
 	c := Camera{
 		Name: r.Name, Username: r.Username, HasPassword: len(r.Password) > 0, AllowBasic: r.AllowBasic,
 		Created: r.Created, Changed: r.Changed, Revision: r.Revision,
+		Recorder: r.Recorder, Channel: r.Channel, ChannelName: r.ChannelName,
 	}
 	if r.ONVIF != nil {
 		o := ONVIFIdentity(*r.ONVIF)

@@ -8,7 +8,7 @@ import "encoding/binary"
 // schemaVersion is the version this build writes. Databases with a lower
 // version are migrated on Open (see migrations in store.go); a higher version
 // is refused.
-const schemaVersion uint64 = 5
+const schemaVersion uint64 = 6
 
 // formatMagic marks a bbolt file as a camwarden database (meta/format).
 const formatMagic = "camwarden-db"
@@ -31,12 +31,16 @@ var (
 	// migrateV3toV4 creates them.
 	identityBuckets = [][]byte{bucketIssuers, bucketDirectory, bucketGroupMaps, bucketRevokedTokens}
 
+	// Schema 6: network recorders (store/recorder.go). A recorder's
+	// credentials live here once; its channel cameras refer to it.
+	bucketRecorders = []byte("recorders") // recorder name -> recorderRec (JSON)
+
 	// allBuckets is what a new database is created with (and what Open
 	// requires to exist).
-	allBuckets = append([][]byte{bucketMeta, bucketCameras, bucketUsers, bucketGroups, bucketGrants, bucketAudit}, identityBuckets...)
+	allBuckets = append(append([][]byte{bucketMeta, bucketCameras, bucketUsers, bucketGroups, bucketGrants, bucketAudit}, identityBuckets...), bucketRecorders)
 
 	// policyBuckets decide IsEmpty.
-	policyBuckets = append([][]byte{bucketCameras, bucketUsers, bucketGroups, bucketGrants}, identityBuckets...)
+	policyBuckets = append(append([][]byte{bucketCameras, bucketUsers, bucketGroups, bucketGrants}, identityBuckets...), bucketRecorders)
 )
 
 // Keys of the meta bucket.
@@ -54,6 +58,7 @@ var (
 // (kind, record name, field).
 const (
 	kindCamera   = "camera"
+	kindRecorder = "recorder"
 	kindUser     = "user"
 	kindMeta     = "meta"
 	fieldPass    = "password"

@@ -313,6 +313,28 @@ func (s *Store) RotateKey(ctx context.Context, audit *AuditEntry) (newKeyID stri
 				return err
 			}
 		}
+		recs, err := tx.bucket(bucketRecorders)
+		if err != nil {
+			return err
+		}
+		var recRecs []recorderRec
+		if err := recs.ForEach(func(k, v []byte) error {
+			r, err := decodeRecorder(k, v)
+			if err == nil && len(r.Password) > 0 {
+				recRecs = append(recRecs, r)
+			}
+			return err
+		}); err != nil {
+			return err
+		}
+		for _, r := range recRecs {
+			if r.Password, err = reseal(kindRecorder, r.Name, fieldPass, r.Password); err != nil {
+				return err
+			}
+			if err := tx.put(recs, kindRecorder, r.Name, []byte(r.Name), r); err != nil {
+				return err
+			}
+		}
 		users, err := tx.bucket(bucketUsers)
 		if err != nil {
 			return err
@@ -565,6 +587,9 @@ func inspectTx(path string, btx *bolt.Tx, masters []Key, check bool) (info dbInf
 		if info.schema < 4 && slices.ContainsFunc(identityBuckets, func(b []byte) bool { return bytes.Equal(b, name) }) {
 			continue // migrateV3toV4 creates it
 		}
+		if info.schema < 6 && bytes.Equal(name, bucketRecorders) {
+			continue // migrateV5toV6 creates it
+		}
 		if btx.Bucket(name) == nil {
 			return info, fmt.Errorf("%w: %s: bucket %q missing", ErrCorrupt, path, name)
 		}
@@ -643,6 +668,7 @@ func decodeAll(btx *bolt.Tx) error {
 		{bucketDirectory, func(k, v []byte) error { _, err := decodeDirectory(k, v); return err }},
 		{bucketGroupMaps, func(k, v []byte) error { _, err := decodeGroupMap(k, v); return err }},
 		{bucketRevokedTokens, func(k, v []byte) error { _, err := decodeRevokedToken(k, v); return err }},
+		{bucketRecorders, func(k, v []byte) error { _, err := decodeRecorder(k, v); return err }},
 	}
 	for _, st := range steps {
 		if err := btx.Bucket(st.bucket).ForEach(st.dec); err != nil {

@@ -158,7 +158,21 @@ func (tx *Tx) Camera(name string) (Camera, error) {
 	if err != nil {
 		return Camera{}, err
 	}
-	return r.public(), nil
+	return tx.publicCamera(r)
+}
+
+// publicCamera is r.public() with a channel camera's HasPassword taken
+// from its recorder.
+func (tx *Tx) publicCamera(r cameraRec) (Camera, error) {
+	c := r.public()
+	if r.Recorder != "" {
+		_, rr, err := tx.recorderRec(r.Recorder)
+		if err != nil {
+			return Camera{}, fmt.Errorf("%w: camera %q refers to recorder %q: %v", ErrCorrupt, truncate(r.Name, 64), truncate(r.Recorder, 64), err)
+		}
+		c.HasPassword = len(rr.Password) > 0
+	}
+	return c, nil
 }
 
 // Cameras returns every camera, sorted by name.
@@ -173,8 +187,9 @@ func (tx *Tx) Cameras() ([]Camera, error) {
 		if err != nil {
 			return err
 		}
-		out = append(out, r.public())
-		return nil
+		c, err := tx.publicCamera(r)
+		out = append(out, c)
+		return err
 	})
 	return out, err
 }
@@ -192,6 +207,18 @@ func (tx *Tx) CreateCamera(c Camera, password string) error {
 	}
 	r := cameraRec{Name: c.Name, Created: tx.now, Changed: tx.now, Revision: 1}
 	r.applyPublic(c)
+	if c.Recorder != "" {
+		if _, _, err := tx.recorderRec(c.Recorder); err != nil {
+			return err
+		}
+		if password != "" {
+			return fmt.Errorf("camera %q is a channel of recorder %q: its password is the recorder's", c.Name, c.Recorder)
+		}
+		if c.Channel < 1 {
+			return fmt.Errorf("camera %q: a recorder channel number starts at 1", c.Name)
+		}
+		r.Recorder, r.Channel, r.ChannelName = c.Recorder, c.Channel, c.ChannelName
+	}
 	if password != "" {
 		if r.Password, err = tx.sealSecret(kindCamera, c.Name, fieldPass, password); err != nil {
 			return err
@@ -243,10 +270,15 @@ func (tx *Tx) SetCameraPendingMove(name string, m *PendingMove) error {
 }
 
 // SetCameraPassword seals a new password ("" clears it) and bumps Revision.
+// For a recorder's channel camera it is the recorder's password that
+// changes, and every channel's Revision is bumped.
 func (tx *Tx) SetCameraPassword(name, password string) error {
 	b, r, err := tx.cameraRec(name)
 	if err != nil {
 		return err
+	}
+	if r.Recorder != "" {
+		return tx.SetRecorderPassword(r.Recorder, password)
 	}
 	r.Password = nil
 	if password != "" {
@@ -262,19 +294,40 @@ func (tx *Tx) SetCameraPassword(name, password string) error {
 // CameraPassword unseals a camera's password ("" if none is set).
 func (tx *Tx) CameraPassword(name string) (string, error) {
 	_, r, err := tx.cameraRec(name)
-	if err != nil || len(r.Password) == 0 {
+	if err != nil {
 		return "", err
+	}
+	if r.Recorder != "" {
+		return tx.RecorderPassword(r.Recorder)
+	}
+	if len(r.Password) == 0 {
+		return "", nil
 	}
 	return tx.openSecret(kindCamera, name, fieldPass, r.Password)
 }
 
-// DeleteCamera removes a camera (ErrNotFound if absent).
+// DeleteCamera removes a camera (ErrNotFound if absent). The last channel
+// camera of a recorder takes the recorder record, and its secret, along.
 func (tx *Tx) DeleteCamera(name string) error {
-	b, _, err := tx.cameraRec(name)
+	b, r, err := tx.cameraRec(name)
 	if err != nil {
 		return err
 	}
-	return b.Delete([]byte(name))
+	if err := b.Delete([]byte(name)); err != nil {
+		return err
+	}
+	if r.Recorder == "" {
+		return nil
+	}
+	left, err := tx.recorderChannels(r.Recorder)
+	if err != nil || len(left) > 0 {
+		return err
+	}
+	rb, err := tx.bucket(bucketRecorders)
+	if err != nil {
+		return err
+	}
+	return rb.Delete([]byte(r.Recorder))
 }
 
 // --- users ---

@@ -262,15 +262,16 @@ var commands = []command{
 				return mutationDone(e, "camera "+args[0]+" added", r)
 			}
 		}},
-	{path: "camera adopt", args: "NAME (--device URN | --xaddr URL) --user U --password-stdin",
-		summary: "adopt an ONVIF device (found by discover, or at an XAddr) as a camera", minArgs: 1, maxArgs: 1,
+	{path: "camera adopt", args: "NAME (--device URN | --xaddr URL) --user U --password-stdin [--channels 1,3-5]",
+		summary: "adopt an ONVIF device (found by discover, or at an XAddr) as a camera; a recorder as one camera per channel, NAME-chNN", minArgs: 1, maxArgs: 1,
 		setup: func(fs *flag.FlagSet) runFunc {
 			device := fs.String("device", "", "the device's URN as listed by discover")
 			xaddr := fs.String("xaddr", "", "the device's ONVIF service URL")
 			user := fs.String("user", "", "ONVIF user name")
 			pwStdin := fs.Bool("password-stdin", false, "read the ONVIF password from stdin (one line)")
+			channels := fs.String("channels", "", "a recorder's channels to adopt, e.g. 1,3-5 (default: all)")
 			return func(e *env, args []string) error {
-				req := apitype.CameraAdoptRequest{Name: args[0], DeviceURN: *device, XAddr: *xaddr, User: *user}
+				req := apitype.CameraAdoptRequest{Name: args[0], DeviceURN: *device, XAddr: *xaddr, User: *user, Channels: *channels}
 				if err := req.Validate(); err != nil {
 					return invalid(err)
 				}
@@ -282,6 +283,19 @@ var commands = []command{
 				r, err := e.cl.CameraAdopt(e.ctx, req)
 				if err != nil {
 					return err
+				}
+				if len(r.Cameras) > 0 {
+					return e.print(r, func(w io.Writer) {
+						fmt.Fprintln(w, r.Message)
+						fmt.Fprintln(w, "CAMERA\tCHANNEL\tNAME\tSTREAMS")
+						for _, c := range r.Cameras {
+							var names []string
+							for _, s := range c.Streams {
+								names = append(names, s.Name)
+							}
+							fmt.Fprintf(w, "%s\t%d\t%s\t%s\n", c.Name, c.Channel, c.ChannelName, strings.Join(names, ","))
+						}
+					})
 				}
 				return mutationDone(e, "camera "+args[0]+" adopted", r)
 			}

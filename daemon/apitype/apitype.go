@@ -188,6 +188,11 @@ type Camera struct {
 	Streams     []Stream       `json:"streams"`
 	Created     time.Time      `json:"created,omitzero"`
 	Changed     time.Time      `json:"changed,omitzero"`
+	// Recorder, Channel and ChannelName: a network recorder's channel
+	// (the recorder's credentials are shared by its channels).
+	Recorder    string `json:"recorder,omitempty"`
+	Channel     int    `json:"channel,omitempty"`
+	ChannelName string `json:"channel_name,omitempty"`
 }
 
 // CameraList is the answer of GET /v1/cameras.
@@ -219,6 +224,8 @@ type CameraAdoptRequest struct {
 	XAddr     string `json:"xaddr,omitempty"`
 	User      string `json:"user"`
 	Password  string `json:"password"`
+	// Channels selects a recorder's channels ("1,3-5"); empty: all.
+	Channels string `json:"channels,omitempty"`
 }
 
 // CameraSetRequest changes a camera. Nil fields are left as they are.
@@ -454,5 +461,7 @@ type MutationResult struct {
 	ClosedSessions   int     `json:"closed_sessions"`
 	RestartedStreams int     `json:"restarted_streams,omitempty"`
 	Camera           *Camera `json:"camera,omitempty"` // the camera after add/adopt/set
-	Message          string  `json:"message,omitempty"`
+	// Cameras are the channel cameras a recorder's adoption created.
+	Cameras []Camera `json:"cameras,omitempty"`
+	Message string   `json:"message,omitempty"`
 }

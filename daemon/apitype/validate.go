@@ -1,6 +1,7 @@
 package apitype
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -266,7 +267,74 @@ func (r CameraAdoptRequest) Validate() error {
 	if r.User == "" {
 		return invalidf("adoption needs --user and --password-stdin: the camera's ONVIF credentials")
 	}
+	if _, err := ParseChannels(r.Channels); err != nil {
+		return invalidf("--channels: %v", err)
+	}
+	if r.Channels != "" {
+		// Channel cameras are named NAME-chNN: leave room for the suffix.
+		if err := CheckName("camera", r.Name+"-ch01"); err != nil {
+			return invalidf("camera name %q is too long for a recorder's channels (NAME-chNN)", r.Name)
+		}
+	}
 	return nil
+}
+
+// MaxChannels bounds a recorder's channel numbers.
+const MaxChannels = 128
+
+// ParseChannels parses a recorder channel selection such as "1,3-5" into
+// sorted, distinct channel numbers in 1..MaxChannels. "" means all (nil).
+func ParseChannels(s string) ([]int, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, nil
+	}
+	if len(s) > 512 {
+		return nil, errors.New("the channel list is longer than 512 characters")
+	}
+	var set [MaxChannels + 1]bool
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(strings.TrimSpace(part), "-")
+		a, err := channelNumber(lo)
+		if err != nil {
+			return nil, err
+		}
+		b := a
+		if isRange {
+			if b, err = channelNumber(hi); err != nil {
+				return nil, err
+			}
+			if b < a {
+				return nil, fmt.Errorf("the range %d-%d runs backwards", a, b)
+			}
+		}
+		for n := a; n <= b; n++ {
+			set[n] = true
+		}
+	}
+	var out []int
+	for n, ok := range set {
+		if ok {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+func channelNumber(s string) (int, error) {
+	s = strings.TrimSpace(s)
+	n, err := strconv.Atoi(s)
+	if err != nil || s == "" || s[0] == '+' || len(s) > 4 {
+		q := s
+		if len(q) > 16 {
+			q = q[:16] + "..."
+		}
+		return 0, fmt.Errorf("%q is not a channel number (write e.g. 1,3-5)", q)
+	}
+	if n < 1 || n > MaxChannels {
+		return 0, fmt.Errorf("channel %d is outside 1-%d", n, MaxChannels)
+	}
+	return n, nil
 }
 
 // Validate checks a camera-set request: at least one change, each valid.
