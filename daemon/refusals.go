@@ -24,6 +24,7 @@ const (
 	refusalWindow     = time.Minute
 	maxRefusalCallers = 256 // further callers share one window
 	maxRefusalPath    = 256 // bytes of the request path kept for the log and the audit entry
+	maxRefusalMethod  = 16  // bytes of the method kept: every real method is shorter, a request line may carry 64 KiB
 )
 
 // refusal is one refused request.
@@ -66,6 +67,7 @@ func newRefusalAuditor(window time.Duration, now func() time.Time, write func(co
 func (a *refusalAuditor) take(ctx context.Context, r refusal) {
 	r.at = a.now()
 	r.path = capUTF8(r.path, maxRefusalPath)
+	r.method = capUTF8(r.method, maxRefusalMethod)
 	select {
 	case a.in <- r:
 	case <-ctx.Done():

@@ -138,6 +138,31 @@ func TestRefusalCallersBounded(t *testing.T) {
 	}
 }
 
+// TestRefusalMethodCapped: a refused request with a 64 KiB method writes
+// neither a 64 KiB log line nor a 64 KiB audit target, at the first
+// refusal of a window or in the coalesced count after it.
+func TestRefusalMethodCapped(t *testing.T) {
+	r := newRefusalRig(t)
+	method := strings.Repeat("M", 64<<10)
+	for range 2 {
+		r.a.take(context.Background(), refusal{caller: api.Caller{UID: 7, GID: 7, PID: 1, Exe: "flood"},
+			method: method, path: "/v1/users", reason: "not an admin"})
+	}
+	r.a.stop()
+	got := r.written()
+	if len(got) != 2 {
+		t.Fatalf("entries %+v", got)
+	}
+	for _, e := range got {
+		if len(e.Target) > maxRefusalMethod+maxRefusalPath+32 {
+			t.Errorf("audit target of %d bytes for a 64 KiB method", len(e.Target))
+		}
+	}
+	if n := len(r.logs.String()); n > 4<<10 {
+		t.Errorf("%d bytes of log for two refusals with a 64 KiB method", n)
+	}
+}
+
 func TestCapUTF8(t *testing.T) {
 	s := strings.Repeat("é", 300)
 	c := capUTF8(s, 11)
