@@ -65,6 +65,10 @@ func (b backend) AuditVerify(ctx context.Context, c api.Caller, req apitype.Audi
 		return nil, toAPIError(err)
 	}
 	res := &apitype.AuditVerify{OK: v.OK, Entries: int(v.Entries), FirstBad: v.FirstBad, Message: v.Reason}
+	for _, rk := range v.Rekeys {
+		res.Rekeys = append(res.Rekeys, apitype.AuditRekey{Seq: rk.Seq, Time: rk.Time, Entries: rk.Entries,
+			From: rk.From, Schema: rk.Schema, UnverifiedFrom: rk.UnverifiedFrom})
+	}
 	if mirrored != nil {
 		res.JournalSeq = mirrored.Seq
 	} else if len(req.Journal) > 0 && v.OK {

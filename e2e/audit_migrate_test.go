@@ -39,6 +39,8 @@ func TestOldDatabaseChainKeyedAtFirstStart(t *testing.T) {
 	}
 	if out := d.must("", "audit", "verify"); !strings.Contains(out, "intact: 3 entries") {
 		t.Fatalf("audit verify after re-keying: %s", out)
+	} else if !strings.Contains(out, "entry 3 re-keyed 2 entries from an unkeyed chain (schema 1)") {
+		t.Errorf("audit verify does not report the migration's re-keying: %s", out)
 	}
 	if !strings.Contains(d.logs.String(), "audit chain keyed under the master key") {
 		t.Errorf("the re-keying is not in the log:\n%s", tail(d.logs.String(), 2000))

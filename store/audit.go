@@ -30,9 +30,10 @@ import (
 // Options.AuditMirror (the daemon logs it to the journal) and
 // VerifyAuditHead compares a mirrored head with the database.
 //
-// Databases written before the chain was keyed carry plain SHA-256 hashes
-// (legacyAuditHash) and no meta/audit_key; Open re-keys them once
-// (rekeyAuditChain) and records that in the chain itself.
+// Databases written before the chain was keyed (schema < keyedAuditSchema)
+// carry plain SHA-256 hashes (legacyAuditHash) and no meta/audit_key; their
+// migration re-keys them once (keyChain) and records that in the chain
+// itself, which VerifyAudit reports ever after (AuditVerify.Rekeys).
 
 // redactedArgKeys: argument names whose values are never stored, whatever the
 // caller passed (defence in depth; callers redact too).
@@ -436,6 +437,7 @@ func verifyChainDetail(ctx context.Context, b, meta *bolt.Bucket, hashes chainHa
 	prev := ""
 	expect := uint64(1)
 	var unverified *AuditVerify // a rekey entry's confession, reported if nothing else is wrong
+	var rekeys []AuditRekey
 	c := b.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
 		if ctx.Err() != nil {
@@ -465,12 +467,19 @@ func verifyChainDetail(ctx context.Context, b, meta *bolt.Bucket, hashes chainHa
 		if h := hashes.entry(r); !hmac.Equal([]byte(h), []byte(r.Hash)) {
 			return bad(seq, count, "entry %d was modified (its content does not match its hash)", seq), false
 		}
-		if r.Action == auditRekeyAction && unverified == nil {
+		if r.Action == auditRekeyAction {
+			rk := AuditRekey{Seq: seq, Time: r.Time, From: r.Args[rekeyFrom]}
+			rk.Entries, _ = strconv.ParseUint(r.Args["entries"], 10, 64)
+			rk.Schema, _ = strconv.ParseUint(r.Args["schema"], 10, 64)
 			if from, ok := r.Args[rekeyUnverifiedFrom]; ok {
 				n, _ := strconv.ParseUint(from, 10, 64)
-				unverified = &AuditVerify{FirstBad: max(n, 1), Reason: fmt.Sprintf("entries %d..%d were re-keyed at entry %d without being verified: %s",
-					max(n, 1), seq-1, seq, r.Args["unverified_reason"])}
+				rk.UnverifiedFrom = max(n, 1)
+				if unverified == nil {
+					unverified = &AuditVerify{FirstBad: max(n, 1), Reason: fmt.Sprintf("entries %d..%d were re-keyed at entry %d without being verified: %s",
+						max(n, 1), seq-1, seq, r.Args["unverified_reason"])}
+				}
 			}
+			rekeys = append(rekeys, rk)
 		}
 		prev = r.Hash
 		expect++
@@ -492,54 +501,41 @@ func verifyChainDetail(ctx context.Context, b, meta *bolt.Bucket, hashes chainHa
 	}
 	if unverified != nil {
 		unverified.Entries = count
+		unverified.Rekeys = rekeys
 		return *unverified, true
 	}
-	return AuditVerify{OK: true, Entries: count}, true
+	return AuditVerify{OK: true, Entries: count, Rekeys: rekeys}, true
 }
 
+// keyedAuditSchema is the first schema whose audit chain is keyed. Only
+// the migration from an older schema keys an unkeyed chain and vouches for
+// it (after checking its SHA-256 hashes), in the migration's transaction.
+// In a database of this schema or later, a chain without its key mark was
+// stripped outside camwarden: it is re-keyed so the daemon can write, but
+// every entry before the re-keying stays unverified for good.
+const keyedAuditSchema = 3
+
 // rekeyAuditChain makes sure the chain is keyed under the loaded master
-// key, once, at Open. A chain written before keying (no meta/audit_key) is
-// checked with its old SHA-256 hashes, re-MACed entry by entry under the
-// audit key in one transaction, and an "audit.rekey" entry records how many
-// entries were re-keyed. A chain keyed under another master key (possible
-// only for a database without sealed secrets, where the data key cannot
-// tell) cannot be checked: it is re-keyed the same way and the rekey entry
-// says from which entry on the chain is unverified, which VerifyAudit then
-// reports for good (re-keying never launders a chain). A chain whose mark
-// alone was removed but that verifies under the key just gets its mark
-// back. A backup copy is written first unless the caller just made one.
+// key, at Open, after any migration (which keys a chain older than
+// keyedAuditSchema itself). A backup copy is written first unless the
+// caller just made one. See keyChain for what it does to the chain.
 func (s *Store) rekeyAuditChain(ctx context.Context, schema uint64, backupFirst bool) error {
 	key := s.auditKey()
 	var mark auditKeyMark
-	var marked, keyedOK bool
+	var marked bool
 	var entries uint64
 	if err := s.db.View(func(btx *bolt.Tx) error {
 		var err error
 		mark, marked, err = readKeyMark(btx.Bucket(bucketMeta))
-		if err != nil {
-			return err
-		}
-		head, err := readHead(btx.Bucket(bucketMeta))
-		entries = head.Seq
 		if k, _ := btx.Bucket(bucketAudit).Cursor().First(); k != nil {
-			entries = max(entries, 1)
-		}
-		if !marked || mark.KeyID != key.ID() {
-			keyedOK = verifyChain(ctx, btx.Bucket(bucketAudit), btx.Bucket(bucketMeta), keyedHashes(key)).OK
+			entries = 1
 		}
 		return err
 	}); err != nil {
 		return err
 	}
-	newMark := auditKeyMark{KeyID: key.ID(), MasterKeyID: s.MasterKeyID()}
-	switch {
-	case marked && mark.KeyID == key.ID():
+	if marked && mark.KeyID == key.ID() {
 		return nil
-	case keyedOK:
-		s.log.Warn("the audit chain's key mark was missing or wrong; the chain verifies under the loaded master key, restoring the mark", "path", s.path)
-		return s.Update(ctx, nil, func(tx *Tx) error {
-			return tx.put(tx.btx.Bucket(bucketMeta), "audit key mark", "", metaAuditKey, newMark)
-		})
 	}
 	backup := "the pre-migration backup"
 	if backupFirst && entries > 0 { // an empty chain has nothing to lose
@@ -548,47 +544,111 @@ func (s *Store) rekeyAuditChain(ctx context.Context, schema uint64, backupFirst 
 			return fmt.Errorf("key the audit chain of %s: backup first: %w", s.path, err)
 		}
 	}
-	var before AuditVerify
-	var entry AuditEntry
+	var res keyChainResult
 	err := s.Update(ctx, nil, func(tx *Tx) error {
-		meta, b := tx.btx.Bucket(bucketMeta), tx.btx.Bucket(bucketAudit)
-		if marked {
-			before = AuditVerify{FirstBad: 1, Reason: fmt.Sprintf("entries before this one were keyed under master key %s and cannot be checked with master key %s", mark.MasterKeyID, s.MasterKeyID())}
-		} else {
-			before = verifyChain(ctx, b, meta, legacyHashes)
-		}
-		n, err := remacChain(b, meta, key)
-		if err != nil {
-			return err
-		}
-		if err := tx.put(meta, "audit key mark", "", metaAuditKey, newMark); err != nil {
-			return err
-		}
-		if marked && n == 0 {
-			return nil // an empty chain under another key: nothing to vouch for
-		}
-		args := map[string]string{"entries": fmt.Sprint(n), "backup": backup, "master_key_id": s.MasterKeyID()}
-		if !before.OK {
-			args[rekeyUnverifiedFrom] = fmt.Sprint(max(before.FirstBad, 1))
-			args["unverified_reason"] = before.Reason
-		}
-		entry, err = tx.appendAudit(AuditEntry{UID: os.Getuid(), GID: os.Getgid(), PID: os.Getpid(),
-			Action: auditRekeyAction, Outcome: "ok", Args: args})
+		var err error
+		res, err = tx.keyChain(ctx, schema, backup)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("key the audit chain of %s (unchanged; backup at %s): %w", s.path, backup, err)
 	}
-	if before.OK {
-		s.log.Info("audit chain keyed under the master key", "path", s.path, "entries", entries, "backup", backup)
-	} else {
-		s.log.Error("audit chain re-keyed under the loaded master key, but the chain before could not be verified; audit verify will report it",
-			"path", s.path, "first_bad", before.FirstBad, "reason", before.Reason, "backup", backup)
-	}
-	if entry.Seq != 0 {
-		s.mirrorHead(entry.Seq, entry.Hash)
-	}
+	s.reportKeyChain(res, backup)
 	return nil
+}
+
+// keyChainResult is what keyChain did, for the log and the mirror.
+type keyChainResult struct {
+	markOnly bool        // the chain verified under the key; only its mark was restored
+	before   AuditVerify // the chain as found (OK: vouched for)
+	entry    AuditEntry  // the audit.rekey entry (Seq 0: none)
+}
+
+// keyChain keys the chain under the loaded master key's audit key inside
+// this write transaction; schema is the schema the database had when it
+// was opened. A chain whose mark alone is missing but that verifies under
+// the key just gets its mark back (no entry: nothing unkeyed is trusted).
+// Otherwise every entry is re-MACed and an "audit.rekey" entry records
+// when, how many, from what and, unless the chain could be vouched for,
+// from which entry on it is unverified; VerifyAudit reports every such
+// entry for good, so re-keying never launders a chain:
+//   - an unkeyed chain from before keyedAuditSchema (the migration) is
+//     vouched for if its SHA-256 chain verifies;
+//   - an unkeyed chain at keyedAuditSchema or later was rewritten without
+//     the key (an attacker can compute SHA-256): all of it is unverified;
+//   - a chain keyed under another master key (possible only for a database
+//     without sealed secrets, where the data key cannot tell) cannot be
+//     checked: all of it is unverified.
+func (tx *Tx) keyChain(ctx context.Context, schema uint64, backup string) (keyChainResult, error) {
+	var res keyChainResult
+	meta, err := tx.bucket(bucketMeta)
+	if err != nil {
+		return res, err
+	}
+	b, err := tx.bucket(bucketAudit)
+	if err != nil {
+		return res, err
+	}
+	key := tx.s.auditKey()
+	mark, marked, err := readKeyMark(meta)
+	if err != nil {
+		return res, err
+	}
+	if marked && mark.KeyID == key.ID() {
+		return res, nil
+	}
+	newMark := auditKeyMark{KeyID: key.ID(), MasterKeyID: tx.s.MasterKeyID()}
+	if !marked && verifyChain(ctx, b, meta, keyedHashes(key)).OK {
+		res.markOnly = true
+		return res, tx.put(meta, "audit key mark", "", metaAuditKey, newMark)
+	}
+	from := "unkeyed"
+	switch {
+	case marked:
+		from = "master key " + mark.MasterKeyID
+		res.before = AuditVerify{FirstBad: 1, Reason: fmt.Sprintf("entries before this one were keyed under master key %s and cannot be checked with master key %s", mark.MasterKeyID, tx.s.MasterKeyID())}
+	case schema < keyedAuditSchema:
+		res.before = verifyChain(ctx, b, meta, legacyHashes)
+	default:
+		res.before = AuditVerify{FirstBad: 1, Reason: fmt.Sprintf("the chain had no key mark in a schema-%d database, whose chain is always keyed: "+
+			"it was stripped or rewritten outside camwarden, without the master key", schema)}
+	}
+	n, err := remacChain(b, meta, key)
+	if err != nil {
+		return res, err
+	}
+	if err := tx.put(meta, "audit key mark", "", metaAuditKey, newMark); err != nil {
+		return res, err
+	}
+	if marked && n == 0 {
+		return res, nil // an empty chain under another key: nothing to vouch for
+	}
+	args := map[string]string{"entries": fmt.Sprint(n), "backup": backup, "master_key_id": tx.s.MasterKeyID(),
+		rekeyFrom: from, "schema": fmt.Sprint(schema)}
+	if !res.before.OK {
+		args[rekeyUnverifiedFrom] = fmt.Sprint(max(res.before.FirstBad, 1))
+		args["unverified_reason"] = res.before.Reason
+	}
+	res.entry, err = tx.appendAudit(AuditEntry{UID: os.Getuid(), GID: os.Getgid(), PID: os.Getpid(),
+		Action: auditRekeyAction, Outcome: "ok", Args: args})
+	return res, err
+}
+
+// reportKeyChain logs what keyChain did and mirrors its entry's head.
+func (s *Store) reportKeyChain(res keyChainResult, backup string) {
+	switch {
+	case res.markOnly:
+		s.log.Warn("the audit chain's key mark was missing; the chain verifies under the loaded master key, restoring the mark", "path", s.path)
+		return
+	case res.entry.Seq == 0:
+		return
+	case res.before.OK:
+		s.log.Info("audit chain keyed under the master key", "path", s.path, "entries", res.entry.Args["entries"], "backup", backup)
+	default:
+		s.log.Error("audit chain re-keyed under the loaded master key, but the chain before could not be verified; audit verify will report it",
+			"path", s.path, "first_bad", res.before.FirstBad, "reason", res.before.Reason, "backup", backup)
+	}
+	s.mirrorHead(res.entry.Seq, res.entry.Hash)
 }
 
 // The entry rekeyAuditChain appends, and its argument naming the first
@@ -596,6 +656,7 @@ func (s *Store) rekeyAuditChain(ctx context.Context, schema uint64, backupFirst 
 const (
 	auditRekeyAction    = "audit.rekey"
 	rekeyUnverifiedFrom = "unverified_from"
+	rekeyFrom           = "from" // "unkeyed" or "master key <id>"
 )
 
 // remacChain rewrites every entry's PrevHash and Hash under k, in order,

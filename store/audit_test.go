@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -426,4 +427,134 @@ func TestAuditMirrorDetectsRollback(t *testing.T) {
 		t.Fatalf("rolled back and re-grown: %+v %v", v, err)
 	}
 	s.Close()
+}
+
+// launderChain is the hostile review's attack on a 12-entry chain by
+// someone holding the file but not the master key: remove the key mark,
+// drop the last 5 entries and the incriminating entry 4 ("u3"), renumber
+// and rehash the rest with the unkeyed SHA-256 of chains from before
+// keying, and write an unsigned head.
+func launderChain(btx *bolt.Tx) error {
+	b, meta := btx.Bucket(bucketAudit), btx.Bucket(bucketMeta)
+	var recs []auditRec
+	c := b.Cursor()
+	for ck, cv := c.First(); ck != nil; ck, cv = c.Next() {
+		r, err := decodeAudit(ck, cv)
+		if err != nil {
+			return err
+		}
+		recs = append(recs, r)
+	}
+	for _, r := range recs {
+		if err := b.Delete(seqKey(r.Seq)); err != nil {
+			return err
+		}
+	}
+	var keep []auditRec
+	for _, r := range recs[:7] {
+		if r.Target != "u3" {
+			keep = append(keep, r)
+		}
+	}
+	prev := ""
+	for i := range keep {
+		keep[i].Seq = uint64(i + 1)
+		keep[i].PrevHash = prev
+		keep[i].Hash = legacyAuditHash(keep[i])
+		prev = keep[i].Hash
+		v, err := encode(keep[i])
+		if err != nil {
+			return err
+		}
+		if err := b.Put(seqKey(keep[i].Seq), v); err != nil {
+			return err
+		}
+	}
+	hv, err := encode(auditHead{Seq: uint64(len(keep)), Hash: prev})
+	if err != nil {
+		return err
+	}
+	if err := meta.Put(metaAuditHead, hv); err != nil {
+		return err
+	}
+	return meta.Delete(metaAuditKey)
+}
+
+func twelveEntryChain(t *testing.T, opts Options) (string, Key) {
+	t.Helper()
+	path := dbPath(t)
+	k := mustKey(t)
+	s := openStore(t, path, k, opts)
+	for i := range 12 {
+		if _, err := s.AppendAudit(context.Background(), AuditEntry{Action: "user.add", Target: fmt.Sprint("u", i), Outcome: "ok"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	return path, k
+}
+
+// TestAuditUnkeyedRewriteOfCurrentDatabaseIsNotLaundered: a chain of a
+// current database stripped of its key mark and rewritten with unkeyed
+// hashes is re-keyed at the next start (so the daemon can write) but all
+// of it is reported unverified, for good; before, it was re-MACed under
+// the real key and verified intact.
+func TestAuditUnkeyedRewriteOfCurrentDatabaseIsNotLaundered(t *testing.T) {
+	path, k := twelveEntryChain(t, Options{})
+	rawUpdate(t, path, launderChain)
+	s := openStore(t, path, k, Options{})
+	ctx := context.Background()
+	if _, err := s.AppendAudit(ctx, AuditEntry{Action: "user.add", Target: "later", Outcome: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.VerifyAudit(ctx)
+	if err != nil || v.OK || v.FirstBad != 1 || !strings.Contains(v.Reason, "no key mark") || !strings.Contains(v.Reason, "1..6") {
+		t.Fatalf("VerifyAudit after an unkeyed rewrite = %+v %v; want entries 1..6 unverified (no key mark)", v, err)
+	}
+	if len(v.Rekeys) != 1 || v.Rekeys[0].Seq != 7 || v.Rekeys[0].From != "unkeyed" || v.Rekeys[0].Entries != 6 ||
+		v.Rekeys[0].UnverifiedFrom != 1 || v.Rekeys[0].Schema != schemaVersion {
+		t.Errorf("rekeys %+v", v.Rekeys)
+	}
+	s.Close()
+	// A restart does not make it good.
+	s = openStore(t, path, k, Options{})
+	defer s.Close()
+	if v, err := s.VerifyAudit(ctx); err != nil || v.OK || v.FirstBad != 1 {
+		t.Fatalf("VerifyAudit after a restart = %+v %v", v, err)
+	}
+}
+
+// TestAuditUnkeyedRewritePassedOffAsMigrationIsReported: the same attack
+// with the schema number set back to before keying is vouched for by the
+// migration (the file cannot tell), but verify names the re-keying, when
+// it happened and how many entries it took, and the heads the journal saw
+// before the attack are not in the database.
+func TestAuditUnkeyedRewritePassedOffAsMigrationIsReported(t *testing.T) {
+	var journal []AuditHead
+	path, k := twelveEntryChain(t, Options{AuditMirror: func(h AuditHead) { journal = append(journal, h) }})
+	rawUpdate(t, path, func(btx *bolt.Tx) error {
+		if err := launderChain(btx); err != nil {
+			return err
+		}
+		return btx.Bucket(bucketMeta).Put(metaSchema, binary.BigEndian.AppendUint64(nil, keyedAuditSchema-1))
+	})
+	attack := time.Now()
+	s := openStore(t, path, k, Options{})
+	defer s.Close()
+	ctx := context.Background()
+	v, err := s.VerifyAudit(ctx)
+	if err != nil || !v.OK {
+		t.Fatalf("VerifyAudit = %+v %v", v, err)
+	}
+	if len(v.Rekeys) != 1 {
+		t.Fatalf("verify does not report the re-keying: %+v", v)
+	}
+	rk := v.Rekeys[0]
+	if rk.Seq != 7 || rk.From != "unkeyed" || rk.Entries != 6 || rk.Schema != keyedAuditSchema-1 || rk.UnverifiedFrom != 0 || rk.Time.Before(attack.Add(-time.Second)) {
+		t.Errorf("rekey %+v; want entry 7, 6 unkeyed entries, from schema %d, at the attack's restart", rk, keyedAuditSchema-1)
+	}
+	last := journal[len(journal)-1]
+	if vj, err := s.VerifyAuditHead(ctx, &last); err != nil || vj.OK {
+		t.Errorf("the pre-attack journal head %d verifies: %+v %v", last.Seq, vj, err)
+	}
 }

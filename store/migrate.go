@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -18,7 +19,7 @@ var migrations = []struct {
 	apply func(btx *bolt.Tx, now time.Time) error
 }{
 	{"v1 -> v2: camera url becomes a streams list; revisions and credential versions start at 1", migrateV1toV2},
-	{"v2 -> v3: cameras gain allow_basic, a pinned TLS certificate and a pending move (absent: Basic refused, no pin, no move)", migrateV2toV3},
+	{"v2 -> v3: cameras gain allow_basic, a pinned TLS certificate and a pending move (absent: Basic refused, no pin, no move); the audit chain is keyed (keyedAuditSchema, done by migrate)", migrateV2toV3},
 	{"v3 -> v4: empty identity buckets (token issuers, directory, group mappings, revoked tokens)", migrateV3toV4},
 	{"v4 -> v5: streams gain an exec source command (absent: the URL's scheme says the source)", migrateV4toV5},
 	{"v5 -> v6: empty recorders bucket (cameras gain an optional recorder and channel; absent: a camera of its own)", migrateV5toV6},
@@ -35,6 +36,7 @@ func (s *Store) migrate(from uint64) error {
 	if err != nil {
 		return fmt.Errorf("migrate %s from schema %d: backup first: %w", s.path, from, err)
 	}
+	var keyed keyChainResult
 	err = s.db.Update(func(btx *bolt.Tx) error {
 		now := s.now().UTC()
 		for v := from; v < schemaVersion; v++ {
@@ -43,6 +45,16 @@ func (s *Store) migrate(from uint64) error {
 				return fmt.Errorf("%s: %w", m.desc, err)
 			}
 			s.log.Info("migrated database", "path", s.path, "step", m.desc)
+		}
+		// Keying needs the master key, which the steps above do not get;
+		// it commits with them, so no database of a keyed schema ever
+		// holds an unkeyed chain camwarden wrote.
+		if from < keyedAuditSchema {
+			tx := &Tx{s: s, btx: btx, now: now}
+			var err error
+			if keyed, err = tx.keyChain(context.Background(), from, backup); err != nil {
+				return fmt.Errorf("key the audit chain: %w", err)
+			}
 		}
 		if err := btx.Bucket(bucketMeta).Put(metaSchema, binary.BigEndian.AppendUint64(nil, schemaVersion)); err != nil {
 			return err
@@ -56,6 +68,7 @@ func (s *Store) migrate(from uint64) error {
 		return fmt.Errorf("migrate %s from schema %d to %d (unchanged; backup at %s): %w", s.path, from, schemaVersion, backup, err)
 	}
 	s.log.Info("database migrated", "path", s.path, "from", from, "to", schemaVersion, "backup", backup)
+	s.reportKeyChain(keyed, backup)
 	return nil
 }
 

@@ -178,6 +178,9 @@ func TestMigrateFromSchemaV1(t *testing.T) {
 	// re-keying recorded in the chain itself.
 	if v, err := s.VerifyAudit(context.Background()); err != nil || !v.OK || v.Entries != 3 {
 		t.Errorf("audit after migration: %+v %v", v, err)
+	} else if len(v.Rekeys) != 1 || v.Rekeys[0].Seq != 3 || v.Rekeys[0].From != "unkeyed" || v.Rekeys[0].Entries != 2 ||
+		v.Rekeys[0].Schema != 1 || v.Rekeys[0].UnverifiedFrom != 0 {
+		t.Errorf("verify does not report the migration's re-keying of 2 unkeyed entries: %+v", v.Rekeys)
 	}
 	if all, err := s.AuditList(context.Background(), time.Time{}, 0); err != nil || len(all) != 3 ||
 		all[2].Action != "audit.rekey" || all[2].Args["entries"] != "2" || all[2].Args[rekeyUnverifiedFrom] != "" ||

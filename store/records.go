@@ -128,6 +128,22 @@ type AuditVerify struct {
 	Entries  uint64
 	FirstBad uint64
 	Reason   string
+	// Rekeys are the chain's audit.rekey entries, oldest first: where its
+	// MACs were made anew, so an OK chain is only as good as the file was
+	// before each of them (reported even when OK).
+	Rekeys []AuditRekey
+}
+
+// AuditRekey is an audit.rekey entry of the chain.
+type AuditRekey struct {
+	Seq     uint64    // the rekey entry
+	Time    time.Time // when it was written
+	Entries uint64    // how many entries before it were re-keyed
+	From    string    // "unkeyed" (no key mark) or "master key <id>"; "" if not recorded
+	Schema  uint64    // the database's schema when it was re-keyed (0: not recorded)
+	// UnverifiedFrom is the first entry the re-keying could not vouch
+	// for (0: the chain before it verified, as in a migration).
+	UnverifiedFrom uint64
 }
 
 // PolicyData is everything the access layer needs, read in one transaction.

@@ -732,6 +732,9 @@ var commands = []command{
 					} else {
 						fmt.Fprintf(w, "audit chain BROKEN at entry %d of %d: %s\n", r.FirstBad, r.Entries, r.Message)
 					}
+					for _, rk := range r.Rekeys {
+						fmt.Fprintln(w, rekeyNote(rk))
+					}
 				}); err != nil {
 					return err
 				}

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/camwarden/camwarden/daemon/apitype"
 )
@@ -109,4 +110,27 @@ const journalHint = "journalctl -u camwardend -o cat | camwarden audit verify --
 
 func noHeadsError(src string) error {
 	return fmt.Errorf("no audit heads found in %s: give it the daemon's log, e.g. `%s`", src, journalHint)
+}
+
+// rekeyNote says what one re-keying of the chain means for the entries
+// before it: an unkeyed chain can be rewritten by anyone holding the file,
+// so "intact" covers them only as far as the file was trustworthy then.
+func rekeyNote(rk apitype.AuditRekey) string {
+	from := rk.From
+	if from == "" {
+		from = "an earlier key"
+	} else if from == "unkeyed" {
+		from = "an unkeyed chain"
+	}
+	schema := ""
+	if rk.Schema > 0 {
+		schema = fmt.Sprintf(" (schema %d)", rk.Schema)
+	}
+	note := fmt.Sprintf("note: entry %d re-keyed %d entries from %s%s on %s",
+		rk.Seq, rk.Entries, from, schema, rk.Time.UTC().Format(time.RFC3339))
+	if rk.UnverifiedFrom > 0 {
+		return note + fmt.Sprintf("; entries %d..%d are NOT verified", rk.UnverifiedFrom, rk.Seq-1)
+	}
+	return note + "; entries before it were checked against their unkeyed hashes then, which anyone holding the file could have forged: " +
+		"trust them only if that is when this database was upgraded"
 }

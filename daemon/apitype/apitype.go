@@ -447,6 +447,20 @@ type AuditVerify struct {
 	// JournalSeq is the newest journal head the database was checked
 	// against (0: none given).
 	JournalSeq uint64 `json:"journal_seq,omitempty"`
+	// Rekeys are the chain's re-keyings (audit.rekey entries), oldest
+	// first, reported even when OK: the entries before one are only as
+	// trustworthy as the file was when it happened.
+	Rekeys []AuditRekey `json:"rekeys,omitempty"`
+}
+
+// AuditRekey is one re-keying of the audit chain.
+type AuditRekey struct {
+	Seq            uint64    `json:"seq"`                       // the audit.rekey entry
+	Time           time.Time `json:"time"`                      // when it happened
+	Entries        uint64    `json:"entries"`                   // entries before it that were re-keyed
+	From           string    `json:"from,omitempty"`            // "unkeyed" or "master key <id>"
+	Schema         uint64    `json:"schema,omitempty"`          // the database's schema then
+	UnverifiedFrom uint64    `json:"unverified_from,omitempty"` // first entry it could not vouch for (0: all verified)
 }
 
 // KeyRotate is the result of re-sealing every secret under a new key.
