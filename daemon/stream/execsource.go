@@ -148,7 +148,7 @@ func (p *path) execOnce(ctx context.Context) (liveAt time.Time, err error) {
 	}
 	tail := &tailBuffer{}
 	defer func() {
-		if err != nil {
+		if err != nil && !errors.Is(err, errIdle) { // errIdle is no failure: keep it recognisable
 			msg := err.Error()
 			if t := tail.lines(6); t != "" {
 				msg += "; output: " + t

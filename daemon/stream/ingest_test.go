@@ -153,6 +153,10 @@ func TestOnDemand(t *testing.T) {
 	// Disconnects OnDemandCloseAfter (300 ms) after the last reader.
 	waitFor(t, 3*time.Second, "camera disconnected", func() bool { return cam.active.Load() == 0 })
 	waitFor(t, time.Second, "idle", func() bool { return r.status("cam1/od").State == StateIdle })
+	// Losing its readers is no failure: no error, no reconnect counted.
+	if st := r.status("cam1/od"); st.LastError != "" || st.Reconnects != 0 {
+		t.Errorf("idle on-demand stream: last error %q, reconnects %d; want none", st.LastError, st.Reconnects)
+	}
 	// And starts again for the next reader.
 	rd2 := mustReader(t, r.url("alice", "alicepw", "cam1/od"), gortsplib.ProtocolTCP)
 	waitFor(t, 3*time.Second, "packets again", func() bool { return rd2.pkts.Load() > 5 })

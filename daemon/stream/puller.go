@@ -117,7 +117,7 @@ func (p *path) pullOnce(ctx context.Context) (liveAt time.Time, err error) {
 		return time.Time{}, err
 	}
 	defer func() {
-		if err != nil {
+		if err != nil && !errors.Is(err, errIdle) { // errIdle is no failure: keep it recognisable
 			err = errors.New(scrub(err.Error(), pass))
 		}
 	}()

@@ -73,7 +73,7 @@ func (p *path) rtmpOnce(ctx context.Context) (liveAt time.Time, err error) {
 		pass = pw
 	}
 	defer func() {
-		if err != nil {
+		if err != nil && !errors.Is(err, errIdle) { // errIdle is no failure: keep it recognisable
 			err = errors.New(scrub(err.Error(), pass))
 		}
 	}()
