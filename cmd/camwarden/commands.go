@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/camwarden/camwarden/daemon/apitype"
@@ -111,12 +112,14 @@ func yesNo(b bool) string {
 
 // trackLine describes one track of a stream on one line (no tabs: it
 // stays out of the table's columns).
-func trackLine(t apitype.Track) string {
+// trackLine describes one track; the measured rates only while the
+// stream is live (an idle or failed stream's figures are stale).
+func trackLine(t apitype.Track, live bool) string {
 	parts := []string{t.Media, t.Codec}
 	if t.Width > 0 {
 		parts = append(parts, fmt.Sprintf("%dx%d", t.Width, t.Height))
 	}
-	if t.FPS > 0 {
+	if t.FPS > 0 && live {
 		parts = append(parts, fmt.Sprintf("%.1f fps", t.FPS))
 	} else if t.SPSFPS > 0 {
 		parts = append(parts, fmt.Sprintf("%.1f fps (declared)", t.SPSFPS))
@@ -129,7 +132,7 @@ func trackLine(t apitype.Track) string {
 	}
 	if t.BackChannel {
 		parts = append(parts, "back channel, not restreamed")
-	} else {
+	} else if live {
 		parts = append(parts, fmt.Sprintf("%.0f kbit/s", t.BitrateKbps))
 	}
 	if t.Repacketised {
@@ -181,7 +184,7 @@ var commands = []command{
 					fmt.Fprintf(w, "sessions\t%d (%d readers)\n", s.Sessions, s.Readers)
 					fmt.Fprintf(w, "users\t%d\n", s.Users)
 					fmt.Fprintf(w, "groups\t%d\n", s.Groups)
-					fmt.Fprintf(w, "key\t%s\n", orDash(s.KeyID))
+					fmt.Fprintf(w, "data key\t%s\n", orDash(s.KeyID))
 					for _, x := range s.Damaged {
 						fmt.Fprintf(w, "DAMAGED\t%s %s: sealed %s does not open; set it again\n", x.Kind, x.Name, x.Field)
 					}
@@ -223,10 +226,10 @@ var commands = []command{
 				})
 			}
 		}},
-	{path: "camera add", args: "NAME (--url rtsp://...|http://.../video.mjpg | --exec 'COMMAND ... {output}') [--user U --password-stdin] [--stream main] [--transport auto|tcp|udp] [--on-demand] [--allow-basic]",
+	{path: "camera add", args: "NAME (--url rtsp://...|http://.../video.mjpg|rtmp://HOST/APP/STREAM | --exec 'COMMAND ... {output}') [--user U --password-stdin] [--stream main] [--transport auto|tcp|udp] [--on-demand] [--allow-basic]",
 		summary: "add a camera by RTSP URL (or multipart MJPEG over HTTP), or by a command that publishes it to {output}", minArgs: 1, maxArgs: 1,
 		setup: func(fs *flag.FlagSet) runFunc {
-			rawURL := fs.String("url", "", "the camera's RTSP URL (or HTTP MJPEG URL, served as RTP/JPEG), without credentials")
+			rawURL := fs.String("url", "", "the camera's URL without credentials: rtsp(s)://, http(s):// (MJPEG, served as RTP/JPEG) or rtmp(s)://HOST/APP/STREAM")
 			execCmd := fs.String("exec", "", "a command (no shell) publishing the stream over RTSP to {output}; the camera password reaches it as $CAMWARDEN_PASSWORD")
 			user := fs.String("user", "", "user name for the camera")
 			pwStdin := fs.Bool("password-stdin", false, "read the camera's password from stdin (one line)")
@@ -370,8 +373,8 @@ var commands = []command{
 			var rawURL, execCmd, stream, transport, user optString
 			fs.Var(&execCmd, "exec", "new command publishing the stream to {output} (replaces --url)")
 			var onDemand, allowBasic optBool
-			fs.Var(&allowBasic, "allow-basic", "answer the camera's RTSP Basic challenge (password in clear): true or false")
-			fs.Var(&rawURL, "url", "new RTSP URL, without credentials")
+			fs.Var(&allowBasic, "allow-basic", "answer the camera's RTSP/HTTP Basic challenge (sends its password in clear; default: Digest only): true or false")
+			fs.Var(&rawURL, "url", "the camera's new URL without credentials: rtsp(s)://, http(s):// (MJPEG) or rtmp(s)://HOST/APP/STREAM")
 			fs.Var(&stream, "stream", "the stream to change (default: the camera's only stream)")
 			fs.Var(&transport, "transport", "RTP transport: auto, tcp or udp")
 			fs.Var(&onDemand, "on-demand", "pull only while read: true or false")
@@ -457,7 +460,12 @@ var commands = []command{
 					return err
 				}
 				return e.print(r, func(w io.Writer) {
-					fmt.Fprintln(w, "PATH\tSTATE\tCODEC\tKBIT/S\tFPS\tREADERS\tLAST ERROR")
+					// The rows are aligned on their own and the track lines
+					// put under them afterwards: a line without tabs would
+					// end the tabwriter's column block.
+					var buf strings.Builder
+					tw := tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
+					fmt.Fprintln(tw, "PATH\tSTATE\tCODEC\tKBIT/S\tFPS\tREADERS\tLAST ERROR")
 					for _, s := range r.Streams {
 						path := s.Path
 						if path == "" {
@@ -467,9 +475,15 @@ var commands = []command{
 						if s.PendingMove != nil {
 							last = strings.TrimPrefix(strings.Join([]string{last, s.PendingMove.Hint}, "; "), "; ")
 						}
-						fmt.Fprintf(w, "%s\t%s\t%s\t%.0f\t%.1f\t%d\t%s\n", path, s.State, orDash(s.Codec), s.BitrateKbps, s.FPS, s.Readers, orDash(last))
-						for i, t := range s.Tracks {
-							fmt.Fprintf(w, "  track %d: %s\n", i, trackLine(t))
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%.1f\t%d\t%s\n", path, s.State, orDash(s.Codec), s.BitrateKbps, s.FPS, s.Readers, orDash(last))
+					}
+					tw.Flush()
+					rows := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+					fmt.Fprintln(w, rows[0])
+					for i, s := range r.Streams {
+						fmt.Fprintln(w, rows[i+1])
+						for j, t := range s.Tracks {
+							fmt.Fprintf(w, "  track %d: %s\n", j, trackLine(t, s.State == "live"))
 						}
 					}
 				})

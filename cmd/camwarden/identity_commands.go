@@ -179,13 +179,19 @@ var identityCommands = []command{
 					fmt.Fprintf(w, "bind dn\t%s\n", d.BindDN)
 					fmt.Fprintf(w, "bind password\t%s\n", map[bool]string{true: "set", false: "-"}[d.HasBindPassword])
 					fmt.Fprintf(w, "base dn\t%s\n", d.BaseDN)
-					fmt.Fprintf(w, "user filter\t%s\n", orDash(d.UserFilter))
-					fmt.Fprintf(w, "group attribute\t%s\n", orDash(d.GroupAttribute))
+					fmt.Fprintf(w, "user filter\t%s\n", orDefault(d.UserFilter, "(sAMAccountName=%s)"))
+					if d.GroupFilter == "" {
+						fmt.Fprintf(w, "group attribute\t%s\n", orDefault(d.GroupAttribute, "memberOf"))
+					} else {
+						fmt.Fprintf(w, "group attribute\t%s\n", "- (groups are searched with the group filter)")
+					}
 					fmt.Fprintf(w, "group filter\t%s\n", orDash(d.GroupFilter))
-					fmt.Fprintf(w, "group base dn\t%s\n", orDash(d.GroupBaseDN))
+					if d.GroupFilter != "" {
+						fmt.Fprintf(w, "group base dn\t%s\n", orDefault(d.GroupBaseDN, d.BaseDN))
+					}
 					fmt.Fprintf(w, "disabled filter\t%s\n", orDash(d.DisabledFilter))
-					fmt.Fprintf(w, "timeout\t%s\n", orDash(msString(d.TimeoutMS)))
-					fmt.Fprintf(w, "sync interval\t%s\n", orDash(msString(d.SyncIntervalMS)))
+					fmt.Fprintf(w, "timeout\t%s\n", orDefault(msString(d.TimeoutMS), "5s"))
+					fmt.Fprintf(w, "sync interval\t%s\n", orDefault(msString(d.SyncIntervalMS), "60s"))
 					fmt.Fprintf(w, "changed\t%s\n", fmtTime(d.Changed))
 				})
 			}
@@ -279,4 +285,13 @@ func msString(ms int64) string {
 		return ""
 	}
 	return (time.Duration(ms) * time.Millisecond).String()
+}
+
+// orDefault shows an unset directory setting as the value the daemon uses
+// for it (the defaults of daemon/identity/directory and daemon/identity.go).
+func orDefault(v, def string) string {
+	if v == "" || v == "-" {
+		return def + " (default)"
+	}
+	return v
 }

@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -91,13 +92,7 @@ func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.W
 	}
 	cmd, rest := lookup(words)
 	if cmd == nil {
-		if subs := subcommands(words); len(subs) > 0 {
-			fmt.Fprintf(stderr, "camwarden: %q needs a subcommand:\n", strings.Join(words, " "))
-			printCommands(stderr, subs)
-		} else {
-			fmt.Fprintf(stderr, "camwarden: unknown command %q; run camwarden help\n", words[0])
-		}
-		return exitUsage
+		return noCommand(stdout, stderr, words)
 	}
 	fs := newFlagSet(cmd, &e.json)
 	runFn := cmd.setup(fs)
@@ -146,7 +141,11 @@ func report(stderr io.Writer, cmd *command, err error) int {
 	if errors.As(err, &ae) {
 		fmt.Fprintf(stderr, "camwarden %s: %s (%s)\n", cmd.path, ae.Message, ae.Code)
 		if ae.Code == apitype.CodeForbidden {
-			fmt.Fprintln(stderr, "hint: run as root (sudo) or as a member of the camwarden-admin group")
+			group := "daemon's admin"
+			if m := adminGroupRe.FindStringSubmatch(ae.Message); m != nil {
+				group = m[1]
+			}
+			fmt.Fprintf(stderr, "hint: run as root (sudo) or as a member of the %s group\n", group)
 			return exitPermission
 		}
 		return exitFailure
@@ -182,6 +181,35 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 		args = rest[1:]
 	}
 }
+
+// noCommand answers words that name no command: a group of commands
+// (camera) lists them, with --help on stdout; a wrong word is named.
+func noCommand(stdout, stderr io.Writer, words []string) int {
+	n := len(words)
+	for n > 0 && len(subcommands(words[:n])) == 0 {
+		n--
+	}
+	if n == 0 {
+		fmt.Fprintf(stderr, "camwarden: unknown command %q; run camwarden help\n", words[0])
+		return exitUsage
+	}
+	group := strings.Join(words[:n], " ")
+	subs := subcommands(words[:n])
+	switch {
+	case n == len(words):
+		fmt.Fprintf(stderr, "camwarden: %q needs a subcommand:\n", group)
+	case words[n] == "--help" || words[n] == "-help" || words[n] == "-h" || words[n] == "help":
+		printCommands(stdout, subs)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "camwarden: unknown command %q; %q has these subcommands:\n", group+" "+words[n], group)
+	}
+	printCommands(stderr, subs)
+	return exitUsage
+}
+
+// adminGroupRe finds the group a 403 answer names.
+var adminGroupRe = regexp.MustCompile(`members of the (\S+) group`)
 
 // lookup finds the command with the longest path matching the first words.
 func lookup(words []string) (*command, []string) {

@@ -160,7 +160,7 @@ func richBackend(op string, req any) (any, error) {
 	case "CameraShow":
 		return &apitype.Camera{Name: req.(string), User: "admin", HasPassword: true, ONVIF: &apitype.ONVIFIdentity{URN: "urn:uuid:1"}, Streams: []apitype.Stream{{Name: "main", URL: "rtsp://127.0.0.1:554/s", Transport: "tcp"}}}, nil
 	case "StreamList":
-		return &apitype.StreamList{Streams: []apitype.StreamStatus{{Camera: "cam1", Stream: "main", Path: "cam1/main", State: "up", Codec: "H264", BitrateKbps: 4000, FPS: 25, Readers: 3, LastError: "EOF",
+		return &apitype.StreamList{Streams: []apitype.StreamStatus{{Camera: "cam1", Stream: "main", Path: "cam1/main", State: "live", Codec: "H264", BitrateKbps: 4000, FPS: 25, Readers: 3, LastError: "EOF",
 			Tracks: []apitype.Track{
 				{Media: "video", Codec: "H265", Width: 320, Height: 240, FPS: 10, BitrateKbps: 358, Repacketised: true},
 				{Media: "audio", Codec: "AAC", SampleRate: 16000, Channels: 1, BitrateKbps: 9},
@@ -344,7 +344,7 @@ func TestEveryCommand(t *testing.T) {
 	}
 	res = r.run(t, "", "stream", "list")
 	if !regexp.MustCompile(`PATH\s+STATE\s+CODEC\s+KBIT/S\s+FPS\s+READERS\s+LAST ERROR`).MatchString(res.stdout) ||
-		!regexp.MustCompile(`cam1/main\s+up\s+H264\s+4000\s+25\.0\s+3\s+EOF`).MatchString(res.stdout) ||
+		!regexp.MustCompile(`cam1/main\s+live\s+H264\s+4000\s+25\.0\s+3\s+EOF`).MatchString(res.stdout) ||
 		!strings.Contains(res.stdout, "  track 0: video, H265, 320x240, 10.0 fps, 358 kbit/s, re-packetised\n") ||
 		!strings.Contains(res.stdout, "  track 1: audio, AAC, 16000 Hz, 1 ch, 9 kbit/s\n") ||
 		!strings.Contains(res.stdout, "  track 2: audio, PCMU, 8000 Hz, 1 ch, back channel, not restreamed\n") {
@@ -436,7 +436,7 @@ func TestExitCodes(t *testing.T) {
 
 	missing := filepath.Join(t.TempDir(), "none.sock")
 	res = runCLI(t, missing, "", nil, "status")
-	want := "cannot reach camwardend at " + missing + " — is it running? try: systemctl status camwardend"
+	want := "cannot reach camwardend at " + missing + " — is a daemon running with --socket " + missing + "?"
 	if res.code != exitFailure || !strings.Contains(res.stderr, want) {
 		t.Errorf("unreachable: exit %d, %q", res.code, res.stderr)
 	}
@@ -451,7 +451,8 @@ func TestPermissionDenied(t *testing.T) {
 	asNobody := []string{"setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"}
 	r := newRig(t, api.Options{AdminGroup: "camwarden-test-no-such-group"}, richBackend)
 	res := runCLI(t, r.sock, "", asNobody, "status")
-	if res.code != exitPermission || !strings.Contains(res.stderr, "permission denied") {
+	if res.code != exitPermission || !strings.Contains(res.stderr, "permission denied") ||
+		!strings.Contains(res.stderr, "hint: run as root (sudo) or as a member of the camwarden-test-no-such-group group") {
 		t.Errorf("403: exit %d, %q", res.code, res.stderr)
 	}
 	if calls := r.takeCalls(); len(calls) != 0 {
@@ -694,5 +695,86 @@ func TestImportsOnlyAPITypesAndClient(t *testing.T) {
 		if strings.HasPrefix(p, "github.com/camwarden/camwarden/") && !allowed[p] {
 			t.Errorf("camwarden depends on %s", p)
 		}
+	}
+}
+
+// stream list keeps its columns aligned across track lines, and an idle
+// stream's tracks show no stale rates.
+func TestStreamListAlignedAcrossTracks(t *testing.T) {
+	r := newRig(t, api.Options{}, func(op string, req any) (any, error) {
+		if op != "StreamList" {
+			return richBackend(op, req)
+		}
+		return &apitype.StreamList{Streams: []apitype.StreamStatus{
+			{Path: "a/main", State: "live", Codec: "H264", BitrateKbps: 4000, FPS: 25, Readers: 3,
+				Tracks: []apitype.Track{{Media: "video", Codec: "H264", Width: 1920, Height: 1080, FPS: 25, BitrateKbps: 4000}}},
+			{Path: "a-much-longer-camera-name/sub", State: "idle", Codec: "MJPEG",
+				Tracks: []apitype.Track{{Media: "video", Codec: "MJPEG", BitrateKbps: 0}}},
+		}}, nil
+	})
+	res := r.run(t, "", "stream", "list")
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(res.stdout), "\n")
+	var rows []string
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "  track") {
+			rows = append(rows, l)
+		}
+	}
+	if len(rows) != 3 || len(lines) != 5 {
+		t.Fatalf("want a header, 2 rows and 2 track lines:\n%s", res.stdout)
+	}
+	col := strings.Index(rows[0], "STATE")
+	for _, row := range rows[1:] {
+		if !strings.Contains(row[col:], " ") || row[col-1] != ' ' || row[col] == ' ' {
+			t.Errorf("STATE column not at %d in %q:\n%s", col, row, res.stdout)
+		}
+	}
+	if !strings.HasPrefix(rows[1][col:], "live") || !strings.HasPrefix(rows[2][col:], "idle") {
+		t.Errorf("columns misaligned:\n%s", res.stdout)
+	}
+	if strings.Contains(lines[4], "kbit/s") || !strings.Contains(lines[2], "4000 kbit/s") {
+		t.Errorf("idle track shows a rate, or the live one none:\n%s", res.stdout)
+	}
+}
+
+// A wrong word after a command group is named; a group's --help lists it.
+func TestUnknownSubcommandNamed(t *testing.T) {
+	r := newRig(t, api.Options{}, richBackend)
+	for _, group := range []string{"user", "camera", "group", "token"} {
+		res := r.run(t, "", group, "frob")
+		if res.code != exitUsage || !strings.Contains(res.stderr, `unknown command "`+group+` frob"`) || !strings.Contains(res.stderr, group+" ") {
+			t.Errorf("%s frob: exit %d, %q", group, res.code, res.stderr)
+		}
+	}
+	res := r.run(t, "", "completion", "--help")
+	if res.code != 0 || !strings.Contains(res.stdout, "completion bash") {
+		t.Errorf("completion --help: exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
+	}
+	if calls := r.takeCalls(); len(calls) != 0 {
+		t.Errorf("reached the backend: %+v", calls)
+	}
+}
+
+// directory show prints the values the daemon uses for unset settings;
+// status labels the data key.
+func TestDirectoryShowDefaultsAndDataKey(t *testing.T) {
+	r := newRig(t, api.Options{}, func(op string, req any) (any, error) {
+		if op == "Status" {
+			return &apitype.Status{Version: "0.1.0", KeyID: "k7"}, nil
+		}
+		return richBackend(op, req)
+	})
+	res := r.run(t, "", "directory", "show")
+	for _, want := range []string{"memberOf (default)", "5s (default)", "60s (default)", "(sAMAccountName=%s) (default)"} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("directory show lacks %q:\n%s", want, res.stdout)
+		}
+	}
+	res = r.run(t, "", "status")
+	if !regexp.MustCompile(`(?m)^data key\s+k7$`).MatchString(res.stdout) {
+		t.Errorf("status:\n%s", res.stdout)
 	}
 }

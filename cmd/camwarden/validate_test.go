@@ -42,6 +42,13 @@ func TestBadValuesAreUsageErrors(t *testing.T) {
 		{"", []string{"discover", "--timeout", "10m"}, "--timeout must be between 0 and 30s"},
 		{"", []string{"discover", "--target", "user@host"}, "invalid target"},
 		{"", []string{"audit", "list", "--limit", "20000"}, "--limit must be at most 10000"},
+		{"", []string{"camera", "move", "cam1", "--to", "http://x y"}, "invalid --to"},
+		{"", []string{"camera", "move", "cam1", "--to", "ftp://10.0.0.2/"}, "invalid --to"},
+		{"", []string{"camera", "move", "cam1", "--to", "10.0.0.2:99999"}, "port 1-65535"},
+		{"", []string{"camera", "move", "cam1", "--to", "bad_host!"}, "not a host name or IP address"},
+		{"", []string{"camera", "adopt", "cam1", "--device", "urn:uuid:not-hex!", "--user", "admin", "--password-stdin"}, "a uuid is hex digits and dashes"},
+		{"", []string{"camera", "adopt", "cam1", "--device", "urn:uuid:", "--user", "admin", "--password-stdin"}, "invalid --device"},
+		{"", []string{"camera", "adopt", "cam1", "--device", "lobby", "--user", "admin", "--password-stdin"}, "invalid --device"},
 	} {
 		res := r.run(t, tc.stdin, tc.args...)
 		if res.code != exitUsage || !strings.Contains(res.stderr, tc.stderr) || !strings.Contains(res.stderr, "usage: camwarden") {

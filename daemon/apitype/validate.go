@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Request validation lives here, once: the CLI calls Validate before it
@@ -264,6 +265,11 @@ func (r CameraAdoptRequest) Validate() error {
 			return err
 		}
 	}
+	if r.DeviceURN != "" {
+		if err := CheckDeviceURN(r.DeviceURN); err != nil {
+			return err
+		}
+	}
 	if r.User == "" {
 		return invalidf("adoption needs --user and --password-stdin: the camera's ONVIF credentials")
 	}
@@ -383,6 +389,70 @@ func (r CameraMoveRequest) Validate() error {
 	}
 	if strings.Contains(to, "@") {
 		return invalidf("put no credentials in --to; the camera's stored ones are used")
+	}
+	return checkMoveTarget(to)
+}
+
+// checkMoveTarget checks the form of camera move --to (the daemon resolves
+// it against the camera's stored address): a full http(s) URL, or HOST[:PORT].
+func checkMoveTarget(to string) error {
+	if strings.Contains(to, "://") {
+		u, err := url.Parse(to)
+		if err != nil {
+			return invalidf("invalid --to: %s; use HOST[:PORT] or http(s)://HOST[:PORT]/onvif/device_service", RedactParseError(err))
+		}
+		if u.Scheme != "http" && u.Scheme != "https" {
+			return invalidf("invalid --to: use HOST[:PORT] or http(s)://HOST[:PORT]/onvif/device_service")
+		}
+		return checkHost(u, "--to")
+	}
+	if strings.ContainsAny(to, "/?# \t") {
+		return invalidf("invalid --to %q: use HOST[:PORT] or a full http(s):// URL", to)
+	}
+	host, port, err := net.SplitHostPort(to)
+	if err != nil {
+		host, port = strings.Trim(to, "[]"), ""
+	}
+	if host == "" || (net.ParseIP(host) == nil && !validHostName(host)) {
+		return invalidf("invalid --to %q: not a host name or IP address", to)
+	}
+	if port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return invalidf("invalid --to %q: use a port 1-65535", to)
+		}
+	}
+	return nil
+}
+
+// CheckDeviceURN checks camera adopt --device the way the daemon reads it
+// (onvif.NormaliseURN): urn:uuid: or uuid: followed by hex digits and
+// dashes, or another URI with a scheme, printable and without spaces.
+func CheckDeviceURN(s string) error {
+	const hint = "use the urn:uuid:... address shown by camwarden discover"
+	s = strings.TrimSpace(s)
+	if len(s) > 256 {
+		return invalidf("invalid --device: longer than 256 bytes; %s", hint)
+	}
+	for _, r := range s {
+		if r <= ' ' || r == 0x7f || !unicode.IsPrint(r) {
+			return invalidf("invalid --device %q: spaces or unprintable characters; %s", s, hint)
+		}
+	}
+	lower := strings.ToLower(s)
+	var id string
+	switch {
+	case strings.HasPrefix(lower, "urn:uuid:"):
+		id = lower[len("urn:uuid:"):]
+	case strings.HasPrefix(lower, "uuid:"):
+		id = lower[len("uuid:"):]
+	default:
+		if !strings.Contains(s, ":") {
+			return invalidf("invalid --device %q: %s", s, hint)
+		}
+		return nil
+	}
+	if id == "" || strings.Trim(id, "0123456789abcdef-") != "" || strings.Trim(id, "-") == "" {
+		return invalidf("invalid --device %q: a uuid is hex digits and dashes; %s", s, hint)
 	}
 	return nil
 }

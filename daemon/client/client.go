@@ -69,7 +69,12 @@ func (e *ConnError) Error() string {
 	if errors.Is(e.Err, os.ErrPermission) {
 		return fmt.Sprintf("permission denied on %s — run as root or as a member of the camwarden-admin group (sudo camwarden ...)", e.Path)
 	}
-	return fmt.Sprintf("cannot reach camwardend at %s — is it running? try: systemctl status camwardend", e.Path)
+	if e.Path != DefaultSocket {
+		// Not the packaged daemon's socket (make demo, a test, --socket):
+		// systemctl knows nothing of that daemon.
+		return fmt.Sprintf("cannot reach camwardend at %s — is a daemon running with --socket %s? (check its log; the packaged daemon's socket is %s)", e.Path, e.Path, DefaultSocket)
+	}
+	return fmt.Sprintf("cannot reach camwardend at %s — is it running? try: systemctl status camwardend (or give --socket PATH for a daemon started by hand)", e.Path)
 }
 
 func (e *ConnError) Unwrap() error { return e.Err }

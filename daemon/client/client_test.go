@@ -32,13 +32,17 @@ func TestUnreachable(t *testing.T) {
 		if !errors.As(err, &ce) {
 			t.Fatalf("%s: err = %T %v, want *ConnError", p, err, err)
 		}
-		want := "cannot reach camwardend at " + p + " — is it running? try: systemctl status camwardend"
+		want := "cannot reach camwardend at " + p + " — is a daemon running with --socket " + p + "? (check its log; the packaged daemon's socket is " + DefaultSocket + ")"
 		if err.Error() != want {
 			t.Errorf("message = %q, want %q", err.Error(), want)
 		}
 		if errors.Is(err, os.ErrPermission) {
 			t.Errorf("%s: reported as permission error", p)
 		}
+	}
+	def := (&ConnError{Path: DefaultSocket, Err: os.ErrNotExist}).Error()
+	if !strings.Contains(def, "systemctl status camwardend") || !strings.Contains(def, "--socket PATH") {
+		t.Errorf("default socket: %q", def)
 	}
 	perm := &ConnError{Path: "/run/x.sock", Err: os.NewSyscallError("connect", syscall.EACCES)}
 	if !errors.Is(perm, os.ErrPermission) || !strings.Contains(perm.Error(), "permission denied on /run/x.sock") {
