@@ -230,34 +230,72 @@ func (d *Daemon) cameraClientOptions(ctx context.Context, name string) (onvif.Cl
 
 // applyMove points an adopted camera at newXAddr with the stream addresses
 // read there, records the certificate seen, and clears any pending move
-// (loop goroutine). Only that camera's pullers restart.
+// (loop goroutine). Only that camera's pullers restart. A recorder's
+// channel moves with every other channel of its recorder (one device, one
+// address), each taking its own channel's stream addresses.
 func (d *Daemon) applyMove(ctx context.Context, caller api.Caller, action, name, urn, oldXAddr, newXAddr string, res onvif.AdoptResult) (apitype.MutationResult, error) {
-	byName := map[string]string{}
-	for _, s := range res.Streams {
-		byName[s.Name] = s.URI.URI
+	streamsOf := func(channel int) map[string]string {
+		byName := map[string]string{}
+		streams := res.Streams
+		if channel > 0 {
+			streams = nil
+			for _, ch := range res.Channels {
+				if ch.Number == channel {
+					streams = ch.Streams
+				}
+			}
+		}
+		for _, s := range streams {
+			byName[s.Name] = s.URI.URI
+		}
+		return byName
+	}
+	move := func(c *store.Camera) error {
+		if c.ONVIF == nil || c.ONVIF.URN != urn {
+			return apitype.Errorf(apitype.CodeConflict, "camera %q is no longer the device %s", c.Name, orNone(urn))
+		}
+		if c.ONVIF.XAddr != oldXAddr {
+			return apitype.Errorf(apitype.CodeConflict, "camera %q changed address meanwhile; try again", c.Name)
+		}
+		c.ONVIF.XAddr = newXAddr
+		c.ONVIF.CertSHA256 = res.CertSHA256
+		c.PendingMove = nil
+		byName := streamsOf(c.Channel)
+		for i := range c.Streams {
+			if u, ok := byName[c.Streams[i].Name]; ok {
+				c.Streams[i].URL = u
+			}
+		}
+		return nil
 	}
 	out, err := d.mutateLocked(ctx, mutation{
 		caller: caller, action: action, target: name,
 		args: map[string]string{"urn": urn, "old_xaddr": oldXAddr, "new_xaddr": newXAddr, "cert_sha256": res.CertSHA256},
 		apply: func(tx *store.Tx, ch *changeSet) error {
 			ch.cameras = true
-			return tx.UpdateCamera(name, func(c *store.Camera) error {
-				if c.ONVIF == nil || c.ONVIF.URN != urn {
-					return apitype.Errorf(apitype.CodeConflict, "camera %q is no longer the device %s", name, orNone(urn))
+			cam, err := tx.Camera(name)
+			if err != nil {
+				return err
+			}
+			names := []string{name}
+			if cam.Recorder != "" {
+				cams, err := tx.Cameras()
+				if err != nil {
+					return err
 				}
-				if c.ONVIF.XAddr != oldXAddr {
-					return apitype.Errorf(apitype.CodeConflict, "camera %q changed address meanwhile; try again", name)
-				}
-				c.ONVIF.XAddr = newXAddr
-				c.ONVIF.CertSHA256 = res.CertSHA256
-				c.PendingMove = nil
-				for i := range c.Streams {
-					if u, ok := byName[c.Streams[i].Name]; ok {
-						c.Streams[i].URL = u
+				names = names[:0]
+				for _, c := range cams {
+					if c.Recorder == cam.Recorder {
+						names = append(names, c.Name)
 					}
 				}
-				return nil
-			})
+			}
+			for _, n := range names {
+				if err := tx.UpdateCamera(n, move); err != nil {
+					return err
+				}
+			}
+			return nil
 		},
 	})
 	if err == nil {

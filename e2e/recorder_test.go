@@ -84,6 +84,9 @@ func TestRecorderAdoptedPerChannel(t *testing.T) {
 			t.Errorf("camera %d pulls %s, want %s", n, c.Streams[0].URL, want)
 		}
 	}
+	if show := d.must("", "camera", "show", "nvr1-ch03"); !strings.Contains(show, "nvr1, channel 3 (Channel 03)") {
+		t.Errorf("camera show of a channel:\n%s", show)
+	}
 	d.must(alicePassword+"\n", "user", "add", "guard", "--password-stdin")
 	d.must("", "group", "add", "lobby")
 	d.must("", "group", "member", "add", "lobby", "guard")
@@ -207,4 +210,29 @@ func TestMedia2OnlyAndMedia1OnlyCameras(t *testing.T) {
 		out, _ := d.cli("", "--json", "stream", "list")
 		return strings.Count(out, `"state": "live"`) >= 4
 	})
+}
+
+// TestRecorderMovesAsOneDevice: confirming the move of one channel of a
+// recorder that came back on new ports moves every channel, each to its
+// own channel's stream address there (not channel 1's), and a granted
+// reader plays a channel at the new address.
+func TestRecorderMovesAsOneDevice(t *testing.T) {
+	nvr := startRecorder(t, 3, 0, "", false)
+	d := startDaemon(t, "")
+	d.must(cameraPassword+"\n", "camera", "adopt", "nvr4", "--xaddr", nvr.XAddr(), "--user", "admin", "--password-stdin")
+	if err := nvr.Restart(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	newAddr := strings.TrimPrefix(strings.TrimSuffix(nvr.XAddr(), "/onvif/device_service"), "http://")
+	d.must("", "camera", "move", "nvr4-ch02", "--to", newAddr)
+	for _, c := range d.cameras() {
+		for _, s := range c.Streams {
+			if want := nvr.RTSPURL(fmt.Sprintf("ch%02d_%s", c.Channel, s.Name)); want == "" || s.URL != want {
+				t.Errorf("%s/%s pulls %s after the move, want %s", c.Name, s.Name, s.URL, want)
+			}
+		}
+	}
+	d.must(alicePassword+"\n", "user", "add", "viewer", "--password-stdin")
+	d.must("", "grant", "viewer", "read", "nvr4-ch03/*")
+	d.reader("nvr4-ch03/sub", "viewer", alicePassword)
 }

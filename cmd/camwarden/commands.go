@@ -344,6 +344,9 @@ var commands = []command{
 					fmt.Fprintf(w, "name\t%s\n", c.Name)
 					fmt.Fprintf(w, "user\t%s\n", orDash(c.User))
 					fmt.Fprintf(w, "password\t%s\n", map[bool]string{true: "set", false: "none"}[c.HasPassword])
+					if c.Recorder != "" {
+						fmt.Fprintf(w, "recorder\t%s, channel %d (%s); credentials shared by its channels\n", c.Recorder, c.Channel, orDash(c.ChannelName))
+					}
 					fmt.Fprintf(w, "rtsp basic\t%s\n", map[bool]string{true: "allowed (password in clear)", false: "refused (Digest only)"}[c.AllowBasic])
 					if o := c.ONVIF; o != nil {
 						fmt.Fprintf(w, "onvif urn\t%s\n", orDash(o.URN))
