@@ -161,7 +161,7 @@ func startDaemon(ctx context.Context, bin, dir string, extra ...string) (*daemon
 	d := &daemonProc{dir: dir, rtsp: fmt.Sprintf("127.0.0.1:%d", port), logs: &syncBuffer{}, exited: make(chan struct{})}
 	sock := filepath.Join(dir, "admin.sock")
 	args := append([]string{"--config", "/dev/null", "--state-dir", filepath.Join(dir, "state"), "--socket", sock,
-		"--rtsp-addr", d.rtsp, "--rtsp-udp", "false", "--discovery-interfaces", "none", "--log-level", "warn"}, extra...)
+		"--rtsp-addr", d.rtsp, "--rtsps-addr", "127.0.0.1:0", "--rtsp-udp", "false", "--discovery-interfaces", "none", "--log-level", "warn"}, extra...)
 	d.cmd = exec.Command(filepath.Join(bin, "camwardend"), args...)
 	d.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+ns.path)
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs

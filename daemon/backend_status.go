@@ -20,6 +20,9 @@ func (b backend) Status(ctx context.Context, c api.Caller) (*apitype.Status, err
 		RTSPAddr: d.streams.Addr().String(), StateDir: cfg.StateDir,
 		DiscoveryInterfaces: cfg.DiscoveryInterfaces, KeyID: d.store.KeyID(),
 	}
+	if a := d.streams.RTSPSAddr(); a != nil && d.cert != nil {
+		st.RTSPSAddr, st.RTSPSFingerprint, st.RTSPSCertGenerated = a.String(), d.cert.Fingerprint(), d.cert.Generated()
+	}
 	err := d.store.View(ctx, func(tx *store.Tx) error {
 		pd, err := tx.PolicyData()
 		if err != nil {

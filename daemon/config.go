@@ -22,6 +22,9 @@ type Config struct {
 	Socket              string
 	RTSPAddr            string
 	RTSPUDP             bool
+	RTSPSAddr           string // "" = no RTSPS listener
+	TLSCertFile         string // RTSPS certificate and key; both empty: a self-signed one in StateDir
+	TLSKeyFile          string
 	KeyFile             string
 	DiscoveryInterfaces []string // nil = all; ["none"] = off
 	DiscoveryInterval   time.Duration
@@ -48,6 +51,7 @@ const (
 	DefaultStateDir   = "/var/lib/camwarden"
 	DefaultSocket     = "/run/camwarden/admin.sock"
 	DefaultRTSPAddr   = ":8554"
+	DefaultRTSPSAddr  = ":8322"
 	DefaultAdminGroup = "camwarden-admin"
 )
 
@@ -57,6 +61,7 @@ func DefaultConfig() Config {
 		StateDir:          DefaultStateDir,
 		Socket:            DefaultSocket,
 		RTSPAddr:          DefaultRTSPAddr,
+		RTSPSAddr:         DefaultRTSPSAddr,
 		RTSPUDP:           true,
 		DiscoveryInterval: 5 * time.Minute,
 		LogLevel:          "info",
@@ -108,6 +113,18 @@ var configKeys = map[string]func(c *Config, v string) error{
 		c.MetricsAddr = net.JoinHostPort(host, port)
 		return nil
 	},
+	// RTSPS for readers; empty turns it off.
+	"rtsps_addr": func(c *Config, v string) error {
+		if v != "" {
+			if _, _, err := net.SplitHostPort(v); err != nil {
+				return fmt.Errorf("want HOST:PORT such as :8322, or empty for off: %v", err)
+			}
+		}
+		c.RTSPSAddr = v
+		return nil
+	},
+	"tls_cert_file": func(c *Config, v string) error { return setOptionalPath(&c.TLSCertFile, v) },
+	"tls_key_file":  func(c *Config, v string) error { return setOptionalPath(&c.TLSKeyFile, v) },
 	"basic_auth": func(c *Config, v string) error {
 		switch v {
 		case BasicTLSOnly, BasicAlways, BasicNever:
@@ -170,6 +187,15 @@ func ConfigKeys() []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// setOptionalPath is setPath that also takes "" (unset).
+func setOptionalPath(dst *string, v string) error {
+	if v == "" {
+		*dst = ""
+		return nil
+	}
+	return setPath(dst, v)
 }
 
 func setPath(dst *string, v string) error {

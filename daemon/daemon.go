@@ -29,6 +29,7 @@ import (
 
 	"github.com/camwarden/camwarden/daemon/access"
 	"github.com/camwarden/camwarden/daemon/metrics"
+	"github.com/camwarden/camwarden/daemon/servercert"
 	"github.com/camwarden/camwarden/daemon/stream"
 	"github.com/camwarden/camwarden/onvif"
 	"github.com/camwarden/camwarden/store"
@@ -59,6 +60,8 @@ type Daemon struct {
 	identity *identityState
 	// viewers serves token and directory logins to the stream server.
 	viewers *viewers
+	// cert is the RTSPS certificate (nil without RTSPS); SIGHUP reloads it.
+	cert *servercert.Source
 
 	ops     chan func()
 	stopped chan struct{} // closed when the loop has exited: do and post give up
@@ -178,6 +181,12 @@ func (d *Daemon) run(ctx context.Context) error {
 	defer d.identity.close()
 	d.viewers = newViewers(d)
 
+	if cfg.RTSPSAddr != "" || listeners["rtsps"] != nil {
+		// A key file others may read is refused here, with one line.
+		if d.cert, err = servercert.Load(servercert.Options{CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSKeyFile, StateDir: cfg.StateDir}); err != nil {
+			return err
+		}
+	}
 	scfg := stream.Config{
 		RTSPAddress: cfg.RTSPAddr,
 		Listener:    listeners["rtsp"],
@@ -186,6 +195,9 @@ func (d *Daemon) run(ctx context.Context) error {
 		External:    d.viewers,
 		BasicAuth:   func() string { return d.snap.Load().cfg.BasicAuth },
 		Policy:      func() *access.Policy { return d.snap.Load().policy },
+	}
+	if d.cert != nil {
+		scfg.TLS, scfg.RTSPSAddress, scfg.RTSPSListener = d.cert.TLSConfig(), cfg.RTSPSAddr, listeners["rtsps"]
 	}
 	if d.metrics != nil {
 		scfg.Observer = d.metrics
@@ -198,7 +210,7 @@ func (d *Daemon) run(ctx context.Context) error {
 		return err
 	}
 	if err := d.streams.Start(ctx); err != nil {
-		return fmt.Errorf("cannot start the RTSP server on %s: %w", cfg.RTSPAddr, err)
+		return fmt.Errorf("cannot start the RTSP server on %s (RTSPS %s): %w", cfg.RTSPAddr, cfg.RTSPSAddr, err)
 	}
 	defer d.streams.Close()
 	d.streams.SetCameras(ctx, d.cameraSpecs(cams))

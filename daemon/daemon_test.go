@@ -44,6 +44,7 @@ func startTestDaemonLogging(t *testing.T, log io.Writer) *testDaemon {
 			"socket":               socket,
 			"rtsp_addr":            "127.0.0.1:0",
 			"rtsp_udp":             "false",
+			"rtsps_addr":           "127.0.0.1:0",
 			"discovery_interfaces": "none",
 		},
 		LogOutput: io.MultiWriter(testutil.LogFile(t, "camwardend.log"), log),

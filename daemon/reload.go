@@ -29,6 +29,9 @@ func (d *Daemon) reload() {
 	if next.RTSPAddr != cur.RTSPAddr || next.RTSPUDP != cur.RTSPUDP {
 		restart = append(restart, "rtsp_addr/rtsp_udp")
 	}
+	if next.RTSPSAddr != cur.RTSPSAddr || next.TLSCertFile != cur.TLSCertFile || next.TLSKeyFile != cur.TLSKeyFile {
+		restart = append(restart, "rtsps_addr/tls_cert_file/tls_key_file")
+	}
 	if next.KeyFile != cur.KeyFile {
 		restart = append(restart, "key_file")
 	}
@@ -42,6 +45,16 @@ func (d *Daemon) reload() {
 		d.log.Warn("some settings change only on restart; keeping their running values", "settings", strings.Join(restart, ", "))
 		next.StateDir, next.Socket, next.RTSPAddr, next.RTSPUDP = cur.StateDir, cur.Socket, cur.RTSPAddr, cur.RTSPUDP
 		next.KeyFile, next.AdminGroup, next.MetricsAddr = cur.KeyFile, cur.AdminGroup, cur.MetricsAddr
+		next.RTSPSAddr, next.TLSCertFile, next.TLSKeyFile = cur.RTSPSAddr, cur.TLSCertFile, cur.TLSKeyFile
+	}
+	// A new certificate (same files, new contents) serves new handshakes;
+	// live sessions keep their connections. A bad one keeps the old.
+	if d.cert != nil {
+		if err := d.cert.Reload(); err != nil {
+			d.log.Error("RTSPS certificate not reloaded; the previous one stays in force", "error", err)
+		} else {
+			d.log.Info("RTSPS certificate loaded", "sha256", d.cert.Fingerprint())
+		}
 	}
 	d.log.SetLevel(hclog.LevelFromString(next.LogLevel))
 	discoveryChanged := strings.Join(next.DiscoveryInterfaces, ",") != strings.Join(cur.DiscoveryInterfaces, ",") ||

@@ -32,7 +32,7 @@ func monotonicUsec() int64 {
 var activationOnce sync.Once
 
 // activatedListeners returns systemd socket-activated listeners by their
-// FileDescriptorName ("rtsp", "admin", "metrics"). Unnamed sockets are
+// FileDescriptorName ("rtsp", "rtsps", "admin", "metrics"). Unnamed sockets are
 // refused with a clear error rather than guessed at.
 func activatedListeners() (map[string]net.Listener, error) {
 	out := map[string]net.Listener{}
@@ -45,8 +45,8 @@ func activatedListeners() (map[string]net.Listener, error) {
 			return
 		}
 		for name, ls := range named {
-			if name != "rtsp" && name != "admin" && name != "metrics" {
-				err = fmt.Errorf("socket activation: unexpected socket name %q; name sockets rtsp, admin or metrics with FileDescriptorName=", name)
+			if name != "rtsp" && name != "rtsps" && name != "admin" && name != "metrics" {
+				err = fmt.Errorf("socket activation: unexpected socket name %q; name sockets rtsp, rtsps, admin or metrics with FileDescriptorName=", name)
 				return
 			}
 			if len(ls) != 1 || ls[0] == nil {

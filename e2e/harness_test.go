@@ -62,7 +62,7 @@ func startDaemonIn(t *testing.T, dir string, wrapper []string, extra ...string) 
 		logs: &testutil.SyncBuffer{}, output: &testutil.SyncBuffer{}, exited: make(chan error, 1)}
 	d.notify = testutil.ListenNotify(t, t.TempDir())
 	args := []string{"--config", "/dev/null", "--state-dir", filepath.Join(dir, "state"), "--socket", d.sock,
-		"--rtsp-addr", d.rtsp, "--rtsp-udp", "false", "--discovery-interfaces", "none", "--log-level", "debug"}
+		"--rtsp-addr", d.rtsp, "--rtsps-addr", "127.0.0.1:0", "--rtsp-udp", "false", "--discovery-interfaces", "none", "--log-level", "debug"}
 	argv := append(append(append([]string(nil), wrapper...), testutil.Binary(t, "camwardend")), append(args, extra...)...)
 	d.cmd = exec.Command(argv[0], argv[1:]...)
 	d.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+d.notify.Path)

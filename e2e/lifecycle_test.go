@@ -74,15 +74,15 @@ func TestAuditVerifyNamesFirstBrokenEntry(t *testing.T) {
 // does: listeners named rtsp and admin passed by systemd's protocol.
 func TestSocketActivation(t *testing.T) {
 	dir := t.TempDir()
-	port := testutil.FreePort(t)
+	port, tlsPort := testutil.FreePort(t), testutil.FreePort(t)
 	sock := filepath.Join(dir, "admin.sock")
 	notify := testutil.ListenNotify(t, t.TempDir())
 	var logs testutil.SyncBuffer
 	cmd := exec.Command("systemd-socket-activate",
-		"-l", fmt.Sprintf("127.0.0.1:%d", port), "-l", sock, "--fdname=rtsp:admin",
+		"-l", fmt.Sprintf("127.0.0.1:%d", port), "-l", fmt.Sprintf("127.0.0.1:%d", tlsPort), "-l", sock, "--fdname=rtsp:rtsps:admin",
 		"-E", "NOTIFY_SOCKET="+notify.Path,
 		testutil.Binary(t, "camwardend"), "--config", "/dev/null", "--state-dir", filepath.Join(dir, "state"),
-		"--socket", filepath.Join(dir, "unused.sock"), "--rtsp-addr", "127.0.0.1:1", "--rtsp-udp", "false",
+		"--socket", filepath.Join(dir, "unused.sock"), "--rtsp-addr", "127.0.0.1:1", "--rtsps-addr", "127.0.0.1:0", "--rtsp-udp", "false",
 		"--discovery-interfaces", "none")
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -99,6 +99,9 @@ func TestSocketActivation(t *testing.T) {
 	status := d.must("", "--json", "status")
 	if !strings.Contains(status, fmt.Sprintf("127.0.0.1:%d", port)) {
 		t.Fatalf("daemon does not serve RTSP on the activated socket:\n%s", status)
+	}
+	if !strings.Contains(status, fmt.Sprintf(`"rtsps_addr": "127.0.0.1:%d"`, tlsPort)) {
+		t.Fatalf("daemon does not serve RTSPS on the activated socket named rtsps:\n%s", status)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "unused.sock")); err == nil {
 		t.Error("daemon created its own admin socket although one was passed")

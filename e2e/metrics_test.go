@@ -439,7 +439,7 @@ func TestSocketActivatedMetrics(t *testing.T) {
 		"-l", rtsp, "-l", sock, "-l", maddr, "--fdname=rtsp:admin:metrics",
 		"-E", "NOTIFY_SOCKET="+notify.Path,
 		testutil.Binary(t, "camwardend"), "--config", "/dev/null", "--state-dir", filepath.Join(dir, "state"),
-		"--socket", filepath.Join(dir, "unused.sock"), "--rtsp-addr", "127.0.0.1:1", "--rtsp-udp", "false",
+		"--socket", filepath.Join(dir, "unused.sock"), "--rtsp-addr", "127.0.0.1:1", "--rtsps-addr", "127.0.0.1:0", "--rtsp-udp", "false",
 		"--discovery-interfaces", "none")
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {

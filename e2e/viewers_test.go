@@ -40,7 +40,7 @@ func startFFmpeg(t *testing.T, rawURL string) *ffmpegReader {
 	}
 	r := &ffmpegReader{stderr: &testutil.SyncBuffer{}, exited: make(chan struct{})}
 	r.cmd = exec.Command("ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error",
-		"-f", "concat", "-safe", "0", "-protocol_whitelist", "file,rtsp,tcp,udp,rtp", "-i", list, "-c", "copy", "-f", "null", "-")
+		"-f", "concat", "-safe", "0", "-protocol_whitelist", "file,rtsp,rtsps,tls,tcp,udp,rtp", "-i", list, "-c", "copy", "-f", "null", "-")
 	r.cmd.Stderr = r.stderr
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -60,12 +60,12 @@ func startFFmpeg(t *testing.T, rawURL string) *ffmpegReader {
 // redactTokens hides JWTs and URL passwords in FFmpeg's messages (it
 // prints the URL).
 func redactTokens(s string) string {
-	return urlUserinfo.ReplaceAllString(jwtInText.ReplaceAllString(s, "(token)"), "rtsp://$1:***@")
+	return urlUserinfo.ReplaceAllString(jwtInText.ReplaceAllString(s, "(token)"), "$1://$2:***@")
 }
 
 var (
 	jwtInText   = regexp.MustCompile(`eyJ[A-Za-z0-9_.%-]+`)
-	urlUserinfo = regexp.MustCompile(`rtsp://([^:@/]*):[^@/]*@`)
+	urlUserinfo = regexp.MustCompile(`(rtsps?)://([^:@/]*):[^@/]*@`)
 )
 
 func (r *ffmpegReader) running() bool {

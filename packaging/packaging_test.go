@@ -240,7 +240,8 @@ func TestDefaultConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys := []string{"state_dir", "socket", "rtsp_addr", "rtsp_udp", "key_file",
-		"discovery_interfaces", "discovery_interval", "log_level", "log_format", "admin_group", "metrics_addr"}
+		"discovery_interfaces", "discovery_interval", "log_level", "log_format", "admin_group", "metrics_addr",
+		"basic_auth", "rtsps_addr", "tls_cert_file", "tls_key_file"}
 	setting := regexp.MustCompile(`^#([a-z_]+) =( .*)?$`)
 	seen := map[string]int{}
 	for i, line := range strings.Split(string(data), "\n") {
@@ -712,7 +713,7 @@ useradd --no-create-home bob`, "sh", user, group, one("StateDirectoryMode"), one
 	daemonCmd := exec.Command("nsenter", "-t", strconv.Itoa(r.holder.Process.Pid), "-m", "--",
 		"chroot", r.root, "env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "CREDENTIALS_DIRECTORY="+creds,
 		"setpriv", "--reuid="+user, "--regid="+group, "--groups="+strings.ReplaceAll(groups, " ", ","), "--",
-		"sh", "-c", "umask "+one("UMask")+" && exec "+one("ExecStart")+" --rtsp-addr 127.0.0.1:0 --discovery-interfaces none")
+		"sh", "-c", "umask "+one("UMask")+" && exec "+one("ExecStart")+" --rtsp-addr 127.0.0.1:0 --rtsps-addr 127.0.0.1:0 --discovery-interfaces none")
 	daemonCmd.Stdout, daemonCmd.Stderr = logFile, logFile
 	if err := daemonCmd.Start(); err != nil {
 		t.Fatal(err)

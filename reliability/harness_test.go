@@ -54,7 +54,7 @@ func startDaemon(t testing.TB, dir string) *daemon {
 	notify := testutil.ListenNotify(t, t.TempDir())
 	d.cmd = exec.Command(testutil.Binary(t, "camwardend"),
 		"--config", "/dev/null", "--state-dir", filepath.Join(dir, "state"), "--socket", d.sock,
-		"--rtsp-addr", d.rtsp, "--rtsp-udp", "false", "--discovery-interfaces", "none", "--log-level", "debug",
+		"--rtsp-addr", d.rtsp, "--rtsps-addr", "127.0.0.1:0", "--rtsp-udp", "false", "--discovery-interfaces", "none", "--log-level", "debug",
 		// the Basic flood tests send Basic over plain RTSP on purpose
 		"--basic-auth", "always")
 	d.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+notify.Path)

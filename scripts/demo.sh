@@ -40,7 +40,7 @@ grep -q '^READY' "$STATE/camsim.out" || { echo "camsim did not start:"; cat "$ST
 
 echo "starting camwardend (logs: $STATE/camwardend.log)"
 "$BIN/camwardend" --config /dev/null --state-dir "$STATE/state" --socket "$SOCK" \
-  --rtsp-addr "127.0.0.1:$RTSP_PORT" --discovery-interfaces none >"$STATE/camwardend.log" 2>&1 &
+  --rtsp-addr "127.0.0.1:$RTSP_PORT" --rtsps-addr 127.0.0.1:0 --discovery-interfaces none >"$STATE/camwardend.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do cw status >/dev/null 2>&1 && break; sleep 0.1; done
 cw status >/dev/null || { echo "camwardend did not start:"; cat "$STATE/camwardend.log"; exit 1; }

@@ -172,6 +172,14 @@ var commands = []command{
 					fmt.Fprintf(w, "pid\t%d\n", s.PID)
 					fmt.Fprintf(w, "started\t%s\n", fmtTime(s.StartedAt))
 					fmt.Fprintf(w, "rtsp\t%s\n", s.RTSPAddr)
+					if s.RTSPSAddr != "" {
+						self := ""
+						if s.RTSPSCertGenerated {
+							self = " (self-signed)"
+						}
+						fmt.Fprintf(w, "rtsps\t%s\n", s.RTSPSAddr)
+						fmt.Fprintf(w, "rtsps certificate\tSHA256 %s%s\n", s.RTSPSFingerprint, self)
+					}
 					fmt.Fprintf(w, "state dir\t%s\n", orDash(s.StateDir))
 					fmt.Fprintf(w, "schema\t%d\n", s.SchemaVersion)
 					disc := "all interfaces"

@@ -22,6 +22,7 @@ func daemonArgs(dir string, extra ...string) []string {
 		"--state-dir", filepath.Join(dir, "state"),
 		"--socket", filepath.Join(dir, "admin.sock"),
 		"--rtsp-addr", "127.0.0.1:0",
+		"--rtsps-addr", "127.0.0.1:0",
 		"--discovery-interfaces", "none",
 	}, extra...)
 }

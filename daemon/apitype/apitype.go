@@ -85,6 +85,9 @@ type Status struct {
 	PID                 int       `json:"pid"`
 	StartedAt           time.Time `json:"started_at"`
 	RTSPAddr            string    `json:"rtsp_addr"`
+	RTSPSAddr           string    `json:"rtsps_addr,omitempty"`        // "" = no RTSPS
+	RTSPSFingerprint    string    `json:"rtsps_fingerprint,omitempty"` // SHA-256 of the RTSPS certificate
+	RTSPSCertGenerated  bool      `json:"rtsps_cert_generated,omitempty"`
 	StateDir            string    `json:"state_dir,omitempty"`
 	SchemaVersion       int       `json:"schema_version"`
 	DiscoveryInterfaces []string  `json:"discovery_interfaces,omitempty"` // empty: all, ["none"]: off

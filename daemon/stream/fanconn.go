@@ -52,10 +52,20 @@ type fanConn struct {
 
 	deadline atomic.Int64  // unix nanos of gortsplib's write deadline; 0 = none
 	writevs  atomic.Uint64 // engine writev calls, for tests
+
+	// RTSPS (fantls.go): tcp is the socket under the TLS layer; the
+	// engine's batches go to the tlsWriter goroutine, kicked by kick.
+	tcp      net.Conn
+	kick     chan struct{}
+	gone     chan struct{} // closed by Close
+	tlsWrote atomic.Int64  // bytes the writer sent since the engine last asked
 }
 
+// isTLS reports whether the connection came in on the RTSPS listener.
+func (c *fanConn) isTLS() bool { return c.tcp != nil }
+
 func newFanConn(c net.Conn) *fanConn {
-	fc := &fanConn{Conn: c}
+	fc := &fanConn{Conn: c, gone: make(chan struct{})}
 	if sc, ok := c.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			fc.raw = raw
@@ -143,6 +153,10 @@ func (c *fanConn) tryWritev(bufs [][]byte) (taken bool, wrote int, err error) {
 			return false, 0, c.err
 		}
 		return false, 0, net.ErrClosed
+	}
+	if c.isTLS() {
+		taken, wrote = c.tlsOffer(bufs)
+		return taken, wrote, nil
 	}
 	if c.raw == nil {
 		return false, 0, errNotSocket
@@ -243,7 +257,7 @@ func (c *fanConn) SetDeadline(t time.Time) error {
 // so that revocation does not wait for the write deadline.
 func (c *fanConn) Close() error {
 	if !c.mu.TryLock() {
-		_ = c.Conn.Close()
+		_ = c.socket().Close()
 		c.mu.Lock()
 	}
 	defer c.mu.Unlock()
@@ -251,6 +265,7 @@ func (c *fanConn) Close() error {
 		return nil
 	}
 	c.closed = true
+	close(c.gone)
 	c.rest = nil
 	c.restBytes.Store(0)
 	return c.Conn.Close()
@@ -263,7 +278,7 @@ func (c *fanConn) Close() error {
 var readerSendBuffer = 256 << 10
 
 func (c *fanConn) boundSendBuffer() {
-	if tc, ok := c.Conn.(*net.TCPConn); ok && readerSendBuffer > 0 {
+	if tc, ok := c.socket().(*net.TCPConn); ok && readerSendBuffer > 0 {
 		_ = tc.SetWriteBuffer(readerSendBuffer)
 	}
 }
@@ -271,10 +286,18 @@ func (c *fanConn) boundSendBuffer() {
 // abort closes the socket discarding what the kernel still holds for the
 // peer (RST): a revoked or evicted reader receives nothing more.
 func (c *fanConn) abort() {
-	if tc, ok := c.Conn.(*net.TCPConn); ok {
+	if tc, ok := c.socket().(*net.TCPConn); ok {
 		_ = tc.SetLinger(0)
 	}
 	_ = c.Close()
+}
+
+// socket is the TCP connection itself (under TLS for RTSPS).
+func (c *fanConn) socket() net.Conn {
+	if c.tcp != nil {
+		return c.tcp
+	}
+	return c.Conn
 }
 
 func signal(ch chan struct{}) {

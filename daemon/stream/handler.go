@@ -69,6 +69,9 @@ func remoteIP(c *gortsplib.ServerConn) string {
 
 func (h *handler) OnConnOpen(ctx *gortsplib.ServerHandlerOnConnOpenCtx) {
 	cs := &connState{ip: remoteIP(ctx.Conn), conn: ctx.Conn, opened: time.Now(), closed: make(chan struct{})}
+	if fc, ok := ctx.Conn.NetConn().(*fanConn); ok && fc.isTLS() {
+		cs.tls = true
+	}
 	ctx.Conn.SetUserData(cs)
 	h.s.mu.Lock()
 	h.s.conns[ctx.Conn] = cs
@@ -465,6 +468,11 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 		if res, err := h.checkSessionConn(se, ctx.Conn); res != nil {
 			return res, nil, err
 		}
+	}
+	if cs := connStateOf(ctx.Conn); cs != nil && cs.tls && ctx.Transport != nil && ctx.Transport.Protocol != gortsplib.ProtocolTCP {
+		// RTSPS: the media go inside the TLS connection or not at all
+		// (UDP would carry them in clear).
+		return &base.Response{StatusCode: base.StatusUnsupportedTransport}, nil, nil
 	}
 	if ctx.Session.State() == gortsplib.ServerSessionStatePreRecord {
 		// Publisher: authorised at ANNOUNCE on this session.

@@ -9,11 +9,13 @@ package stream
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v5"
@@ -38,9 +40,14 @@ type Authenticator interface {
 
 // Config configures a Server. Zero tunables take their defaults.
 type Config struct {
-	RTSPAddress    string       // TCP, e.g. ":8554" or "127.0.0.1:0"; ignored when Listener != nil
-	Listener       net.Listener // optional socket-activated listener
-	UDPRTPAddress  string       // "" disables UDP for readers (then only TCP)
+	RTSPAddress string       // TCP, e.g. ":8554" or "127.0.0.1:0"; ignored when Listener != nil
+	Listener    net.Listener // optional socket-activated listener
+	// RTSPS (optional): TLS readers on a second address, served by the
+	// same server (TCP-interleaved only). TLS is required for it.
+	RTSPSAddress   string       // e.g. ":8322"; ignored when RTSPSListener != nil
+	RTSPSListener  net.Listener // optional socket-activated listener ("rtsps")
+	TLS            *tls.Config
+	UDPRTPAddress  string // "" disables UDP for readers (then only TCP)
 	UDPRTCPAddress string
 	Logger         hclog.Logger
 	Auth           Authenticator
@@ -213,6 +220,8 @@ type Server struct {
 	started  bool
 	closed   bool
 
+	tlsAddr atomic.Pointer[addrBox] // the RTSPS listener's address
+
 	serveDone chan struct{} // closed when gortsplib's server stops
 	serveErr  error         // why; read only after serveDone is closed
 
@@ -228,6 +237,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Listener == nil && cfg.RTSPAddress == "" {
 		return nil, errors.New("stream: Config.RTSPAddress or Config.Listener is required")
+	}
+	if cfg.TLS != nil && cfg.RTSPSListener == nil && cfg.RTSPSAddress == "" {
+		return nil, errors.New("stream: RTSPS needs Config.RTSPSAddress or Config.RTSPSListener")
 	}
 	if cfg.WriteQueueSize&(cfg.WriteQueueSize-1) != 0 {
 		return nil, fmt.Errorf("stream: WriteQueueSize %d must be a power of two", cfg.WriteQueueSize)
@@ -282,14 +294,28 @@ func (s *Server) Start(ctx context.Context) error {
 		WriteQueueSize:           16,
 		DisableRTCPSenderReports: true, // the engine sends them, shared by all readers
 		Listen: func(network, address string) (net.Listener, error) {
-			if s.cfg.Listener != nil {
-				return fanListener{s.cfg.Listener, s.cfg.ReadTimeout}, nil
+			plain := s.cfg.Listener
+			if plain == nil {
+				ln, err := net.Listen(network, address)
+				if err != nil {
+					return nil, err
+				}
+				plain = ln
 			}
-			ln, err := net.Listen(network, address)
-			if err != nil {
-				return nil, err
+			if s.cfg.TLS == nil {
+				return fanListener{plain, s.cfg.ReadTimeout}, nil
 			}
-			return fanListener{ln, s.cfg.ReadTimeout}, nil
+			secure := s.cfg.RTSPSListener
+			if secure == nil {
+				ln, err := net.Listen(network, s.cfg.RTSPSAddress)
+				if err != nil {
+					plain.Close()
+					return nil, fmt.Errorf("RTSPS on %s: %w", s.cfg.RTSPSAddress, err)
+				}
+				secure = ln
+			}
+			s.tlsAddr.Store(&addrBox{secure.Addr()})
+			return newMergedListener(fanListener{plain, s.cfg.ReadTimeout}, tlsListener{secure, s.cfg.TLS, s.cfg.ReadTimeout}), nil
 		},
 		// gortsplib opens the RTP socket, then the RTCP one; the engine
 		// sends readers' datagrams from them (the ports SETUP announced).
@@ -319,6 +345,19 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	s.log.Info("RTSP server listening", "addr", srv.NetListener().Addr().String(), "udp", s.cfg.UDPRTPAddress != "")
+	if a := s.RTSPSAddr(); a != nil {
+		s.log.Info("RTSPS server listening", "addr", a.String())
+	}
+	return nil
+}
+
+type addrBox struct{ net.Addr }
+
+// RTSPSAddr returns the bound RTSPS address (nil without RTSPS or before Start).
+func (s *Server) RTSPSAddr() net.Addr {
+	if b := s.tlsAddr.Load(); b != nil {
+		return b.Addr
+	}
 	return nil
 }
 
