@@ -78,6 +78,9 @@ func (b backend) Discover(ctx context.Context, c api.Caller, req apitype.Discove
 		for _, cam := range cams {
 			if cam.ONVIF != nil && cam.ONVIF.URN != "" {
 				adopted[cam.ONVIF.URN] = cam.Name
+				if cam.Recorder != "" {
+					adopted[cam.ONVIF.URN] = cam.Recorder // its channels are NAME-chNN
+				}
 			}
 		}
 		return err

@@ -285,3 +285,43 @@ func TestBinaryRestartFault(t *testing.T) {
 		t.Fatalf("exit: %v\n%s", err, stderr.String())
 	}
 }
+
+func TestRecorderFlags(t *testing.T) {
+	for _, bad := range [][]string{{"--media", "media3"}, {"--recorder-channels", "300"}, {"--max-streams", "-1"}, {"--media", "media1", "--media2-h265"}} {
+		var out, errb bytes.Buffer
+		args := append([]string{"--user", "admin", "--password-stdin", "--discovery-port", "0"}, bad...)
+		if code := run(args, strings.NewReader(secret+"\n"), &out, &errb); code != 2 {
+			t.Errorf("%v: exit %d (%s)", bad, code, errb.String())
+		}
+	}
+	bin := buildCamsim(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--recorder-channels", "4", "--max-streams", "2", "--media", "media2",
+		"--user", "admin", "--password-stdin", "--discovery-port", "0", "--discovery-interfaces", "none")
+	cmd.Stdin = strings.NewReader(secret + "\n")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	sc := bufio.NewScanner(stdout)
+	var camLine string
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "camera ") {
+			camLine = sc.Text()
+		}
+		if sc.Text() == "READY" {
+			break
+		}
+	}
+	for _, want := range []string{" channels=4", " rtsp.ch01_main=rtsp://127.0.0.1:", " rtsp.ch04_sub=rtsp://127.0.0.1:"} {
+		if !strings.Contains(camLine, want) {
+			t.Errorf("camera line lacks %q: %s", want, camLine)
+		}
+	}
+}
