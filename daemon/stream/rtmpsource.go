@@ -18,7 +18,6 @@ import (
 	"github.com/bluenviron/gortmplib/pkg/codecs"
 	"github.com/bluenviron/gortsplib/v5/pkg/description"
 	"github.com/bluenviron/gortsplib/v5/pkg/format"
-	"github.com/pion/rtp"
 
 	"github.com/camwarden/camwarden/daemon/apitype"
 )
@@ -99,10 +98,6 @@ func (p *path) rtmpOnce(ctx context.Context) (liveAt time.Time, err error) {
 	}
 
 	desc := &description.Session{}
-	type binding struct {
-		media *description.Media
-		send  func([]*rtp.Packet)
-	}
 	var skipped []string
 	for _, tr := range r.Tracks() {
 		switch codec := tr.Codec.(type) {
