@@ -24,7 +24,7 @@ func (d *Daemon) startAPI(ctx context.Context, cfg Config, activated net.Listene
 			return nil, fmt.Errorf("cannot create the admin socket directory: %w", err)
 		}
 		var err error
-		if ln, err = api.Listen(cfg.Socket, cfg.AdminGroup); err != nil {
+		if ln, err = api.Listen(cfg.Socket, cfg.AdminGroup, d.log.Named("api")); err != nil {
 			return nil, err
 		}
 	}

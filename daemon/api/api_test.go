@@ -651,17 +651,22 @@ func TestListen(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "sub", "admin.sock")
 
-	// No such group: 0600.
-	ln, err := api.Listen(path, "camwarden-test-no-such-group")
+	// No such group: 0600, and a warning that names the group.
+	var logBuf bytes.Buffer // Listen logs from this goroutine only
+	ln, err := api.Listen(path, "camwarden-test-no-such-group", hclog.New(&hclog.LoggerOptions{Output: &logBuf}))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if out := logBuf.String(); !strings.Contains(out, "[WARN]") || !strings.Contains(out, "admin_group=camwarden-test-no-such-group") ||
+		!strings.Contains(out, "admin group does not exist") {
+		t.Errorf("no warning naming the missing group: %q", out)
 	}
 	fi, err := os.Stat(path)
 	if err != nil || fi.Mode().Perm() != 0o600 || fi.Mode().Type() != os.ModeSocket {
 		t.Errorf("mode = %v, %v; want socket 0600", fi.Mode(), err)
 	}
 	// A live daemon is not displaced.
-	if _, err := api.Listen(path, ""); err == nil || !strings.Contains(err.Error(), "another camwardend is serving "+path) {
+	if _, err := api.Listen(path, "", nil); err == nil || !strings.Contains(err.Error(), "another camwardend is serving "+path) {
 		t.Errorf("second Listen: %v", err)
 	}
 	// A stale socket (nobody listening) is replaced.
@@ -671,7 +676,7 @@ func TestListen(t *testing.T) {
 	if _, err := os.Stat(path); err != nil {
 		t.Fatalf("stale socket missing: %v", err)
 	}
-	ln2, err := api.Listen(path, "nogroup")
+	ln2, err := api.Listen(path, "nogroup", nil)
 	if err != nil {
 		t.Fatalf("Listen over a stale socket: %v", err)
 	}
@@ -699,7 +704,7 @@ func TestListen(t *testing.T) {
 	// A regular file is never removed.
 	file := filepath.Join(dir, "notasocket")
 	os.WriteFile(file, []byte("keep"), 0o644)
-	if _, err := api.Listen(file, ""); err == nil || !strings.Contains(err.Error(), "not a socket") {
+	if _, err := api.Listen(file, "", nil); err == nil || !strings.Contains(err.Error(), "not a socket") {
 		t.Errorf("Listen on a file: %v", err)
 	}
 	if b, _ := os.ReadFile(file); string(b) != "keep" {

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 // shutdownGrace bounds how long Serve waits for requests in flight.
@@ -50,9 +52,13 @@ func Serve(ctx context.Context, ln net.Listener, opts Options) error {
 // Listen creates the admin socket at path. A stale socket file left by a
 // dead daemon is replaced; a live one is an error. The socket is made 0660
 // and group-owned by adminGroup (default DefaultAdminGroup) when that group
-// exists, else 0600. Authorization does not rest on these modes: every
-// request is checked by peer credentials as well.
-func Listen(path, adminGroup string) (net.Listener, error) {
+// exists, else 0600 with a warning on log (nil: none) naming the missing
+// group. Authorization does not rest on these modes: every request is
+// checked by peer credentials as well.
+func Listen(path, adminGroup string, log hclog.Logger) (net.Listener, error) {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
 	if adminGroup == "" {
 		adminGroup = DefaultAdminGroup
 	}
@@ -91,6 +97,11 @@ func Listen(path, adminGroup string) (net.Listener, error) {
 			return nil, fmt.Errorf("giving admin socket %s to group %s: %w (run camwardend as root or as a member of %s)", path, adminGroup, err, adminGroup)
 		}
 		mode = 0o660
+	} else {
+		// Only root and the daemon's own user can connect now: say so, or
+		// the admins' "permission denied" has no visible cause.
+		log.Warn("admin group does not exist: the admin socket is 0600, so only root and the daemon's user can connect; create the group (groupadd) or set admin_group",
+			"admin_group", adminGroup, "socket", path)
 	}
 	if err := os.Chmod(path, mode); err != nil {
 		ln.Close()
