@@ -2,6 +2,8 @@
 # make demo: three simulated ONVIF cameras, the daemon, discovery by a
 # directed probe to 127.0.0.1 (never multicast on the LAN), adoption, and a
 # user who can watch. Ctrl-C stops everything this script started, by PID.
+# Overrides: DEMO_RTSP_PORT (8554), DEMO_DISCOVERY_PORT (3702),
+# DEMO_CAMERAS (3), DEMO_STATE (demo-state), BIN (bin).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,14 +38,35 @@ echo "starting $CAMERAS simulated cameras on 127.0.0.1 (logs: $STATE/camsim.log)
   --user admin --password-file "$STATE/camera.password" >"$STATE/camsim.out" 2>"$STATE/camsim.log" &
 pids+=($!)
 for _ in $(seq 100); do grep -q '^READY' "$STATE/camsim.out" 2>/dev/null && break; sleep 0.1; done
-grep -q '^READY' "$STATE/camsim.out" || { echo "camsim did not start:"; cat "$STATE/camsim.log"; exit 1; }
+if ! grep -q '^READY' "$STATE/camsim.out"; then
+  echo "camsim did not start; its log ($STATE/camsim.log):"
+  cat "$STATE/camsim.log"
+  grep -qi 'address already in use' "$STATE/camsim.log" &&
+    echo "hint: a port camsim needs is taken; pick another discovery port with e.g. DEMO_DISCOVERY_PORT=13702 make demo"
+  exit 1
+fi
 
 echo "starting camwardend (logs: $STATE/camwardend.log)"
 "$BIN/camwardend" --config /dev/null --state-dir "$STATE/state" --socket "$SOCK" \
   --rtsp-addr "127.0.0.1:$RTSP_PORT" --rtsps-addr 127.0.0.1:0 --discovery-interfaces none >"$STATE/camwardend.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do cw status >/dev/null 2>&1 && break; sleep 0.1; done
-cw status >/dev/null || { echo "camwardend did not start:"; cat "$STATE/camwardend.log"; exit 1; }
+daemon_pid=$!
+pids+=("$daemon_pid")
+# Wait until it answers, or stops: its own error (a port already in use)
+# is what to show, not the CLI's "cannot reach".
+up=
+for _ in $(seq 150); do
+  if cw status >/dev/null 2>&1; then up=1; break; fi
+  kill -0 "$daemon_pid" 2>/dev/null || break
+  sleep 0.1
+done
+if [ -z "$up" ]; then
+  echo "camwardend did not start; its log ($STATE/camwardend.log):"
+  cat "$STATE/camwardend.log"
+  if grep -qi 'address already in use' "$STATE/camwardend.log"; then
+    echo "hint: port $RTSP_PORT (RTSP, or its UDP pair) is taken; run e.g. DEMO_RTSP_PORT=18554 make demo"
+  fi
+  exit 1
+fi
 
 echo "discovering cameras by a directed probe to 127.0.0.1:$DISCOVERY_PORT"
 cw discover --timeout 2s --target "127.0.0.1:$DISCOVERY_PORT"
