@@ -658,6 +658,11 @@ func (r *fanReader) enqueue(units []*unit, now time.Time) bool {
 		if sz == 0 {
 			continue
 		}
+		if r.queued+sz+r.pendingBytes() > r.w.e.budget && r.tcp != nil && len(r.queue) > 0 {
+			// The writer itself may be late (its jobs piled up): give the
+			// socket what is queued before calling the reader behind.
+			r.flush(now)
+		}
 		if r.queued+sz+r.pendingBytes() > r.w.e.budget {
 			// Behind: drop what has not started and resume at a keyframe.
 			for i := range r.queue {
