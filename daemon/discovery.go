@@ -14,10 +14,16 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/camwarden/camwarden/onvif"
+	"github.com/camwarden/camwarden/store"
 )
 
-// maxDiscovered bounds the device list against a flood of fake Hellos.
-const maxDiscovered = 4096
+// maxDiscovered bounds the device list against a flood of fake Hellos;
+// entries not seen for deviceTTL (at least minDeviceTTL) expire, and when
+// the list is full the oldest entry of a device not adopted makes room.
+const (
+	maxDiscovered = 4096
+	minDeviceTTL  = 15 * time.Minute
+)
 
 // discovery keeps the list of ONVIF devices current: a Hello/Bye watcher,
 // a periodic multicast re-probe, and admin-requested probes all feed the
@@ -29,6 +35,7 @@ type discovery struct {
 	devices   map[string]onvif.Device // by URN; loop-owned
 	following map[string]bool         // URNs whose pinned certificate is being checked; loop-owned
 	held      map[string]holdBudget   // camera -> pending moves recorded this minute; loop-owned
+	ttl       time.Duration           // entries not seen for this long expire; loop-owned
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -36,7 +43,7 @@ type discovery struct {
 
 func newDiscovery(d *Daemon) *discovery {
 	return &discovery{d: d, log: d.log.Named("discovery"), devices: map[string]onvif.Device{},
-		following: map[string]bool{}, held: map[string]holdBudget{}}
+		following: map[string]bool{}, held: map[string]holdBudget{}, ttl: minDeviceTTL}
 }
 
 func discoveryOff(cfg Config) bool {
@@ -46,6 +53,8 @@ func discoveryOff(cfg Config) bool {
 // restart (re)starts the background watcher and prober for cfg.
 func (x *discovery) restart(cfg Config) {
 	x.stop()
+	// A device answers every periodic probe: missing three means it is gone.
+	x.ttl = max(3*cfg.DiscoveryInterval, minDeviceTTL)
 	if discoveryOff(cfg) {
 		x.log.Info("multicast discovery is off; directed probes (camwarden discover --target) still work")
 		return
@@ -126,13 +135,23 @@ func (x *discovery) probeEvery(ctx context.Context, opts onvif.ProbeOptions, eve
 // where the devices came from (hello, probe, discover) for the audit log.
 func (x *discovery) merge(devs []onvif.Device, source string) {
 	defer x.d.publishDevices(x.devices)
+	x.expire(time.Now())
+	var adopted map[string]bool
 	for _, dev := range devs {
 		if dev.URN == "" {
 			continue
 		}
+		// An adopted camera's sighting is checked whether or not the
+		// table has room for it.
+		x.checkMoved(dev, source)
 		old, known := x.devices[dev.URN]
 		if !known && len(x.devices) >= maxDiscovered {
-			continue
+			if adopted == nil {
+				adopted = x.adoptedURNs()
+			}
+			if !x.evictOldest(adopted) && !adopted[dev.URN] {
+				continue
+			}
 		}
 		merged := dev
 		if known {
@@ -144,12 +163,50 @@ func (x *discovery) merge(devs []onvif.Device, source string) {
 		x.devices[dev.URN] = merged
 		if !known {
 			x.log.Info("device discovered", "urn", dev.URN, "name", dev.Name, "addr", dev.Addr)
-		} else if len(merged.Addrs) > len(old.Addrs) && len(old.Addrs) > 0 {
+		} else if len(old.Addrs) == 1 && len(merged.Addrs) > 1 { // once, when it becomes ambiguous
 			x.log.Warn("device announced from another source address; camera adopt --device refuses it until you give --xaddr",
 				"urn", dev.URN, "sources", strings.Join(merged.Addrs, " "))
 		}
-		x.checkMoved(dev, source)
 	}
+}
+
+// expire drops devices not seen for x.ttl (loop goroutine).
+func (x *discovery) expire(now time.Time) {
+	for urn, dev := range x.devices {
+		if !dev.LastSeen.IsZero() && now.Sub(dev.LastSeen) > x.ttl {
+			delete(x.devices, urn)
+		}
+	}
+}
+
+// evictOldest drops the least recently seen device that is not an adopted
+// camera; false when there is none (loop goroutine).
+func (x *discovery) evictOldest(adopted map[string]bool) bool {
+	oldest, found := "", false
+	for urn, dev := range x.devices {
+		if !adopted[urn] && (!found || dev.LastSeen.Before(x.devices[oldest].LastSeen)) {
+			oldest, found = urn, true
+		}
+	}
+	if found {
+		delete(x.devices, oldest)
+	}
+	return found
+}
+
+// adoptedURNs are the URNs of the adopted cameras.
+func (x *discovery) adoptedURNs() map[string]bool {
+	out := map[string]bool{}
+	_ = x.d.store.View(context.Background(), func(tx *store.Tx) error {
+		cams, err := tx.Cameras()
+		for _, c := range cams {
+			if c.ONVIF != nil && c.ONVIF.URN != "" {
+				out[c.ONVIF.URN] = true
+			}
+		}
+		return err
+	})
+	return out
 }
 
 // sortedDevices returns the devices in the order of the names they report

@@ -38,10 +38,13 @@ const (
 	holdBurst  = 5
 )
 
-// holdBudget counts one camera's pending-move records in the current window.
+// holdBudget counts one camera's pending-move records in the current window
+// and what was announced beyond them.
 type holdBudget struct {
-	start time.Time
-	n     int
+	start   time.Time
+	n       int
+	dropped int  // addresses announced beyond the budget this window
+	marked  bool // the pending move is marked truncated and a Warn logged
 }
 
 // checkMoved handles an adopted camera seen at a device address other than
@@ -167,10 +170,23 @@ func (d *Daemon) proveIdentity(ctx context.Context, name, xaddr, pin string) (on
 func (x *discovery) holdMove(name, urn string, xaddrs []string, source, reason string) {
 	b := x.held[name]
 	if time.Since(b.start) > holdWindow {
+		if b.dropped > 0 {
+			x.log.Warn("more addresses were announced for an adopted camera than were recorded; its pending move is marked truncated, verify its address out of band",
+				"camera", name, "urn", urn, "not_recorded", b.dropped)
+		}
 		b = holdBudget{start: time.Now()}
 	}
 	if b.n >= holdBurst {
-		x.log.Debug("too many unconfirmed addresses for a camera this minute; not recorded", "camera", name, "xaddrs", strings.Join(xaddrs, " "))
+		// Never silent: the addresses already kept stay, the move says the
+		// list is incomplete (one write a window), and the log says so.
+		b.dropped += len(xaddrs)
+		if !b.marked {
+			b.marked = true
+			x.markTruncated(name, urn)
+			x.log.Warn("too many addresses announced for an adopted camera this minute; keeping the first ones and marking its pending move truncated (verify out of band)",
+				"camera", name, "urn", urn, "first_not_recorded", strings.Join(xaddrs, " "))
+		}
+		x.held[name] = b
 		return
 	}
 	b.n++
@@ -205,6 +221,27 @@ func (x *discovery) holdMove(name, urn string, xaddrs []string, source, reason s
 	x.log.Warn("adopted camera announced at another address; not followed, nothing sent there",
 		"camera", name, "urn", urn, "seen_at", strings.Join(xaddrs, " "), "source", source, "reason", reason,
 		"confirm", "camwarden camera move "+name+" --to "+hostPort(xaddrs[0]))
+}
+
+// markTruncated flags a camera's pending move as incomplete (loop
+// goroutine): more addresses were announced than recorded.
+func (x *discovery) markTruncated(name, urn string) {
+	_, err := x.d.mutateLocked(context.Background(), mutation{
+		caller: systemCaller(), action: "camera.move_pending", target: name,
+		args: map[string]string{"urn": urn, "truncated": "true"},
+		apply: func(tx *store.Tx, ch *changeSet) error {
+			c, err := tx.Camera(name)
+			if err != nil || c.PendingMove == nil || c.PendingMove.Truncated {
+				return err
+			}
+			pm := *c.PendingMove
+			pm.Truncated = true
+			return tx.SetCameraPendingMove(name, &pm)
+		},
+	})
+	if err != nil {
+		x.log.Warn("cannot mark a camera's pending move truncated", "camera", name, "error", err)
+	}
 }
 
 // cameraClientOptions are the ONVIF client options for a stored camera:
@@ -433,6 +470,10 @@ func pendingMoveView(camera string, pm *store.PendingMove) *apitype.PendingMove 
 	}
 	if len(v.Also) > 0 {
 		v.Hint += fmt.Sprintf(" (also announced at %s: only one of these can be the camera)", strings.Join(v.Also, ", "))
+	}
+	if pm.Truncated {
+		v.Truncated = true
+		v.Hint += "; more addresses announced than listed: verify the camera's address out of band"
 	}
 	return v
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -310,6 +311,21 @@ func TestPendingMoveIsNotARevision(t *testing.T) {
 		c, err := tx.Camera("cam")
 		if err != nil || c.Revision != before.Revision || !c.Changed.Equal(before.Changed) || c.PendingMove == nil || c.PendingMove.Source != "hello" {
 			t.Errorf("after SetCameraPendingMove: %+v %v", c, err)
+		}
+		return err
+	})
+	// A flood of addresses keeps the first ones and says it was cut.
+	var many []string
+	for i := range 20 {
+		many = append(many, fmt.Sprintf("http://10.0.0.%d/onvif/device_service", i))
+	}
+	update(t, s, func(tx *Tx) error {
+		return tx.SetCameraPendingMove("cam", &PendingMove{XAddr: "http://127.0.0.2/onvif/device_service", Others: many})
+	})
+	view(t, s, func(tx *Tx) error {
+		c, err := tx.Camera("cam")
+		if err != nil || len(c.PendingMove.Others) != MaxPendingOthers || c.PendingMove.Others[0] != many[0] || !c.PendingMove.Truncated {
+			t.Errorf("after a flood: %+v %v", c.PendingMove, err)
 		}
 		return err
 	})

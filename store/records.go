@@ -40,8 +40,13 @@ type PendingMove struct {
 	Reason string    // why it was not followed automatically
 	// Others are further addresses announced for the same URN while the
 	// move was pending (a spoofer and the real camera can both answer);
-	// at most MaxPendingOthers, oldest first.
+	// the first MaxPendingOthers, oldest first: a spoofer flooding new
+	// addresses cannot push out the ones seen before its flood.
 	Others []string
+	// Truncated says more addresses were announced than are kept (or than
+	// were recorded that minute): the list is not the whole story, so the
+	// camera's address must be verified out of band.
+	Truncated bool
 }
 
 // MaxPendingOthers bounds PendingMove.Others.
@@ -178,11 +183,12 @@ type onvifRec struct {
 }
 
 type pendingMoveRec struct {
-	XAddr  string    `json:"xaddr"`
-	SeenAt time.Time `json:"seen_at"`
-	Source string    `json:"source,omitempty"`
-	Reason string    `json:"reason,omitempty"`
-	Others []string  `json:"others,omitempty"`
+	XAddr     string    `json:"xaddr"`
+	SeenAt    time.Time `json:"seen_at"`
+	Source    string    `json:"source,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	Others    []string  `json:"others,omitempty"`
+	Truncated bool      `json:"truncated,omitempty"`
 }
 
 type cameraRec struct {

@@ -261,7 +261,7 @@ func (tx *Tx) SetCameraPendingMove(name string, m *PendingMove) error {
 	if m != nil {
 		pm := pendingMoveRec(*m)
 		if len(pm.Others) > MaxPendingOthers {
-			pm.Others = pm.Others[len(pm.Others)-MaxPendingOthers:]
+			pm.Others, pm.Truncated = pm.Others[:MaxPendingOthers], true
 		}
 		pm.Others = append([]string(nil), pm.Others...)
 		r.PendingMove = &pm

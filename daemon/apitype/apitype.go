@@ -166,7 +166,10 @@ type PendingMove struct {
 	// Also are further addresses (HOST:PORT) announced for the camera's URN
 	// meanwhile: only one of them, if any, is the camera.
 	Also []string `json:"also,omitempty"`
-	Hint string   `json:"hint"`
+	// Truncated: more addresses were announced than Also lists; verify the
+	// camera's address out of band.
+	Truncated bool   `json:"truncated,omitempty"`
+	Hint      string `json:"hint"`
 }
 
 // Stream is one configured stream of a camera. URL never holds credentials.
