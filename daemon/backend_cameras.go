@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/camwarden/camwarden/daemon/api"
@@ -198,8 +199,29 @@ func (b backend) CameraRemove(ctx context.Context, c api.Caller, name string) (*
 		caller: c, action: "camera.remove", target: name,
 		apply: func(tx *store.Tx, ch *changeSet) error {
 			ch.cameras = true
-			ch.removedCameras = append(ch.removedCameras, name)
-			return tx.DeleteCamera(name)
+			err := tx.DeleteCamera(name)
+			if !errors.Is(err, store.ErrNotFound) {
+				ch.removedCameras = append(ch.removedCameras, name)
+				return err
+			}
+			// A recorder's name removes all its channel cameras; the
+			// recorder record and its secret go with the last one.
+			if _, rerr := tx.Recorder(name); rerr != nil {
+				return err
+			}
+			cams, cerr := tx.Cameras()
+			if cerr != nil {
+				return cerr
+			}
+			for _, cam := range cams {
+				if cam.Recorder == name {
+					ch.removedCameras = append(ch.removedCameras, cam.Name)
+					if err := tx.DeleteCamera(cam.Name); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
 		},
 	})
 	if err != nil {

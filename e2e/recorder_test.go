@@ -107,6 +107,13 @@ func TestRecorderAdoptedPerChannel(t *testing.T) {
 	if out, code := d.cli(cameraPassword+"\n", "camera", "adopt", "nvr1", "--xaddr", nvr.XAddr(), "--user", "admin", "--password-stdin"); code == 0 {
 		t.Errorf("adopting nvr1 twice succeeded: %s", out)
 	}
+	// Removing the recorder by its name removes every channel and the
+	// recorder's record: the name can be adopted afresh.
+	d.must("", "camera", "remove", "nvr1")
+	if cams := d.cameras(); len(cams) != 0 {
+		t.Fatalf("after camera remove nvr1: %d cameras", len(cams))
+	}
+	d.must(cameraPassword+"\n", "camera", "adopt", "nvr1", "--xaddr", nvr.XAddr(), "--user", "admin", "--password-stdin", "--channels", "3")
 	d.scanSecrets()
 }
 
