@@ -52,7 +52,7 @@ func describeMapping(m apitype.GroupMapping) string {
 }
 
 var identityCommands = []command{
-	{path: "issuer add", args: "NAME (--jwks-url URL | --jwks-file FILE) --audience AUD [--iss ISS] [--subject-claim sub] [--groups-claim groups]",
+	{path: "issuer add", args: "NAME (--jwks-url URL | --jwks-file FILE) --audience AUD [--iss ISS] [--subject-claim sub] [--groups-claim groups] [--insecure-http]",
 		summary: "trust signed viewer tokens (JWT) from an issuer", minArgs: 1, maxArgs: 1,
 		setup: func(fs *flag.FlagSet) runFunc {
 			jwksURL := fs.String("jwks-url", "", "URL of the issuer's JWKS (its public keys)")
@@ -61,9 +61,10 @@ var identityCommands = []command{
 			iss := fs.String("iss", "", "the iss value the issuer's tokens carry (default NAME)")
 			sub := fs.String("subject-claim", "", "claim naming the viewer (default sub; a.b reaches into objects)")
 			groups := fs.String("groups-claim", "", "claim listing the viewer's groups (default groups)")
+			insecure := fs.Bool("insecure-http", false, "accept an http:// --jwks-url to a host other than loopback (anyone on the path could replace the keys)")
 			return func(e *env, args []string) error {
 				req := apitype.IssuerAddRequest{Name: args[0], Issuer: *iss, Audience: *aud, JWKSURL: *jwksURL,
-					JWKSFile: *jwksFile, SubjectClaim: *sub, GroupsClaim: *groups}
+					JWKSFile: *jwksFile, SubjectClaim: *sub, GroupsClaim: *groups, InsecureHTTP: *insecure}
 				if err := req.Validate(); err != nil {
 					return invalid(err)
 				}
@@ -124,7 +125,7 @@ var identityCommands = []command{
 				})
 			}
 		}},
-	{path: "directory set", args: "--url ldaps://HOST --bind-dn DN --password-stdin --base-dn DN [--user-filter '(sAMAccountName=%s)'] [--group-attribute memberOf] [--group-filter F --group-base-dn DN] [--disabled-filter F] [--start-tls] [--ca-file FILE] [--timeout 5s] [--sync-interval 60s]",
+	{path: "directory set", args: "--url ldaps://HOST --bind-dn DN --password-stdin --base-dn DN [--user-filter '(sAMAccountName=%s)'] [--group-attribute memberOf] [--group-filter F --group-base-dn DN] [--disabled-filter F] [--start-tls] [--ca-file FILE] [--timeout 5s] [--sync-interval 60s] [--insecure-ldap]",
 		summary: "configure the LDAP / Active Directory directory", maxArgs: 0,
 		setup: func(fs *flag.FlagSet) runFunc {
 			u := fs.String("url", "", "ldap://HOST[:PORT] or ldaps://HOST[:PORT]")
@@ -140,6 +141,7 @@ var identityCommands = []command{
 			caFile := fs.String("ca-file", "", "PEM file of the CA that signed the directory's certificate")
 			timeout := fs.Duration("timeout", 0, "bound on each directory login or lookup (default 5s)")
 			syncEvery := fs.Duration("sync-interval", 0, "how often live users' membership is re-read (default 60s)")
+			insecure := fs.Bool("insecure-ldap", false, "accept ldap:// without --start-tls to a host other than loopback (passwords cross the network in clear)")
 			return func(e *env, _ []string) error {
 				var pw string
 				if *pwStdin {
@@ -150,7 +152,8 @@ var identityCommands = []command{
 				}
 				req := apitype.DirectorySetRequest{URL: *u, StartTLS: *startTLS, CAFile: *caFile, BindDN: *bindDN, BindPassword: pw,
 					BaseDN: *baseDN, UserFilter: *userFilter, GroupAttribute: *groupAttr, GroupFilter: *groupFilter,
-					GroupBaseDN: *groupBase, DisabledFilter: *disabled, TimeoutMS: timeout.Milliseconds(), SyncIntervalMS: syncEvery.Milliseconds()}
+					GroupBaseDN: *groupBase, DisabledFilter: *disabled, TimeoutMS: timeout.Milliseconds(), SyncIntervalMS: syncEvery.Milliseconds(),
+					InsecureLDAP: *insecure}
 				if err := req.Validate(); err != nil {
 					return invalid(err)
 				}

@@ -42,6 +42,8 @@ func TestBadValuesAreUsageErrors(t *testing.T) {
 		{"", []string{"discover", "--timeout", "10m"}, "--timeout must be between 0 and 30s"},
 		{"", []string{"discover", "--target", "user@host"}, "invalid target"},
 		{"", []string{"audit", "list", "--limit", "20000"}, "--limit must be at most 10000"},
+		{"", []string{"issuer", "add", "portal", "--jwks-url", "http://portal.test/jwks", "--audience", "box-1"}, "add --insecure-http to accept that"},
+		{"", []string{"directory", "set", "--url", "ldap://dc1.test", "--bind-dn", "cn=svc", "--base-dn", "dc=test"}, "add --insecure-ldap to accept that"},
 		{"", []string{"camera", "move", "cam1", "--to", "http://x y"}, "invalid --to"},
 		{"", []string{"camera", "move", "cam1", "--to", "ftp://10.0.0.2/"}, "invalid --to"},
 		{"", []string{"camera", "move", "cam1", "--to", "10.0.0.2:99999"}, "port 1-65535"},
@@ -57,5 +59,27 @@ func TestBadValuesAreUsageErrors(t *testing.T) {
 		if calls := r.takeCalls(); len(calls) != 0 {
 			t.Errorf("%v reached the daemon: %+v", tc.args, calls)
 		}
+	}
+}
+
+// Plain http JWKS and plain ldap are accepted to loopback, with StartTLS,
+// or when the admin says so.
+func TestPlainIdentityTransportsAllowed(t *testing.T) {
+	r := newRig(t, api.Options{}, richBackend)
+	for _, args := range [][]string{
+		{"issuer", "add", "portal", "--jwks-url", "http://127.0.0.1:8080/jwks", "--audience", "box-1"},
+		{"issuer", "add", "portal", "--jwks-url", "http://localhost/jwks", "--audience", "box-1"},
+		{"issuer", "add", "portal", "--jwks-url", "http://portal.test/jwks", "--audience", "box-1", "--insecure-http"},
+		{"directory", "set", "--url", "ldap://127.0.0.1:3389", "--bind-dn", "cn=svc", "--base-dn", "dc=test"},
+		{"directory", "set", "--url", "ldap://[::1]:3389", "--bind-dn", "cn=svc", "--base-dn", "dc=test"},
+		{"directory", "set", "--url", "ldap://dc1.test", "--start-tls", "--bind-dn", "cn=svc", "--base-dn", "dc=test"},
+		{"directory", "set", "--url", "ldap://dc1.test", "--insecure-ldap", "--bind-dn", "cn=svc", "--base-dn", "dc=test"},
+	} {
+		if res := r.run(t, "", args...); res.code != 0 {
+			t.Errorf("%v: exit %d, %s", args, res.code, res.stderr)
+		}
+	}
+	if calls := r.takeCalls(); len(calls) != 7 {
+		t.Errorf("%d calls reached the daemon, want 7", len(calls))
 	}
 }

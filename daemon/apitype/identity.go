@@ -1,6 +1,7 @@
 package apitype
 
 import (
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -41,6 +42,9 @@ type IssuerAddRequest struct {
 	JWKSFile     string `json:"jwks_file,omitempty"`
 	SubjectClaim string `json:"subject_claim,omitempty"`
 	GroupsClaim  string `json:"groups_claim,omitempty"`
+	// InsecureHTTP allows an http:// JWKS URL to a host other than
+	// loopback (--insecure-http): anyone on the path could swap the keys.
+	InsecureHTTP bool `json:"insecure_http,omitempty"`
 }
 
 // GroupMapping makes an issuer's claim value, or a directory group, count as
@@ -93,6 +97,10 @@ type DirectorySetRequest struct {
 	DisabledFilter string `json:"disabled_filter,omitempty"`
 	TimeoutMS      int64  `json:"timeout_ms,omitempty"`
 	SyncIntervalMS int64  `json:"sync_interval_ms,omitempty"`
+	// InsecureLDAP allows ldap:// without StartTLS to a host other than
+	// loopback (--insecure-ldap): the bind passwords of the service
+	// account and of every directory viewer would cross the network in clear.
+	InsecureLDAP bool `json:"insecure_ldap,omitempty"`
 }
 
 // TokenRevokeRequest refuses a token id (jti) until Until (the token's exp;
@@ -145,6 +153,9 @@ func (r IssuerAddRequest) Validate() error {
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
 			return invalidf("--jwks-url must be an http:// or https:// URL without credentials")
 		}
+		if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) && !r.InsecureHTTP {
+			return invalidf("--jwks-url is plain http:// to %s: anyone on the path could replace the issuer's keys and sign tokens for any camera; use https://, or add --insecure-http to accept that", u.Hostname())
+		}
 	}
 	if r.JWKSFile != "" && !strings.HasPrefix(r.JWKSFile, "/") {
 		return invalidf("--jwks-file must be an absolute path (the daemon reads it)")
@@ -178,6 +189,9 @@ func (r DirectorySetRequest) Validate() error {
 	u, err := url.Parse(r.URL)
 	if err != nil || (u.Scheme != "ldap" && u.Scheme != "ldaps") || u.Hostname() == "" || u.User != nil {
 		return invalidf("--url must be ldap://HOST[:PORT] or ldaps://HOST[:PORT], without credentials")
+	}
+	if u.Scheme == "ldap" && !r.StartTLS && !isLoopbackHost(u.Hostname()) && !r.InsecureLDAP {
+		return invalidf("--url is plain ldap:// to %s without --start-tls: the service account's and every directory viewer's password would cross the network in clear; use ldaps:// or --start-tls, or add --insecure-ldap to accept that", u.Hostname())
 	}
 	for _, f := range []struct {
 		what, v  string
@@ -262,4 +276,14 @@ func (r TokenCheckRequest) Validate() error {
 		return invalidf("the token is larger than 8 KiB")
 	}
 	return nil
+}
+
+// isLoopbackHost reports whether host is this machine by name or address
+// (plain http/ldap to it crosses no network: tests, a local proxy).
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
