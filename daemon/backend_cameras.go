@@ -182,6 +182,16 @@ func (b backend) CameraSet(ctx context.Context, c api.Caller, req apitype.Camera
 			}); err != nil {
 				return err
 			}
+			if req.User != nil {
+				// A recorder channel's user is the recorder's, for every channel.
+				if cam, err := tx.Camera(req.Name); err != nil {
+					return err
+				} else if cam.Recorder != "" {
+					if err := tx.SetRecorderUser(cam.Recorder, *req.User); err != nil {
+						return err
+					}
+				}
+			}
 			if req.Password != nil {
 				return tx.SetCameraPassword(req.Name, *req.Password)
 			}

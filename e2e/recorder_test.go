@@ -31,6 +31,7 @@ func startRecorder(t *testing.T, channels, maxStreams int, media string, h265 bo
 
 type channelCameraJSON struct {
 	Name        string `json:"name"`
+	User        string `json:"user"`
 	HasPassword bool   `json:"has_password"`
 	Recorder    string `json:"recorder"`
 	Channel     int    `json:"channel"`
@@ -144,6 +145,14 @@ func TestRecorderChannelSubset(t *testing.T) {
 	}
 	if got := strings.Join(names, " "); got != "nvr2-ch01 nvr2-ch03 nvr2-ch04 nvr2-ch05" {
 		t.Fatalf("cameras %s", got)
+	}
+	// The recorder's credentials are shared: a change through one channel
+	// is every channel's.
+	d.must("", "camera", "set", "nvr2-ch03", "--user", "operator")
+	for _, c := range d.cameras() {
+		if c.User != "operator" || !c.HasPassword {
+			t.Errorf("%s after the user changed through nvr2-ch03: %+v", c.Name, c)
+		}
 	}
 	for _, n := range names {
 		d.must("", "camera", "remove", n)

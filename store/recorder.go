@@ -109,3 +109,37 @@ func (tx *Tx) recorderChannels(name string) ([]cameraRec, error) {
 	})
 	return out, err
 }
+
+// SetRecorderUser changes the recorder's user name, shared by every
+// channel camera (each gets it, with its Revision bumped).
+func (tx *Tx) SetRecorderUser(name, username string) error {
+	b, r, err := tx.recorderRec(name)
+	if err != nil {
+		return err
+	}
+	r.Username = username
+	r.Changed = tx.now
+	if err := tx.put(b, kindRecorder, name, []byte(name), r); err != nil {
+		return err
+	}
+	chans, err := tx.recorderChannels(name)
+	if err != nil {
+		return err
+	}
+	cb, err := tx.bucket(bucketCameras)
+	if err != nil {
+		return err
+	}
+	for _, c := range chans {
+		if c.Username == username {
+			continue
+		}
+		c.Username = username
+		c.Revision++
+		c.Changed = tx.now
+		if err := tx.put(cb, kindCamera, c.Name, []byte(c.Name), c); err != nil {
+			return err
+		}
+	}
+	return nil
+}

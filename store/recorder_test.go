@@ -81,6 +81,18 @@ func TestRecorderCredentialsAreStoredOnce(t *testing.T) {
 		}
 		return nil
 	})
+	update(t, s, func(tx *Tx) error { return tx.SetRecorderUser("nvr1", "operator") })
+	view(t, s, func(tx *Tx) error {
+		for _, n := range []string{"nvr1-ch01", "nvr1-ch02", "nvr1-ch03"} {
+			if c, _ := tx.Camera(n); c.Username != "operator" {
+				t.Errorf("%s user %q after the recorder's user changed", n, c.Username)
+			}
+		}
+		if r, _ := tx.Recorder("nvr1"); r.Username != "operator" {
+			t.Errorf("recorder user %q", r.Username)
+		}
+		return nil
+	})
 	err := s.Update(context.Background(), nil, func(tx *Tx) error {
 		return tx.CreateCamera(Camera{Name: "nvr1-ch09", Recorder: "nvr1", Channel: 9}, "own-password")
 	})
