@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"bufio"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -366,4 +369,97 @@ func TestTokenOverRTSPSByDefault(t *testing.T) {
 	secrets := []string{raw[len(raw)-24:]}
 	testutil.CheckNoSecrets(t, "daemon log", d.logs.String(), secrets)
 	testutil.CheckNoSecrets(t, "GStreamer output", gstOut.String(), secrets)
+}
+
+// A directory that hangs (a socket on 127.0.0.1 that accepts and never
+// answers): directory logins are booked on the per-address throttle (one
+// address gets at most 5 checks in flight; the rest are answered 503 at
+// once), each refused with 503 within the directory's timeout and the
+// reason logged, and a local user logs in and streams meanwhile without
+// waiting for any of it.
+func TestHangingDirectoryNeverBlocksLocalUsers(t *testing.T) {
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { silent.Close() })
+	go func() {
+		var held []net.Conn
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				for _, h := range held {
+					h.Close()
+				}
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	d := startDaemon(t, "", "--basic-auth", "always")
+	d.addCamera("lobby", startCamera(t))
+	d.must(alicePassword+"\n", "user", "add", "alice", "--password-stdin")
+	d.must("", "grant", "alice", "read", "*")
+	d.must("e2e-svc-Bind-Pw-3377\n", "directory", "set", "--url", "ldap://"+silent.Addr().String(), "--bind-dn", "cn=svc,dc=hang,dc=test",
+		"--password-stdin", "--base-dn", "dc=hang,dc=test", "--user-filter", "(uid=%s)", "--timeout", "3s")
+
+	type result struct {
+		status int
+		took   time.Duration
+	}
+	const logins = 8
+	results := make(chan result, logins)
+	start := time.Now()
+	for i := 0; i < logins; i++ {
+		go func(i int) {
+			dl := net.Dialer{Timeout: 2 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.7")}}
+			c, err := dl.Dial("tcp", d.rtsp)
+			if err != nil {
+				results <- result{-1, 0}
+				return
+			}
+			defer c.Close()
+			cred := base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("dir%d:e2e-gina-Dir-Pw-6604", i)))
+			fmt.Fprintf(c, "DESCRIBE rtsp://%s/lobby/main RTSP/1.0\r\nCSeq: 1\r\nAuthorization: Basic %s\r\n\r\n", d.rtsp, cred)
+			c.SetReadDeadline(time.Now().Add(20 * time.Second))
+			line, err := bufio.NewReader(c).ReadString('\n')
+			st := -1
+			if err == nil {
+				fmt.Sscanf(line, "RTSP/1.0 %d", &st)
+			}
+			results <- result{st, time.Since(start)}
+		}(i)
+	}
+	// a local user, meanwhile, from another address
+	local := time.Now()
+	d.reader("lobby/main", "alice", alicePassword)
+	localTook := time.Since(local)
+	fast, slow := 0, 0
+	var longest time.Duration
+	for i := 0; i < logins; i++ {
+		r := <-results
+		longest = max(longest, r.took)
+		if r.status != 503 {
+			t.Errorf("a directory login while the directory hangs: status %d after %s, want 503", r.status, r.took)
+		}
+		if r.took < time.Second {
+			fast++
+		} else {
+			slow++
+		}
+	}
+	t.Logf("local user streaming after %s; directory logins: %d booked (waited for the timeout), %d refused at once; the longest answered after %s",
+		localTook, slow, fast, longest)
+	if longest > 8*time.Second {
+		t.Errorf("a directory login waited %s (the directory's timeout is 3 s)", longest)
+	}
+	if localTook > 2*time.Second {
+		t.Errorf("the local user waited %s (the directory's timeout is 3 s)", localTook)
+	}
+	if slow > 5 || fast < logins-5 {
+		t.Errorf("%d directory logins from one address waited for the directory (at most 5 may be booked)", slow)
+	}
+	testutil.WaitFor(t, 10*time.Second, "the reason in the log", func() bool {
+		return strings.Contains(d.logs.String(), "directory logins refused: directory unavailable")
+	})
 }
