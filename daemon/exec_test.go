@@ -170,3 +170,22 @@ exec ffmpeg -hide_banner -loglevel warning -re -stream_loop -1 -i "$3" -c copy -
 		return syscall.Kill(pid, 0) == syscall.ESRCH
 	})
 }
+
+// An rtmp:// URL is accepted by camera add and pulled over RTMP: its stream
+// is of source rtmp and, with nothing listening, its error names the URL.
+func TestRTMPCameraThroughTheAdminAPI(t *testing.T) {
+	td := startTestDaemon(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := td.client.CameraAdd(ctx, apitype.CameraAddRequest{Name: "enc", URL: "rtmp://127.0.0.1:1/live/cam1"}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 20*time.Second, "the RTMP pull failing", func() bool {
+		l, err := td.client.StreamList(ctx)
+		return err == nil && len(l.Streams) == 1 && l.Streams[0].Source == "rtmp" &&
+			strings.Contains(l.Streams[0].LastError, "connect rtmp://127.0.0.1:1/live/cam1")
+	})
+	if cam, err := td.client.CameraShow(ctx, "enc"); err != nil || cam.Streams[0].Source != apitype.SourceRTMP {
+		t.Errorf("camera show %+v, %v", cam, err)
+	}
+}
