@@ -51,27 +51,30 @@ func auditDetail(e store.AuditEntry) string {
 }
 
 func (b backend) AuditVerify(ctx context.Context, c api.Caller, req apitype.AuditVerifyRequest) (*apitype.AuditVerify, error) {
-	// Of the heads the journal saw, the newest made with this database's
-	// audit key is the one a rolled-back copy cannot hold.
-	var mirrored *store.AuditHead
+	// Every head the journal saw with this database's audit key must be
+	// in it: the newest alone is not enough, since a rolled-back database
+	// grows past it again and then holds an entry at its number. Heads of
+	// other keys (before a master key change) cannot be compared.
+	var mirrored []store.AuditHead
+	var newest uint64
 	key := b.d.store.AuditKeyID()
 	for _, h := range req.Journal {
-		if h.KeyID == key && (mirrored == nil || h.Seq > mirrored.Seq) {
-			mirrored = &store.AuditHead{Seq: h.Seq, Hash: h.Hash, KeyID: h.KeyID}
+		if h.KeyID == key {
+			mirrored = append(mirrored, store.AuditHead{Seq: h.Seq, Hash: h.Hash, KeyID: h.KeyID})
+			newest = max(newest, h.Seq)
 		}
 	}
-	v, err := b.d.store.VerifyAuditHead(ctx, mirrored)
+	v, err := b.d.store.VerifyAuditHeads(ctx, mirrored)
 	if err != nil {
 		return nil, toAPIError(err)
 	}
-	res := &apitype.AuditVerify{OK: v.OK, Entries: int(v.Entries), FirstBad: v.FirstBad, Message: v.Reason}
+	res := &apitype.AuditVerify{OK: v.OK, Entries: int(v.Entries), FirstBad: v.FirstBad, Message: v.Reason,
+		JournalSeq: newest, JournalHeads: len(mirrored)}
 	for _, rk := range v.Rekeys {
 		res.Rekeys = append(res.Rekeys, apitype.AuditRekey{Seq: rk.Seq, Time: rk.Time, Entries: rk.Entries,
 			From: rk.From, Schema: rk.Schema, UnverifiedFrom: rk.UnverifiedFrom})
 	}
-	if mirrored != nil {
-		res.JournalSeq = mirrored.Seq
-	} else if len(req.Journal) > 0 && v.OK {
+	if len(mirrored) == 0 && len(req.Journal) > 0 && v.OK {
 		res.OK = false
 		res.Message = fmt.Sprintf("none of the %d audit heads given was mirrored by this database (audit key %s): "+
 			"the journal is from another database or master key, so a rollback cannot be ruled out", len(req.Journal), key)

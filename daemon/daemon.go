@@ -70,7 +70,8 @@ type Daemon struct {
 
 	refusals *refusalAuditor // coalesces refused admin requests (refusals.go)
 
-	auditMirror hclog.Logger // the journal mirror of audit heads, at any log level
+	auditMirror     hclog.Logger // the journal mirror of audit heads, at any log level
+	auditMirrorRuns atomic.Bool  // the first head of this run is mirrored (marked audit_start)
 }
 
 // The audit head mirror line: module, message and keys are what
@@ -80,7 +81,14 @@ const (
 	auditMirrorMessage = "audit head"
 )
 
+// The first head of a run (store.Open mirrors the head it found) is
+// marked audit_start=true: --journal then knows where each run's last head
+// is, and checks those, since a rollback happens between two runs.
 func (d *Daemon) mirrorAuditHead(h store.AuditHead) {
+	if d.auditMirrorRuns.CompareAndSwap(false, true) {
+		d.auditMirror.Info(auditMirrorMessage, "audit_seq", h.Seq, "audit_hash", h.Hash, "audit_key", h.KeyID, "audit_start", true)
+		return
+	}
 	d.auditMirror.Info(auditMirrorMessage, "audit_seq", h.Seq, "audit_hash", h.Hash, "audit_key", h.KeyID)
 }
 

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,6 +28,12 @@ func TestAuditRollbackDetectedWithJournal(t *testing.T) {
 			d := run("u1", "u2")
 			d.stop()
 			journal.WriteString(d.logs.String())
+			// The run's first head, and only that one, is marked as its start
+			// (where --journal knows the previous run ended).
+			if lines := strings.Split(d.logs.String(), "\n"); strings.Count(d.logs.String(), "audit_start") != 1 ||
+				!strings.Contains(firstLineWith(lines, "audit_seq"), "audit_start") {
+				t.Errorf("start mark of the run's audit heads:\n%s", d.logs.String())
+			}
 			old, err := os.ReadFile(db)
 			if err != nil {
 				t.Fatal(err)
@@ -62,6 +69,16 @@ func TestAuditRollbackDetectedWithJournal(t *testing.T) {
 			if code != 1 || !strings.Contains(out, "rolled back") {
 				t.Fatalf("--journal -: exit %d\n%s", code, out)
 			}
+			// The rolled-back database grows past the journal's old newest
+			// head (2 + 6 > 5): the last head before the rollback still
+			// shows it, in the whole journal, this run's heads included.
+			for i := range 6 {
+				d.must(alicePassword+"\n", "user", "add", fmt.Sprint("later", i), "--password-stdin")
+			}
+			out, code = d.cli(journal.String()+d.logs.String(), "audit", "verify", "--journal", "-")
+			if code != 1 || !strings.Contains(out, "BROKEN at entry 5") || !strings.Contains(out, "rolled back") {
+				t.Fatalf("rolled back, then 6 more entries, with --journal: exit %d\n%s", code, out)
+			}
 			// A log without mirrored heads proves nothing and says so.
 			out, code = d.cli("nothing here\n", "audit", "verify", "--journal", "-")
 			if code == 0 || !strings.Contains(out, "no audit heads found") {
@@ -75,4 +92,13 @@ func TestAuditRollbackDetectedWithJournal(t *testing.T) {
 			}
 		})
 	}
+}
+
+func firstLineWith(lines []string, sub string) string {
+	for _, l := range lines {
+		if strings.Contains(l, sub) {
+			return l
+		}
+	}
+	return ""
 }

@@ -28,7 +28,7 @@ import (
 // What a keyed chain cannot see is the whole file being replaced by an older
 // copy of itself; for that every new head is also handed to
 // Options.AuditMirror (the daemon logs it to the journal) and
-// VerifyAuditHead compares a mirrored head with the database.
+// VerifyAuditHeads compares mirrored heads with the database.
 //
 // Databases written before the chain was keyed (schema < keyedAuditSchema)
 // carry plain SHA-256 hashes (legacyAuditHash) and no meta/audit_key; their
@@ -339,10 +339,23 @@ func (s *Store) VerifyAudit(ctx context.Context) (AuditVerify, error) {
 	return s.VerifyAuditHead(ctx, nil)
 }
 
-// VerifyAuditHead is VerifyAudit plus a check against mirrored, the newest
-// head the journal saw (nil: none): a database rolled back to an older copy
-// ends before it, or holds another entry at its sequence number.
+// VerifyAuditHead is VerifyAuditHeads with at most one mirrored head.
 func (s *Store) VerifyAuditHead(ctx context.Context, mirrored *AuditHead) (AuditVerify, error) {
+	if mirrored == nil {
+		return s.VerifyAuditHeads(ctx, nil)
+	}
+	return s.VerifyAuditHeads(ctx, []AuditHead{*mirrored})
+}
+
+// VerifyAuditHeads is VerifyAudit plus a check of every head in mirrored
+// (heads the journal saw): the database must hold each, at its sequence
+// number with its hash. A database rolled back to an older copy ends
+// before the newest of them, or, once it has grown again past that,
+// holds other entries at the sequence numbers of the heads written
+// before the rollback. Since an entry's MAC covers every entry before
+// it, holding a head proves holding every earlier head of the same chain,
+// so the last head of each daemon run is enough (what the CLI sends).
+func (s *Store) VerifyAuditHeads(ctx context.Context, mirrored []AuditHead) (AuditVerify, error) {
 	var res AuditVerify
 	key := s.auditKey()
 	err := s.View(ctx, func(tx *Tx) error {
@@ -367,8 +380,11 @@ func (s *Store) VerifyAuditHead(ctx context.Context, mirrored *AuditHead) (Audit
 			return nil
 		}
 		res = verifyChain(ctx, b, meta, keyedHashes(key))
-		if res.OK && mirrored != nil {
-			res = checkMirrored(b, res, *mirrored, key)
+		for _, m := range mirrored {
+			if !res.OK || ctx.Err() != nil {
+				break
+			}
+			res = checkMirrored(b, res, m, key)
 		}
 		return ctx.Err()
 	})
@@ -391,7 +407,8 @@ func checkMirrored(b *bolt.Bucket, res AuditVerify, m AuditHead, key Key) AuditV
 	}
 	r, err := decodeAudit(seqKey(m.Seq), b.Get(seqKey(m.Seq)))
 	if err != nil || !hmac.Equal([]byte(r.Hash), []byte(m.Hash)) {
-		return bad(m.Seq, "audit entry %d is not the one the journal saw: the database was replaced by another copy", m.Seq)
+		return bad(m.Seq, "audit entry %d is not the one the journal saw: the database was rolled back to an older copy "+
+			"(and has grown again since) or replaced by another copy, so entries the journal saw up to %d are not all in it", m.Seq, m.Seq)
 	}
 	return res
 }

@@ -558,3 +558,49 @@ func TestAuditUnkeyedRewritePassedOffAsMigrationIsReported(t *testing.T) {
 		t.Errorf("the pre-attack journal head %d verifies: %+v %v", last.Seq, vj, err)
 	}
 }
+
+// TestAuditRollbackCaughtAfterTheChainRegrows: a database rolled back to
+// an older copy (5 entries, from 10) that then grows past the journal's
+// old newest head (6 more appends, to 11) still fails against the heads
+// the journal saw: its entries 6..10 are not the ones the journal saw.
+func TestAuditRollbackCaughtAfterTheChainRegrows(t *testing.T) {
+	path := dbPath(t)
+	k := mustKey(t)
+	var journal []AuditHead
+	mirror := func(h AuditHead) { journal = append(journal, h) }
+	ctx := context.Background()
+	add := func(s *Store, n int, tag string) {
+		for i := range n {
+			if _, err := s.AppendAudit(ctx, AuditEntry{Action: "user.add", Target: fmt.Sprint(tag, i), Outcome: "ok"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	s := openStore(t, path, k, Options{AuditMirror: mirror})
+	add(s, 5, "a")
+	s.Close()
+	older, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, path, k, Options{AuditMirror: mirror})
+	add(s, 5, "incriminating")
+	s.Close()
+	if err := os.WriteFile(path, older, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, path, k, Options{AuditMirror: mirror})
+	defer s.Close()
+	if v, err := s.VerifyAuditHeads(ctx, journal); err != nil || v.OK || v.FirstBad != 6 || !strings.Contains(v.Reason, "rolled back") {
+		t.Errorf("right after the rollback: %+v %v", v, err)
+	}
+	add(s, 6, "after")
+	v, err := s.VerifyAuditHeads(ctx, journal)
+	if err != nil || v.OK || v.FirstBad != 6 || !strings.Contains(v.Reason, "rolled back") {
+		t.Fatalf("after 6 more appends: %+v %v; want entry 6 not the one the journal saw", v, err)
+	}
+	// The chain itself is intact: only the journal shows the rollback.
+	if v, err := s.VerifyAudit(ctx); err != nil || !v.OK || v.Entries != 11 {
+		t.Fatalf("VerifyAudit = %+v %v", v, err)
+	}
+}

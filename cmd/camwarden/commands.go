@@ -751,7 +751,8 @@ var commands = []command{
 				}
 				if err := e.print(r, func(w io.Writer) {
 					if r.OK && r.JournalSeq > 0 {
-						fmt.Fprintf(w, "audit chain intact: %d entries; holds the journal's newest head (entry %d)\n", r.Entries, r.JournalSeq)
+						fmt.Fprintf(w, "audit chain intact: %d entries; holds the journal's newest head (entry %d) and the last head of every daemon run in it (%d heads checked)\n",
+							r.Entries, r.JournalSeq, r.JournalHeads)
 					} else if r.OK {
 						fmt.Fprintf(w, "audit chain intact: %d entries\n", r.Entries)
 					} else {

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/camwarden/camwarden/daemon/apitype"
 )
 
 // mirrorLines writes audit heads the way the daemon does (hclog, module
@@ -38,9 +40,14 @@ func TestParseJournalHeads(t *testing.T) {
 		if err != nil || n != 4 {
 			t.Fatalf("json=%v: %d mirror lines, %v\n%s", json, n, err, in.String())
 		}
-		if len(heads) != 2 || heads[0].KeyID != keyB || heads[0].Seq != 2 ||
-			heads[1].KeyID != keyA || heads[1].Seq != 7 || heads[1].Hash != h('b') {
-			t.Errorf("json=%v: heads %+v", json, heads)
+		// 3 -> 7 -> 5 breaks the sequence twice: all three are kept, and
+		// the newest of key B.
+		var got []string
+		for _, hd := range heads {
+			got = append(got, fmt.Sprintf("%d%c%s", hd.Seq, hd.Hash[0], hd.KeyID[:1]))
+		}
+		if strings.Join(got, " ") != "3a0 7b0 5c0 2df" {
+			t.Errorf("json=%v: heads %v", json, got)
 		}
 	}
 	// journalctl's default format puts its own prefix before the message.
@@ -69,4 +76,82 @@ func FuzzParseJournalHeads(f *testing.F) {
 			}
 		}
 	})
+}
+
+// runLines writes one daemon run's heads, seq from..to, the first marked
+// as the run's start the way the daemon marks it.
+func runLines(json bool, pid string, key string, from, to uint64, hash func(uint64) string) string {
+	var buf bytes.Buffer
+	log := hclog.New(&hclog.LoggerOptions{Name: "camwardend.audit", Level: hclog.Info, Output: &buf, JSONFormat: json})
+	for seq := from; seq <= to; seq++ {
+		args := []any{"audit_seq", seq, "audit_hash", hash(seq), "audit_key", key}
+		if seq == from {
+			args = append(args, "audit_start", true)
+		}
+		log.Info("audit head", args...)
+	}
+	if pid == "" {
+		return buf.String()
+	}
+	var out strings.Builder
+	for _, l := range strings.SplitAfter(buf.String(), "\n") {
+		if l != "" {
+			out.WriteString("Dec 02 13:00:00 nvr camwardend[" + pid + "]: " + l)
+		}
+	}
+	return out.String()
+}
+
+// TestParseJournalHeadsKeepsTheLastHeadOfEveryRun: the journal of a
+// database rolled back between two runs (run 1 ends at 10, run 2 starts
+// from a copy at 5 and grows to 11) yields run 1's last head, which the
+// rolled-back database does not hold, however far it grows; a head
+// followed in its run by the next one is left out (the next one's MAC
+// covers it). Runs are told apart by the daemon's start mark, and by the
+// PID where journalctl's prefix gives one (lines from before the mark).
+func TestParseJournalHeadsKeepsTheLastHeadOfEveryRun(t *testing.T) {
+	key := "0123456789abcdef"
+	lineage := func(tag byte) func(uint64) string {
+		return func(seq uint64) string { return fmt.Sprintf("%c%063x", tag, seq) }
+	}
+	for _, json := range []bool{false, true} {
+		in := runLines(json, "", key, 0, 10, lineage('a')) + runLines(json, "", key, 5, 11, lineage('b'))
+		heads, n, err := parseJournalHeads(strings.NewReader(in))
+		if err != nil || n != 18 {
+			t.Fatalf("json=%v: %d lines, %v", json, n, err)
+		}
+		if len(heads) != 2 || heads[0].Seq != 10 || heads[0].Hash != lineage('a')(10) || heads[1].Seq != 11 || heads[1].Hash != lineage('b')(11) {
+			t.Errorf("json=%v: heads %+v; want run 1's last (10) and the newest (11)", json, heads)
+		}
+	}
+	// A rollback to a copy exactly one entry further on looks like the next
+	// append; only the run boundary shows it. Without start marks, the PID.
+	unmarked := strings.ReplaceAll(runLines(false, "812", key, 1, 4, lineage('a'))+runLines(false, "977", key, 5, 6, lineage('b')), " audit_start=true", "")
+	heads, _, err := parseJournalHeads(strings.NewReader(unmarked))
+	if err != nil || len(heads) != 2 || heads[0].Seq != 4 || heads[1].Seq != 6 {
+		t.Errorf("runs told apart by PID: %+v %v", heads, err)
+	}
+	marked := runLines(false, "", key, 1, 4, lineage('a')) + runLines(false, "", key, 5, 6, lineage('b'))
+	if heads, _, err := parseJournalHeads(strings.NewReader(marked)); err != nil || len(heads) != 2 || heads[0].Seq != 4 || heads[1].Seq != 6 {
+		t.Errorf("runs told apart by the start mark: %+v %v", heads, err)
+	}
+	// A restart without a rollback repeats the head: sent once.
+	again := runLines(false, "", key, 1, 4, lineage('a')) + runLines(false, "", key, 4, 6, lineage('a'))
+	if heads, _, err := parseJournalHeads(strings.NewReader(again)); err != nil || len(heads) != 2 || heads[0].Seq != 4 || heads[1].Seq != 6 {
+		t.Errorf("plain restart: %+v %v", heads, err)
+	}
+}
+
+// TestParseJournalHeadsTooManyRuns: more runs than one check takes is a
+// clear error naming the way out, not a silent cut.
+func TestParseJournalHeadsTooManyRuns(t *testing.T) {
+	var in strings.Builder
+	key := "0123456789abcdef"
+	for i := range apitype.MaxJournalHeads + 1 {
+		seq := uint64(i + 1)
+		in.WriteString(runLines(false, "", key, seq, seq, func(s uint64) string { return fmt.Sprintf("%064x", s) }))
+	}
+	if _, _, err := parseJournalHeads(strings.NewReader(in.String())); err == nil || !strings.Contains(err.Error(), "--since") {
+		t.Fatalf("err = %v", err)
+	}
 }

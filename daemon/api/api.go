@@ -14,7 +14,7 @@
 // caller (see above); there is no finer right.
 //
 //	GET    /v1/audit                             AuditList        ?since=RFC3339&limit=N
-//	GET    /v1/audit/verify                      AuditVerify      ?journal=SEQ:HASH:KEYID (repeatable)
+//	POST   /v1/audit/verify                      AuditVerify      AuditVerifyRequest (up to 4096 journal heads)
 //	GET    /v1/cameras                           CameraList
 //	POST   /v1/cameras                           CameraAdd        CameraAddRequest
 //	POST   /v1/cameras/adopt                     CameraAdopt      CameraAdoptRequest
@@ -191,9 +191,12 @@ var routes = []route{
 		}
 		return b.AuditList(ctx, c, req)
 	}},
-	{"GET", "/v1/audit/verify", "AuditVerify", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
-		req, err := auditVerifyQuery(r)
-		if err != nil {
+	{"POST", "/v1/audit/verify", "AuditVerify", func(ctx context.Context, b Backend, c Caller, r *http.Request) (any, error) {
+		var req apitype.AuditVerifyRequest
+		if err := decodeBody(r, &req); err != nil {
+			return nil, err
+		}
+		if err := req.Validate(); err != nil {
 			return nil, err
 		}
 		return b.AuditVerify(ctx, c, req)
@@ -455,32 +458,6 @@ func decodeJSON(body []byte, v any) error {
 		return apitype.Errorf(apitype.CodeInvalid, "invalid JSON request: trailing data after the object")
 	}
 	return nil
-}
-
-// auditVerifyQuery reads journal=SEQ:HASH:KEYID parameters (mirrored
-// audit heads).
-func auditVerifyQuery(r *http.Request) (apitype.AuditVerifyRequest, error) {
-	var req apitype.AuditVerifyRequest
-	heads := r.URL.Query()["journal"]
-	if len(heads) > apitype.MaxJournalHeads {
-		return req, apitype.Errorf(apitype.CodeInvalid, "at most %d journal heads", apitype.MaxJournalHeads)
-	}
-	for _, h := range heads {
-		parts := strings.Split(h, ":")
-		if len(parts) != 3 {
-			return req, apitype.Errorf(apitype.CodeInvalid, "journal head must be SEQ:HASH:KEYID")
-		}
-		seq, err := strconv.ParseUint(parts[0], 10, 64)
-		head := apitype.AuditHead{Seq: seq, Hash: parts[1], KeyID: parts[2]}
-		if err == nil {
-			err = head.Validate()
-		}
-		if err != nil {
-			return req, apitype.Errorf(apitype.CodeInvalid, "journal head must be SEQ:HASH:KEYID (a number, 64 and 16 lowercase hex digits)")
-		}
-		req.Journal = append(req.Journal, head)
-	}
-	return req, nil
 }
 
 func auditQuery(r *http.Request) (apitype.AuditListRequest, error) {

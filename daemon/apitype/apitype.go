@@ -383,14 +383,30 @@ type SessionList struct {
 }
 
 // AuditVerifyRequest optionally carries audit heads the daemon mirrored to
-// its journal (the newest per audit key is enough): the database must hold
-// each of them, or it was rolled back to an older copy.
+// its journal: the database must hold each of them, or it was rolled back
+// to an older copy. The newest head alone is not enough (a rolled-back
+// database grows past it again); the last head of every daemon run is
+// (each entry's MAC covers the entries before it).
 type AuditVerifyRequest struct {
 	Journal []AuditHead `json:"journal,omitempty"`
 }
 
-// MaxJournalHeads bounds an AuditVerifyRequest.
-const MaxJournalHeads = 64
+// MaxJournalHeads bounds an AuditVerifyRequest (at most 131 bytes of JSON a
+// head, so the body stays within MaxBodyBytes).
+const MaxJournalHeads = 4096
+
+// Validate checks the number and the shape of the heads.
+func (r AuditVerifyRequest) Validate() error {
+	if len(r.Journal) > MaxJournalHeads {
+		return Errorf(CodeInvalid, "at most %d journal heads", MaxJournalHeads)
+	}
+	for _, h := range r.Journal {
+		if err := h.Validate(); err != nil {
+			return Errorf(CodeInvalid, "%v", err)
+		}
+	}
+	return nil
+}
 
 // Validate checks the shape of a mirrored head: hash 64 and key id 16
 // lowercase hex digits.
@@ -451,8 +467,10 @@ type AuditVerify struct {
 	FirstBad uint64 `json:"first_bad,omitempty"` // seq of the first entry that fails, when !OK
 	Message  string `json:"message,omitempty"`
 	// JournalSeq is the newest journal head the database was checked
-	// against (0: none given).
-	JournalSeq uint64 `json:"journal_seq,omitempty"`
+	// against (0: none given); JournalHeads how many heads it was checked
+	// against.
+	JournalSeq   uint64 `json:"journal_seq,omitempty"`
+	JournalHeads int    `json:"journal_heads,omitempty"`
 	// Rekeys are the chain's re-keyings (audit.rekey entries), oldest
 	// first, reported even when OK: the entries before one are only as
 	// trustworthy as the file was when it happened.
