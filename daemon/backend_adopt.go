@@ -25,14 +25,13 @@ func (b backend) CameraAdopt(ctx context.Context, c api.Caller, req apitype.Came
 		if !ok {
 			return nil, invalid("invalid device URN %q: use urn:uuid:... as shown by camwarden discover", req.DeviceURN)
 		}
-		dev, found := d.snap.Load().devices[want]
-		if !found {
-			return nil, apitype.Errorf(apitype.CodeNotFound, "device %s has not been discovered: run camwarden discover (with --target HOST for another subnet) first, or use --xaddr", want)
+		var xa string
+		var rerr error
+		if err := d.do(ctx, func() { xa, rerr = d.disc.resolveDevice(want) }); err != nil {
+			return nil, apitype.Errorf(apitype.CodeUnavailable, "daemon busy or stopping: %v", err)
 		}
-		xa, why := deviceXAddr(dev)
-		if why != "" {
-			return nil, apitype.Errorf(apitype.CodeConflict, "device %s cannot be adopted by --device: %s; nothing was sent. Check on the camera which address is its own and adopt it with --xaddr URL (candidates: %s)",
-				want, why, strings.Join(deviceCandidates(dev), ", "))
+		if rerr != nil {
+			return nil, rerr
 		}
 		urn, xaddr = want, xa
 	}

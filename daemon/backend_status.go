@@ -89,6 +89,7 @@ func (b backend) Discover(ctx context.Context, c api.Caller, req apitype.Discove
 	if err := d.do(ctx, func() {
 		d.disc.merge(devs, "discover")
 		all = sortedDevices(d.snap.Load().devices)
+		d.disc.showDevices(all)
 	}); err != nil {
 		return nil, toAPIError(err)
 	}

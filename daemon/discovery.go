@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/camwarden/camwarden/daemon/apitype"
 	"github.com/camwarden/camwarden/onvif"
 	"github.com/camwarden/camwarden/store"
 )
@@ -36,6 +37,7 @@ type discovery struct {
 	following map[string]bool         // URNs whose pinned certificate is being checked; loop-owned
 	held      map[string]holdBudget   // camera -> pending moves recorded this minute; loop-owned
 	ttl       time.Duration           // entries not seen for this long expire; loop-owned
+	shown     map[string]string       // URN -> the --device address the last discover answer showed; loop-owned
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -43,7 +45,7 @@ type discovery struct {
 
 func newDiscovery(d *Daemon) *discovery {
 	return &discovery{d: d, log: d.log.Named("discovery"), devices: map[string]onvif.Device{},
-		following: map[string]bool{}, held: map[string]holdBudget{}, ttl: minDeviceTTL}
+		following: map[string]bool{}, held: map[string]holdBudget{}, ttl: minDeviceTTL, shown: map[string]string{}}
 }
 
 func discoveryOff(cfg Config) bool {
@@ -102,6 +104,7 @@ func (x *discovery) watch(ctx context.Context, opts onvif.ProbeOptions) {
 				if ev.Kind == onvif.Bye {
 					if _, ok := x.devices[ev.Device.URN]; ok {
 						delete(x.devices, ev.Device.URN)
+						delete(x.shown, ev.Device.URN)
 						x.d.publishDevices(x.devices)
 						x.log.Info("device said Bye", "urn", ev.Device.URN)
 					}
@@ -175,6 +178,7 @@ func (x *discovery) expire(now time.Time) {
 	for urn, dev := range x.devices {
 		if !dev.LastSeen.IsZero() && now.Sub(dev.LastSeen) > x.ttl {
 			delete(x.devices, urn)
+			delete(x.shown, urn)
 		}
 	}
 }
@@ -190,6 +194,7 @@ func (x *discovery) evictOldest(adopted map[string]bool) bool {
 	}
 	if found {
 		delete(x.devices, oldest)
+		delete(x.shown, oldest)
 	}
 	return found
 }
@@ -302,6 +307,42 @@ func deviceXAddr(dev onvif.Device) (xaddr, why string) {
 		return "", "the announcement does not say where the device is"
 	}
 	return usable[0], ""
+}
+
+// showDevices records the --device address of each device a discover
+// answer lists (loop goroutine): camera adopt --device goes only there.
+func (x *discovery) showDevices(devs []onvif.Device) {
+	for _, dev := range devs {
+		if xa, _ := deviceXAddr(dev); xa != "" {
+			x.shown[dev.URN] = xa
+		} else {
+			delete(x.shown, dev.URN)
+		}
+	}
+}
+
+// resolveDevice is the address camera adopt --device URN uses (loop
+// goroutine): the one the last discover answer showed for the URN, the
+// address the admin saw and confirmed, provided the device still resolves
+// to it. Background Hellos alone never decide where credentials go.
+func (x *discovery) resolveDevice(urn string) (string, error) {
+	dev, found := x.devices[urn]
+	if !found {
+		return "", apitype.Errorf(apitype.CodeNotFound, "device %s has not been discovered: run camwarden discover (with --target HOST for another subnet) first, or use --xaddr", urn)
+	}
+	xa, why := deviceXAddr(dev)
+	if why != "" {
+		return "", apitype.Errorf(apitype.CodeConflict, "device %s cannot be adopted by --device: %s; nothing was sent. Check on the camera which address is its own and adopt it with --xaddr URL (candidates: %s)",
+			urn, why, strings.Join(deviceCandidates(dev), ", "))
+	}
+	shown := x.shown[urn]
+	if shown == "" {
+		return "", apitype.Errorf(apitype.CodeConflict, "device %s has not been listed by camwarden discover yet: run it, check the address it shows (%s), then adopt; nothing was sent", urn, xa)
+	}
+	if shown != xa {
+		return "", apitype.Errorf(apitype.CodeConflict, "device %s is now announced at %s, not %s as camwarden discover showed: run discover again and check the address; nothing was sent", urn, xa, shown)
+	}
+	return xa, nil
 }
 
 // deviceCandidates are the addresses an ambiguous device may be at: those

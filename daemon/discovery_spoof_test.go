@@ -88,6 +88,43 @@ func TestAdoptByDeviceNeverGoesToTheReplySource(t *testing.T) {
 			t.Errorf("discover shows %+v; want no --device address, the reason and both sources", d)
 		}
 	}
+
+	// 3. --device goes only to the address discover showed. A device seen
+	// by Hello but never listed is refused; once listed it is adopted there.
+	other := "urn:uuid:6f1c2a9e-0000-4000-8000-00000000beef"
+	attackerXAddr := "http://127.0.0.2:" + port + "/onvif/device_service"
+	adoptOther := func() error {
+		_, err := td.client.CameraAdopt(ctx, apitype.CameraAdoptRequest{Name: "gate", DeviceURN: other, User: "admin", Password: "camera-secret-1"})
+		return err
+	}
+	sight(onvif.Device{URN: other, XAddrs: []string{cameraXAddr}, Addr: "127.0.0.1", Addrs: []string{"127.0.0.1"}, LastSeen: time.Now()})
+	if err := adoptOther(); err == nil || !strings.Contains(err.Error(), "camwarden discover") {
+		t.Errorf("adoption of a device discover never showed: %v", err)
+	}
+	if _, err := td.client.Discover(ctx, clientDiscoverNoWait()); err != nil {
+		t.Fatal(err)
+	}
+	// The entry expires (the camera went quiet) and a spoofer announces
+	// the URN consistently at its own address: not what discover showed.
+	if err := td.d.do(ctx, func() {
+		td.d.disc.expire(time.Now().Add(td.d.disc.ttl + time.Minute))
+		td.d.disc.merge([]onvif.Device{{URN: other, XAddrs: []string{attackerXAddr}, Addr: "127.0.0.2", Addrs: []string{"127.0.0.2"}, LastSeen: time.Now()}}, "hello")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := adoptOther(); err == nil || !strings.Contains(err.Error(), "camwarden discover") || !strings.Contains(err.Error(), "nothing was sent") {
+		t.Errorf("adoption after the shown address changed: %v", err)
+	}
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("the spoofer received %d requests", n)
+	}
+	// Shown by discover, confirmed by the admin: adopted there.
+	if _, err := td.client.Discover(ctx, clientDiscoverNoWait()); err != nil {
+		t.Fatal(err)
+	}
+	if err := adoptOther(); err == nil || hits.Load() == 0 {
+		t.Errorf("adoption at the address discover showed did not go there: %v, %d requests", err, hits.Load())
+	}
 }
 
 func TestDeviceXAddr(t *testing.T) {
