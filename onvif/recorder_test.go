@@ -275,3 +275,23 @@ func TestMedia2URIHostIsTheReachedOne(t *testing.T) {
 		t.Fatalf("fixed %+v %v", su, err)
 	}
 }
+
+// TestMedia2FaultFallsBackToMedia1: a device that lists Media2 in
+// GetServices but faults on its GetProfiles (the captured Hikvision
+// answer, served by fakeCam at a path that only does Media1) is adopted
+// through Media1, and the fallback is logged.
+func TestMedia2FaultFallsBackToMedia1(t *testing.T) {
+	var logs syncBuffer
+	cam := newFakeCam(t)
+	res, err := Adopt(context.Background(), cam.xaddr(), camOpts(cam, &logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Media2 || !strings.HasSuffix(res.MediaXAddr, "/onvif/media") || len(res.Streams) == 0 {
+		t.Fatalf("media2 %v %s streams %d", res.Media2, res.MediaXAddr, len(res.Streams))
+	}
+	if !strings.Contains(logs.String(), "falling back to Media1") {
+		t.Errorf("no fallback logged:\n%s", logs.String())
+	}
+	noSecret(t, cam, logs.String())
+}
