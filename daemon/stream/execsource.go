@@ -4,8 +4,9 @@ package stream
 // daemon runs a command (no shell) that publishes the stream over RTSP to
 // {output}, a URL on this server with a one-time credential. The credential
 // is random per start, accepted only from loopback, only to publish this
-// stream's own path, and only while that start runs; it is never stored or
-// logged. The camera's stored password reaches the command only through the
+// stream's own path, only while that start runs, and only once: the first
+// ANNOUNCE it authenticates voids it (it is in the command's argv, readable
+// by local users). It is never stored or logged. The camera's stored password reaches the command only through the
 // environment variable CAMWARDEN_PASSWORD.
 
 import (
@@ -54,7 +55,7 @@ type execCred struct{ user, secret string }
 
 // execState is the exec side of a camera path; its fields are under path.mu.
 type execState struct {
-	cred    *execCred                // the running start's credential; nil = none accepted
+	cred    *execCred                // the running start's credential until one ANNOUNCE used it; nil = none accepted
 	session *gortsplib.ServerSession // the command's publishing session
 	pid     int                      // the running command's PID (0 = none)
 	events  chan struct{}            // the publisher went live or went away
@@ -242,6 +243,9 @@ func (p *path) execOnce(ctx context.Context) (liveAt time.Time, err error) {
 				idle.check()
 			case !liveAt.IsZero() && ss == nil:
 				return liveAt, errors.New("exec source: the command stopped publishing")
+			case ss == nil && p.execCredUsed():
+				// Its credential is spent: a new start brings a new one.
+				return liveAt, errors.New("exec source: the command's publishing session ended before it recorded")
 			}
 		case now := <-healthTick.C:
 			if !liveAt.IsZero() {
@@ -347,6 +351,7 @@ func (h *handler) execAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (res *
 		return &base.Response{StatusCode: base.StatusBadRequest}, errRefused, true
 	}
 	p.exec.session = ctx.Session
+	p.exec.cred = nil // single-use: no second session, even after this one ends
 	p.mu.Unlock()
 	// No user: the session is the camera's source, not a user's, so
 	// policy changes never close it and it is not listed as a user session.
@@ -354,6 +359,14 @@ func (h *handler) execAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (res *
 	h.s.mu.Unlock()
 	h.s.unauth.leave(cs)
 	return &base.Response{StatusCode: base.StatusOK}, nil, true
+}
+
+// execCredUsed reports whether the running start's credential was spent by
+// an ANNOUNCE.
+func (p *path) execCredUsed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.exec.cred == nil
 }
 
 // execLive tells the exec runner that its publisher is recording.
