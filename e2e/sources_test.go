@@ -64,7 +64,7 @@ func TestMJPEGOverHTTPCamera(t *testing.T) {
 	if err != nil || strings.TrimSpace(string(probe)) != "mjpeg,320,240" {
 		t.Fatalf("ffprobe: %v: %q\ndaemon log:\n%s", err, probe, tail(d.logs.String(), 2000))
 	}
-	if table := d.must("", "stream", "list"); !strings.Contains(table, "track 0: video, MJPEG") {
+	if table := d.must("", "stream", "list"); !strings.Contains(table, "track 0: video, MJPEG, 320x240") {
 		t.Errorf("stream list:\n%s", table)
 	}
 	for _, form := range []string{cameraPassword, url.QueryEscape(cameraPassword)} {

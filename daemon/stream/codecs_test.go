@@ -76,7 +76,7 @@ var codecCases = []codecCase{
 		{Media: "video", Codec: "H264", Width: 320, Height: 240, DeclaredFPS: 10},
 	}},
 	{"mjpeg+latm+pcma", []string{"mjpeg", "aac", "pcm_alaw"}, []TrackStatus{
-		{Media: "video", Codec: "MJPEG"},
+		{Media: "video", Codec: "MJPEG", Width: 320, Height: 240},
 		{Media: "audio", Codec: "AAC-LATM", SampleRate: 16000, Channels: 1},
 		{Media: "audio", Codec: "PCMA", SampleRate: 8000, Channels: 1},
 	}},

@@ -75,7 +75,7 @@ func TestMJPEGOverHTTPServedAsRTPJPEG(t *testing.T) {
 		st := r.status("door/main")
 		return st.State == StateLive && len(st.Tracks) == 1 && st.Tracks[0].Packets > 10
 	})
-	if tr := r.status("door/main").Tracks[0]; tr.Codec != "MJPEG" || tr.Media != "video" {
+	if tr := r.status("door/main").Tracks[0]; tr.Codec != "MJPEG" || tr.Media != "video" || tr.Width != 320 || tr.Height != 240 {
 		t.Errorf("track %+v", tr)
 	}
 	url := r.url("alice", "alicepw", "door/main")

@@ -45,11 +45,16 @@ type formatFwd struct {
 
 	oversized uint64 // packets dropped for being larger than the packet size
 	malformed uint64 // packets the re-packetiser could not parse
+
+	mjpeg        bool // RTP/JPEG: the size comes from each frame's JPEG header
+	jpegW, jpegH int
 }
 
 func newFormatFwd(f format.Format) *formatFwd {
 	ff := &formatFwd{src: f, out: f, clock: f.ClockRate()}
 	switch t := f.(type) {
+	case *format.MJPEG:
+		ff.mjpeg = true
 	case *format.H264:
 		sps, pps := t.SPS, t.PPS
 		ff.h264 = &format.H264{
@@ -83,6 +88,8 @@ func (ff *formatFwd) resolution() (w, h int, fps float64) {
 		if len(sps) > 0 && s.Unmarshal(sps) == nil {
 			return s.Width(), s.Height(), s.FPS()
 		}
+	case ff.mjpeg:
+		return ff.jpegW, ff.jpegH, 0
 	}
 	return 0, 0, 0
 }
@@ -106,6 +113,12 @@ func (ff *formatFwd) process(in *rtp.Packet, now time.Time, maxPacket int, log h
 	ts := in.Timestamp + ff.tsOffset
 
 	switch {
+	case ff.mjpeg:
+		// RFC 2435 main header of a frame's first fragment (offset 0):
+		// width and height in 8-pixel units in bytes 6 and 7 (0: not given).
+		if p := in.Payload; len(p) >= 8 && p[1] == 0 && p[2] == 0 && p[3] == 0 && p[6] != 0 && p[7] != 0 {
+			ff.jpegW, ff.jpegH = int(p[6])*8, int(p[7])*8
+		}
 	case ff.h264 != nil:
 		_, sps, pps := h264Scan(in.Payload)
 		if sps != nil || pps != nil {
