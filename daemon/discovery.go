@@ -23,6 +23,7 @@ import (
 // the list is full the oldest entry of a device not adopted makes room.
 const (
 	maxDiscovered = 4096
+	evictBatch    = maxDiscovered / 16
 	minDeviceTTL  = 15 * time.Minute
 )
 
@@ -38,6 +39,9 @@ type discovery struct {
 	held      map[string]holdBudget   // camera -> pending moves recorded this minute; loop-owned
 	ttl       time.Duration           // entries not seen for this long expire; loop-owned
 	shown     map[string]string       // URN -> the --device address the last discover answer showed; loop-owned
+	expired   time.Time               // when expire last ran; loop-owned
+	published time.Time               // when the device list was last published; loop-owned
+	pending   bool                    // a delayed publish is scheduled; loop-owned
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -105,7 +109,7 @@ func (x *discovery) watch(ctx context.Context, opts onvif.ProbeOptions) {
 					if _, ok := x.devices[ev.Device.URN]; ok {
 						delete(x.devices, ev.Device.URN)
 						delete(x.shown, ev.Device.URN)
-						x.d.publishDevices(x.devices)
+						x.publish(false)
 						x.log.Info("device said Bye", "urn", ev.Device.URN)
 					}
 					return
@@ -137,8 +141,11 @@ func (x *discovery) probeEvery(ctx context.Context, opts onvif.ProbeOptions, eve
 // and notices adopted cameras that answer from a new address. source says
 // where the devices came from (hello, probe, discover) for the audit log.
 func (x *discovery) merge(devs []onvif.Device, source string) {
-	defer x.d.publishDevices(x.devices)
-	x.expire(time.Now())
+	defer x.publish(source == "discover")
+	if now := time.Now(); now.Sub(x.expired) > time.Second {
+		x.expire(now)
+		x.expired = now
+	}
 	var adopted map[string]bool
 	for _, dev := range devs {
 		if dev.URN == "" {
@@ -173,6 +180,27 @@ func (x *discovery) merge(devs []onvif.Device, source string) {
 	}
 }
 
+// publish swaps the device list into the snapshot (loop goroutine): at
+// once when asked (a discover answer reads it), otherwise at most once a
+// second, so a flood of Hellos does not copy a 4,096-entry map per message.
+func (x *discovery) publish(now bool) {
+	if now || time.Since(x.published) >= time.Second {
+		x.published = time.Now()
+		x.d.publishDevices(x.devices)
+		return
+	}
+	if !x.pending {
+		x.pending = true
+		time.AfterFunc(time.Second, func() {
+			x.d.post(context.Background(), func() {
+				x.pending = false
+				x.published = time.Now()
+				x.d.publishDevices(x.devices)
+			})
+		})
+	}
+}
+
 // expire drops devices not seen for x.ttl (loop goroutine).
 func (x *discovery) expire(now time.Time) {
 	for urn, dev := range x.devices {
@@ -183,20 +211,23 @@ func (x *discovery) expire(now time.Time) {
 	}
 }
 
-// evictOldest drops the least recently seen device that is not an adopted
-// camera; false when there is none (loop goroutine).
+// evictOldest drops the least recently seen devices that are not adopted
+// cameras, evictBatch of them so a flood of new URNs costs one scan per
+// batch rather than one per message; false when there is none (loop
+// goroutine).
 func (x *discovery) evictOldest(adopted map[string]bool) bool {
-	oldest, found := "", false
+	var cands []onvif.Device
 	for urn, dev := range x.devices {
-		if !adopted[urn] && (!found || dev.LastSeen.Before(x.devices[oldest].LastSeen)) {
-			oldest, found = urn, true
+		if !adopted[urn] {
+			cands = append(cands, dev)
 		}
 	}
-	if found {
-		delete(x.devices, oldest)
-		delete(x.shown, oldest)
+	slices.SortFunc(cands, func(a, b onvif.Device) int { return a.LastSeen.Compare(b.LastSeen) })
+	for _, dev := range cands[:min(evictBatch, len(cands))] {
+		delete(x.devices, dev.URN)
+		delete(x.shown, dev.URN)
 	}
-	return found
+	return len(cands) > 0
 }
 
 // adoptedURNs are the URNs of the adopted cameras.

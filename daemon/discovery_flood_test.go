@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -119,7 +120,10 @@ func TestDiscoveryTableFloodNeitherBlocksNorHidesMoves(t *testing.T) {
 	}
 	sightings(t, td, ctx, fakes...)
 	sightings(t, td, ctx, sighting("urn:uuid:new-camera", "10.0.0.40"))
-	devs := td.d.snap.Load().devices
+	var devs map[string]onvif.Device
+	if err := td.d.do(ctx, func() { devs = maps.Clone(td.d.disc.devices) }); err != nil {
+		t.Fatal(err)
+	}
 	if _, ok := devs["urn:uuid:new-camera"]; !ok {
 		t.Errorf("a new device was not listed while the table was full")
 	}

@@ -68,7 +68,10 @@ func TestAdoptByDeviceNeverGoesToTheReplySource(t *testing.T) {
 
 	// 2. The camera's own Hello as well: two sources, merged, not overwritten.
 	sight(onvif.Device{URN: urn, XAddrs: []string{cameraXAddr}, Addr: "127.0.0.1", Addrs: []string{"127.0.0.1"}})
-	dev := td.d.snap.Load().devices[urn]
+	var dev onvif.Device
+	if err := td.d.do(ctx, func() { dev = td.d.disc.devices[urn] }); err != nil {
+		t.Fatal(err)
+	}
 	if strings.Join(dev.Addrs, " ") != "127.0.0.2 127.0.0.1" {
 		t.Errorf("sources kept for the URN: %q, want both", dev.Addrs)
 	}
