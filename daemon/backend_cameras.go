@@ -22,7 +22,7 @@ func cameraView(c store.Camera) apitype.Camera {
 	}
 	for _, s := range c.Streams {
 		out.Streams = append(out.Streams, apitype.Stream{Name: s.Name, Source: apitype.StreamSource(s.URL, s.Exec),
-			URL: apitype.StripUserinfo(s.URL), Exec: s.Exec, Transport: s.Transport, OnDemand: s.OnDemand})
+			URL: apitype.StripUserinfo(s.URL), Exec: apitype.RedactURLsInText(s.Exec), Transport: s.Transport, OnDemand: s.OnDemand})
 	}
 	return out
 }
@@ -79,7 +79,7 @@ func (b backend) CameraAdd(ctx context.Context, c api.Caller, req apitype.Camera
 	args := map[string]string{"url": req.URL, "stream": req.Stream, "transport": transport, "user": req.User, "on_demand": fmt.Sprint(req.OnDemand), "password": setOrEmpty(req.Password), "allow_basic": fmt.Sprint(req.AllowBasic)}
 	if req.Exec != "" {
 		delete(args, "url")
-		args["exec"] = req.Exec
+		args["exec"] = apitype.RedactURLsInText(req.Exec) // Validate refused credentials; never audit them anyway
 	}
 	res, err := b.d.mutate(ctx, mutation{
 		caller: c, action: "camera.add", target: req.Name, args: args,
@@ -107,7 +107,7 @@ func (b backend) CameraSet(ctx context.Context, c api.Caller, req apitype.Camera
 		if err := checkExecRunnable(*req.Exec); err != nil {
 			return nil, err
 		}
-		args["exec"] = *req.Exec
+		args["exec"] = apitype.RedactURLsInText(*req.Exec)
 	}
 	var transport string
 	if req.Transport != nil {

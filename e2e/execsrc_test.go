@@ -86,3 +86,43 @@ func itoa(n int) string {
 	b, _ := json.Marshal(n)
 	return string(b)
 }
+
+// TestExecCredentialsInCommandRefused: a password written into --exec would
+// be stored, shown by camera show and kept for good in the hash-chained
+// audit. camera add and camera set refuse it (exit 2, saying where
+// credentials go), and the secret is in no output and no audit entry.
+func TestExecCredentialsInCommandRefused(t *testing.T) {
+	const secret = "CamPassw0rdSecret" // in testdata/test-secrets.txt
+	d := startDaemon(t, "")
+	leaky := "ffmpeg -i rtsp://admin:" + secret + "@127.0.0.1:41775/main -c copy -f rtsp {output}"
+	var outputs []string
+	refused := func(args ...string) {
+		t.Helper()
+		out, code := d.cli("", args...)
+		outputs = append(outputs, out)
+		if code != 2 || !strings.Contains(out, "CAMWARDEN_PASSWORD") || !strings.Contains(out, "--password-stdin") {
+			t.Errorf("camwarden %s: exit %d, want 2 and where credentials go:\n%s", args[0]+" "+args[1], code, out)
+		}
+	}
+	refused("camera", "add", "leak", "--exec", leaky)
+	refused("camera", "add", "leak2", "--exec", "sh -c 'tool --src \"http://u:"+secret+"@10.0.0.7/x\" --out \"$1\"' sh {output}")
+	d.must("", "camera", "add", "leak", "--exec", "ffmpeg -i rtsp://127.0.0.1:41775/main -c copy -f rtsp {output}")
+	refused("camera", "set", "leak", "--exec", leaky)
+	for _, args := range [][]string{
+		{"camera", "show", "leak"}, {"--json", "camera", "show", "leak"}, {"camera", "list"},
+		{"audit", "list"}, {"--json", "audit", "list"},
+	} {
+		outputs = append(outputs, d.must("", args...))
+	}
+	if show := outputs[len(outputs)-5]; !strings.Contains(show, "exec: ffmpeg -i rtsp://127.0.0.1:41775/main") {
+		t.Errorf("camera show lost the accepted command:\n%s", show)
+	}
+	for _, out := range outputs {
+		if strings.Contains(out, secret) || strings.Contains(out, url.QueryEscape(secret)) {
+			t.Errorf("the secret written into --exec is in CLI output:\n%s", out)
+		}
+	}
+	if strings.Contains(d.logs.String(), secret) {
+		t.Error("the secret written into --exec is in the daemon log")
+	}
+}

@@ -403,6 +403,8 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"camera", "adopt", "cam1", "--user", "admin", "--password-stdin"}, secret, "exactly one of --device and --xaddr"},
 		{[]string{"camera", "set", "cam1"}, "", "nothing to change"},
 		{[]string{"camera", "set", "cam1", "--url", "rtsp://u:" + secret + "@h/"}, "", "not the URL"},
+		{[]string{"camera", "add", "cam1", "--exec", "ffmpeg -i rtsp://admin:" + secret + "@127.0.0.1/s -f rtsp {output}"}, "", "CAMWARDEN_USER/CAMWARDEN_PASSWORD, never in argv"},
+		{[]string{"camera", "set", "cam1", "--exec", "ffmpeg -i rtsp://admin:" + secret + "@127.0.0.1/s -f rtsp {output}"}, "", "put credentials in --user/--password-stdin"},
 		{[]string{"user", "add", "alice"}, secret, "pipe it in with --password-stdin"},
 		{[]string{"user", "add", "alice", "--password-stdin"}, "", "empty password"},
 		{[]string{"user", "passwd", "alice", "--password-stdin"}, "\n", "empty password"},

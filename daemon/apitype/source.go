@@ -2,6 +2,7 @@ package apitype
 
 import (
 	"net/url"
+	"regexp"
 	"strings"
 )
 
@@ -120,6 +121,32 @@ func SplitCommand(cmd string) ([]string, error) {
 	return args, nil
 }
 
+// CredentialsInExec is the refusal of a command with user:password@ in a URL:
+// the command text is stored, shown and audited, the password is not.
+const CredentialsInExec = "--exec must not hold a URL with credentials (user:password@): put credentials in " +
+	"--user/--password-stdin; the command gets them as CAMWARDEN_USER/CAMWARDEN_PASSWORD, never in argv"
+
+// urlSchemeRe finds the start of a URL ("scheme://") inside an argument.
+var urlSchemeRe = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.\-]*://`)
+
+// holdsURLUserinfo reports whether some URL in word has a userinfo part: an
+// '@' between its "://" and the next URL's (or the word's end). That also
+// covers passwords holding unescaped '/', ':' or spaces (sh -c '...' words),
+// at the price of refusing an '@' later in a URL's path.
+func holdsURLUserinfo(word string) bool {
+	locs := urlSchemeRe.FindAllStringIndex(word, -1)
+	for i, l := range locs {
+		end := len(word)
+		if i+1 < len(locs) {
+			end = locs[i+1][0]
+		}
+		if strings.Contains(word[l[1]:end], "@") {
+			return true
+		}
+	}
+	return false
+}
+
 // CheckExecCommand validates an exec source's command.
 func CheckExecCommand(cmd string) error {
 	if len(cmd) > MaxExecLength {
@@ -131,6 +158,11 @@ func CheckExecCommand(cmd string) error {
 	}
 	if len(args) == 0 || args[0] == "" {
 		return invalidf("--exec needs a command, e.g. --exec 'ffmpeg -i /dev/video0 -c:v libx264 -f rtsp %s'", OutputPlaceholder)
+	}
+	for _, a := range args {
+		if holdsURLUserinfo(a) {
+			return invalidf("%s", CredentialsInExec)
+		}
 	}
 	if strings.Contains(args[0], OutputPlaceholder) {
 		return invalidf("--exec: the command itself cannot be %s", OutputPlaceholder)

@@ -80,3 +80,38 @@ func FuzzSplitCommand(f *testing.F) {
 		}
 	})
 }
+
+// TestCheckExecCommandRefusesURLCredentials: a password written into the
+// command would be stored, shown and audited in clear; it is refused in any
+// scheme and any argument, without quoting it.
+func TestCheckExecCommandRefusesURLCredentials(t *testing.T) {
+	const secret = "CamPassw0rdSecret"
+	for _, bad := range []string{
+		`ffmpeg -i rtsp://admin:` + secret + `@127.0.0.1:41775/main -c copy -f rtsp {output}`,
+		`ffmpeg -i 'http://admin:` + secret + `@10.0.0.7/video.mjpg' -f rtsp {output}`,
+		`sh -c 'ffmpeg -i "rtsp://admin:pa ss/` + secret + `@h/x" -f rtsp "$1"' sh {output}`,
+		`vendor-tool --src=srt://u:` + secret + `@h:9000 --out {output}`,
+		`ffmpeg -i rtsp://admin@10.0.0.7/x -f rtsp {output}`,
+	} {
+		err := CheckExecCommand(bad)
+		if err == nil {
+			t.Errorf("CheckExecCommand(%q) accepted", bad)
+			continue
+		}
+		if !strings.Contains(err.Error(), "CAMWARDEN_PASSWORD") || !strings.Contains(err.Error(), "--password-stdin") {
+			t.Errorf("refusal does not say where credentials go: %v", err)
+		}
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("refusal quotes the secret: %v", err)
+		}
+	}
+	for _, ok := range []string{
+		`ffmpeg -i rtsp://10.0.0.7/x -f rtsp {output}`,
+		`sh -c 'vendor-tool --password "$CAMWARDEN_PASSWORD" --out "$1"' sh {output}`,
+		`ffmpeg -metadata author=me@example.org -i rtsp://h/x -f rtsp {output}`,
+	} {
+		if err := CheckExecCommand(ok); err != nil {
+			t.Errorf("CheckExecCommand(%q): %v", ok, err)
+		}
+	}
+}
