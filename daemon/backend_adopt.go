@@ -39,6 +39,12 @@ func (b backend) CameraAdopt(ctx context.Context, c api.Caller, req apitype.Came
 	if _, err := b.CameraShow(ctx, c, req.Name); err == nil {
 		return nil, apitype.Errorf(apitype.CodeConflict, "camera %q already exists", req.Name)
 	}
+	// Refuse a device already adopted (by URN or address) before sending it
+	// credentials; its serial is checked once it has answered.
+	if why := d.adoptedAlready(ctx, store.ONVIFIdentity{URN: urn, XAddr: xaddr}, req.Name); why != "" {
+		d.auditFailure(ctx, c, "camera.adopt", req.Name, "refused: already adopted")
+		return nil, apitype.Errorf(apitype.CodeConflict, "%s", why)
+	}
 	channels, _ := apitype.ParseChannels(req.Channels) // valid: Validate parsed it
 	// A recorder answers a few calls per channel: allow for 128 of them.
 	qctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -60,6 +66,10 @@ func (b backend) CameraAdopt(ctx context.Context, c api.Caller, req apitype.Came
 		URN: urn, XAddr: xaddr, Manufacturer: res.Info.Manufacturer, Model: res.Info.Model,
 		Firmware: res.Info.FirmwareVersion, Serial: res.Info.SerialNumber, HardwareID: res.Info.HardwareID,
 		CertSHA256: res.CertSHA256}
+	if why := d.adoptedAlready(ctx, identity, req.Name); why != "" {
+		d.auditFailure(ctx, c, "camera.adopt", req.Name, "refused: already adopted")
+		return nil, apitype.Errorf(apitype.CodeConflict, "%s", why)
+	}
 	if res.Recorder() {
 		return b.adoptRecorder(ctx, c, req, identity, res)
 	}
@@ -77,6 +87,9 @@ func (b backend) CameraAdopt(ctx context.Context, c api.Caller, req apitype.Came
 		args: map[string]string{"urn": urn, "xaddr": xaddr, "user": req.User, "streams": fmt.Sprint(len(cam.Streams)), "password": setOrEmpty(req.Password), "cert_sha256": res.CertSHA256},
 		apply: func(tx *store.Tx, ch *changeSet) error {
 			ch.cameras = true
+			if err := refuseAdoptedAgain(tx, identity, req.Name); err != nil {
+				return err
+			}
 			return tx.CreateCamera(cam, req.Password)
 		},
 	})
@@ -119,6 +132,9 @@ func (b backend) adoptRecorder(ctx context.Context, c api.Caller, req apitype.Ca
 			"channels": strings.Join(numbers, ","), "password": setOrEmpty(req.Password), "cert_sha256": res.CertSHA256, "media2": fmt.Sprint(res.Media2)},
 		apply: func(tx *store.Tx, ch *changeSet) error {
 			ch.cameras = true
+			if err := refuseAdoptedAgain(tx, identity, req.Name); err != nil {
+				return err
+			}
 			if err := tx.CreateRecorder(req.Name, req.User, req.Password); err != nil {
 				if errors.Is(err, store.ErrExists) {
 					return apitype.Errorf(apitype.CodeConflict, "recorder %q already exists", req.Name)
@@ -173,4 +189,27 @@ func adoptError(err error, xaddr string) error {
 		return apitype.Errorf(apitype.CodeInvalid, "--channels: %v", errors.Unwrap(err))
 	}
 	return apitype.Errorf(apitype.CodeUnavailable, "querying the camera at %s failed: %v", xaddr, err)
+}
+
+// adoptedAlready reads the adopted cameras and says why id is one of them
+// ("" when it is not).
+func (d *Daemon) adoptedAlready(ctx context.Context, id store.ONVIFIdentity, name string) string {
+	var cams []store.Camera
+	if err := d.store.View(ctx, func(tx *store.Tx) (err error) { cams, err = tx.Cameras(); return }); err != nil {
+		return "" // the store's error surfaces in the adoption itself
+	}
+	return adoptedAlready(cams, id, name)
+}
+
+// refuseAdoptedAgain is the same check inside the adoption's transaction,
+// so two concurrent adoptions of one device cannot both succeed.
+func refuseAdoptedAgain(tx *store.Tx, id store.ONVIFIdentity, name string) error {
+	cams, err := tx.Cameras()
+	if err != nil {
+		return err
+	}
+	if why := adoptedAlready(cams, id, name); why != "" {
+		return apitype.Errorf(apitype.CodeConflict, "%s", why)
+	}
+	return nil
 }

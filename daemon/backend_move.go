@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -67,6 +68,9 @@ func (d *Daemon) applyMove(ctx context.Context, caller api.Caller, action, name,
 		if c.ONVIF.XAddr != oldXAddr {
 			return apitype.Errorf(apitype.CodeConflict, "camera %q changed address meanwhile; try again", c.Name)
 		}
+		if diff := identityMismatch(c.Name, *c.ONVIF, res.Info); diff != "" {
+			return apitype.Errorf(apitype.CodeConflict, "the device at %s reports %s: not moved. %s", hostPort(newXAddr), diff, replaceHint(c.Name))
+		}
 		c.ONVIF.XAddr = newXAddr
 		c.ONVIF.CertSHA256 = res.CertSHA256
 		c.PendingMove = nil
@@ -87,12 +91,15 @@ func (d *Daemon) applyMove(ctx context.Context, caller api.Caller, action, name,
 			if err != nil {
 				return err
 			}
+			cams, err := tx.Cameras()
+			if err != nil {
+				return err
+			}
+			if other, ok := cameraUsingAddress(cams, newXAddr, func(o store.Camera) bool { return sameDeviceRecord(o, cam) }); ok {
+				return apitype.Errorf(apitype.CodeConflict, "%s is the address of %s, already adopted: camera %q not moved. %s", hostPort(newXAddr), adoptedName(other), name, replaceHint(name))
+			}
 			names := []string{name}
 			if cam.Recorder != "" {
-				cams, err := tx.Cameras()
-				if err != nil {
-					return err
-				}
 				names = names[:0]
 				for _, c := range cams {
 					if c.Recorder == cam.Recorder {
@@ -132,6 +139,22 @@ func (b backend) CameraMove(ctx context.Context, c api.Caller, req apitype.Camer
 	if err != nil {
 		return nil, err
 	}
+	// Nothing is sent to an address that is another adopted camera's, nor
+	// to one discovery saw announced by other devices only.
+	var cams []store.Camera
+	if err := d.store.View(ctx, func(tx *store.Tx) (err error) { cams, err = tx.Cameras(); return }); err != nil {
+		return nil, toAPIError(err)
+	}
+	if other, ok := cameraUsingAddress(cams, xaddr, func(o store.Camera) bool { return sameDeviceRecord(o, cam) }); ok {
+		d.auditFailure(ctx, c, "camera.move", req.Name, "refused: address in use")
+		return nil, apitype.Errorf(apitype.CodeConflict, "%s is the address of %s, already adopted: camera %q was not moved; nothing was sent there. %s",
+			hostPort(xaddr), adoptedName(other), req.Name, replaceHint(req.Name))
+	}
+	if urns := discoveredURNsAt(d.snap.Load().devices, xaddr); cam.ONVIF.URN != "" && len(urns) > 0 && !slices.Contains(urns, cam.ONVIF.URN) {
+		d.auditFailure(ctx, c, "camera.move", req.Name, "refused: identity")
+		return nil, apitype.Errorf(apitype.CodeConflict, "the device at %s announces itself as %s, camera %q was adopted as %s: not moved; nothing was sent there. %s",
+			hostPort(xaddr), strings.Join(urns, ", "), req.Name, cam.ONVIF.URN, replaceHint(req.Name))
+	}
 	// Moving to the camera's current address is allowed: it re-reads the
 	// streams there and dismisses a pending move the admin found bogus.
 	if pin := cam.ONVIF.CertSHA256; pin != "" {
@@ -162,6 +185,11 @@ func (b backend) CameraMove(ctx context.Context, c api.Caller, req apitype.Camer
 			return nil, apitype.Errorf(apitype.CodeConflict, "the device at %s presents a different TLS certificate; nothing was sent to it", xaddr)
 		}
 		return nil, adoptError(err, xaddr)
+	}
+	if diff := identityMismatch(req.Name, *cam.ONVIF, res.Info); diff != "" {
+		d.auditFailure(ctx, c, "camera.move", req.Name, "refused: identity")
+		return nil, apitype.Errorf(apitype.CodeConflict, "the device at %s reports %s: not moved, nothing changed. %s",
+			hostPort(xaddr), diff, replaceHint(req.Name))
 	}
 	var out apitype.MutationResult
 	var merr error

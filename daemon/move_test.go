@@ -53,3 +53,40 @@ func TestPendingMoveViewListsEveryAddress(t *testing.T) {
 		t.Errorf("view %+v", v)
 	}
 }
+
+func TestDeviceIdentityChecks(t *testing.T) {
+	id := func(urn, xaddr, serial string) *store.ONVIFIdentity {
+		return &store.ONVIFIdentity{URN: urn, XAddr: xaddr, Manufacturer: "acme", Serial: serial, HardwareID: "hw1"}
+	}
+	cams := []store.Camera{
+		{Name: "gate", ONVIF: id("urn:uuid:g", "http://10.0.0.2/onvif/device_service", "S2")},
+		{Name: "nvr-ch01", Recorder: "nvr", Channel: 1, ONVIF: id("urn:uuid:n", "http://10.0.0.3/onvif/device_service", "S3")},
+		{Name: "nvr-ch02", Recorder: "nvr", Channel: 2, ONVIF: id("urn:uuid:n", "http://10.0.0.3/onvif/device_service", "S3")},
+	}
+	// A recorder channel moving onto its own recorder's address is no conflict.
+	if c, ok := cameraUsingAddress(cams, "http://10.0.0.3:80/x", func(o store.Camera) bool { return sameDeviceRecord(o, cams[1]) }); ok {
+		t.Errorf("sibling channel counted as another camera: %s", c.Name)
+	}
+	if c, ok := cameraUsingAddress(cams, "http://10.0.0.2:80/other", func(o store.Camera) bool { return sameDeviceRecord(o, cams[1]) }); !ok || c.Name != "gate" {
+		t.Errorf("gate's address not found in use: %v %s", ok, c.Name)
+	}
+	for _, tc := range []struct {
+		id   store.ONVIFIdentity
+		want string
+	}{
+		{*id("urn:uuid:g", "", ""), `camera "gate"`},
+		{*id("", "http://10.9.9.9/", "S3"), `recorder "nvr"`},
+		{*id("", "http://10.0.0.2:80/onvif/device_service", "S9"), `address of camera "gate"`},
+		{*id("urn:uuid:new", "http://10.9.9.9/", "S9"), ""},
+	} {
+		if got := adoptedAlready(cams, tc.id, "dup"); (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+			t.Errorf("adoptedAlready(%+v) = %q, want %q", tc.id, got, tc.want)
+		}
+	}
+	if got := identityMismatch("lobby", *id("", "", "S1"), onvif.DeviceInfo{Manufacturer: "acme", SerialNumber: "S2", HardwareID: "hw1"}); got != `serial S2, camera "lobby" was adopted as serial S1` {
+		t.Errorf("mismatch %q", got)
+	}
+	if got := identityMismatch("lobby", *id("", "", "S1"), onvif.DeviceInfo{Manufacturer: "acme", SerialNumber: "S1", HardwareID: "hw1"}); got != "" {
+		t.Errorf("same device mismatched: %q", got)
+	}
+}
