@@ -20,6 +20,7 @@ func TestMoveAndAdoptCheckDeviceIdentity(t *testing.T) {
 
 	// gate is not adopted yet: the device answers, but with another serial.
 	out, code := d.cli("", "camera", "move", "lobby", "--to", gateAddr)
+	t.Logf("move onto gate (not adopted): %s", out)
 	if code != 1 || !strings.Contains(out, "reports serial CS00000002, camera \"lobby\" was adopted as serial CS00000001: not moved") ||
 		!strings.Contains(out, "camera remove lobby") {
 		t.Errorf("move onto another device: exit %d: %s", code, out)
@@ -41,12 +42,12 @@ func TestMoveAndAdoptCheckDeviceIdentity(t *testing.T) {
 
 	for _, xaddr := range []string{gate.XAddr(), strings.Replace(gate.XAddr(), "127.0.0.1", "localhost", 1)} {
 		out, code = d.cli(cameraPassword+"\n", "camera", "adopt", "dup", "--xaddr", xaddr, "--user", "admin", "--password-stdin")
+		t.Logf("adopt --xaddr %s: %s", xaddr, out)
 		if code != 1 || !strings.Contains(out, "already adopted as camera \"gate\"") && !strings.Contains(out, "is the address of camera \"gate\"") {
 			t.Errorf("adopting %s again: exit %d: %s", xaddr, code, out)
 		}
 	}
-	res := d.discover(sim.DiscoveryAddr().String())
-	_ = res
+	d.discover(sim.DiscoveryAddr().String())
 	out, code = d.cli(cameraPassword+"\n", "camera", "adopt", "dup", "--device", gate.URN(), "--user", "admin", "--password-stdin")
 	if code != 1 || !strings.Contains(out, "camera \"gate\"") {
 		t.Errorf("adopting gate's URN again: exit %d: %s", code, out)
@@ -57,5 +58,28 @@ func TestMoveAndAdoptCheckDeviceIdentity(t *testing.T) {
 	audit := d.must("", "audit", "list")
 	if strings.Count(audit, "refused: identity") < 1 || !strings.Contains(audit, "refused: address in use") || !strings.Contains(audit, "refused: already adopted") {
 		t.Errorf("refusals not audited:\n%s", audit)
+	}
+}
+
+// TestMoveRefusesAddressAnnouncedByAnotherURN: discovery saw only another
+// device's URN at the target address, so the move is refused before any
+// credential is sent there.
+func TestMoveRefusesAddressAnnouncedByAnotherURN(t *testing.T) {
+	sim := startSim(t, 2, 0)
+	d := startDaemon(t, "")
+	d.discover(sim.DiscoveryAddr().String())
+	lobby, gate := sim.Cameras()[0], sim.Cameras()[1]
+	d.must(cameraPassword+"\n", "camera", "adopt", "lobby", "--device", lobby.URN(), "--user", "admin", "--password-stdin")
+	before := d.must("", "--json", "camera", "show", "lobby")
+	out, code := d.cli("", "camera", "move", "lobby", "--to", gate.XAddr())
+	want := "announces itself as " + gate.URN() + ", camera \"lobby\" was adopted as " + lobby.URN() + ": not moved; nothing was sent there"
+	if code != 1 || !strings.Contains(out, want) {
+		t.Errorf("move onto another URN's address: exit %d: %s\nwant %s", code, out, want)
+	}
+	if after := d.must("", "--json", "camera", "show", "lobby"); after != before {
+		t.Errorf("a refused move changed the camera:\nbefore %s\nafter %s", before, after)
+	}
+	if audit := d.must("", "audit", "list"); !strings.Contains(audit, "refused: identity") {
+		t.Errorf("refusal not audited:\n%s", audit)
 	}
 }
