@@ -19,11 +19,13 @@ var errBusy = errors.New("too many logins being checked; retry later")
 // checkQueue schedules the expensive credential checks (argon2id: tens of
 // milliseconds and ~20 MB each) fairly across source addresses. At most
 // running checks run at once and waiting wait; an address has at most
-// perAddr checks waiting or running. The least demanding address (fewest
-// checks asked for recently) goes first, and a full queue sheds the most
-// demanding waiter to admit a less demanding newcomer, so a flood from
-// many addresses costs a newcomer about one check's wait, not the flood's.
-// Whatever does not fit is refused at once (errBusy), never queued.
+// perAddr checks waiting or running. Addresses are source keys (sourceKey:
+// an IPv6 /64 is one address). An address that logged in recently goes
+// first, then the least demanding (fewest checks run recently), and a full
+// queue sheds its last-ranked waiter to admit a better-ranked newcomer, so
+// a flood from many fresh addresses cannot starve a returning client, and
+// costs a newcomer about one check's wait, not the flood's. Whatever does
+// not fit is refused at once (errBusy), never queued.
 type checkQueue struct {
 	running, waiting, perAddr int
 
@@ -34,30 +36,45 @@ type checkQueue struct {
 	seq    uint64
 }
 
+// checkRank is a check's place in the queue (throttle.reserve).
+type checkRank struct {
+	known  bool // the address logged in successfully recently
+	demand int  // checks the address ran or booked recently, this one included
+	asked  int  // attempts it made recently, checked or not (ties only)
+}
+
 type checkTicket struct {
-	addr   string
-	demand int
-	seq    uint64
-	turn   chan bool // true: run now; false: shed
+	addr string
+	rank checkRank
+	seq  uint64
+	turn chan bool // true: run now; false: shed
 }
 
 func newCheckQueue(running, waiting, perAddr int) *checkQueue {
 	return &checkQueue{running: running, waiting: waiting, perAddr: perAddr, byAddr: map[string]int{}}
 }
 
-// before reports whether a goes before b: less demand first, then arrival.
+// before reports whether a goes before b: a known address first, then less
+// demand, then fewer attempts, then arrival.
 func (a *checkTicket) before(b *checkTicket) bool {
-	if a.demand != b.demand {
-		return a.demand < b.demand
+	if a.rank.known != b.rank.known {
+		return a.rank.known
+	}
+	if a.rank.demand != b.rank.demand {
+		return a.rank.demand < b.rank.demand
+	}
+	if a.rank.asked != b.rank.asked {
+		return a.rank.asked < b.rank.asked
 	}
 	return a.seq < b.seq
 }
 
 // acquire waits for a turn to run one check for addr; the caller runs the
 // check and then calls release. It returns errBusy when there is no room
-// (or the ticket was shed for a less demanding address), ctx.Err() when ctx
+// (or the ticket was shed for a better-ranked address), ctx.Err() when ctx
 // ends first.
-func (q *checkQueue) acquire(ctx context.Context, addr string, demand int) (release func(), err error) {
+func (q *checkQueue) acquire(ctx context.Context, addr string, rank checkRank) (release func(), err error) {
+	addr = sourceKey(addr)
 	q.mu.Lock()
 	if q.byAddr[addr] >= q.perAddr {
 		q.mu.Unlock()
@@ -70,7 +87,7 @@ func (q *checkQueue) acquire(ctx context.Context, addr string, demand int) (rele
 		return q.releaser(addr), nil
 	}
 	q.seq++
-	tk := &checkTicket{addr: addr, demand: demand, seq: q.seq, turn: make(chan bool, 1)}
+	tk := &checkTicket{addr: addr, rank: rank, seq: q.seq, turn: make(chan bool, 1)}
 	if len(q.queue) >= q.waiting {
 		worst := 0
 		for i, w := range q.queue {

@@ -21,7 +21,7 @@ func (q *checkQueue) queued() int {
 func TestCheckQueueFairAndBounded(t *testing.T) {
 	q := newCheckQueue(1, 2, 2)
 	ctx := context.Background()
-	runA, err := q.acquire(ctx, "a", 1)
+	runA, err := q.acquire(ctx, "a", checkRank{demand: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +32,7 @@ func TestCheckQueueFairAndBounded(t *testing.T) {
 	order := make(chan result, 8)
 	wait := func(who, addr string, demand int) {
 		go func() {
-			rel, err := q.acquire(ctx, addr, demand)
+			rel, err := q.acquire(ctx, addr, checkRank{demand: demand})
 			order <- result{who, err}
 			if err == nil {
 				rel()
@@ -49,7 +49,7 @@ func TestCheckQueueFairAndBounded(t *testing.T) {
 		t.Fatalf("shed %+v, want c busy", r)
 	}
 	waitFor(t, 5*time.Second, "d queued", func() bool { return q.queued() == 2 })
-	if _, err := q.acquire(ctx, "e", 4); !errors.Is(err, errBusy) {
+	if _, err := q.acquire(ctx, "e", checkRank{demand: 4}); !errors.Is(err, errBusy) {
 		t.Fatalf("newcomer into a full queue of less demanding waiters: %v, want busy", err)
 	}
 	runA()
@@ -59,10 +59,10 @@ func TestCheckQueueFairAndBounded(t *testing.T) {
 		}
 	}
 	// One address: a running check and one waiting, no more.
-	run1, _ := q.acquire(ctx, "a", 1)
+	run1, _ := q.acquire(ctx, "a", checkRank{demand: 1})
 	wait("a2", "a", 1)
 	waitFor(t, 5*time.Second, "a's second check queued", func() bool { return q.queued() == 1 })
-	if _, err := q.acquire(ctx, "a", 1); !errors.Is(err, errBusy) {
+	if _, err := q.acquire(ctx, "a", checkRank{demand: 1}); !errors.Is(err, errBusy) {
 		t.Fatalf("third check for one address: %v", err)
 	}
 	run1()
@@ -70,10 +70,10 @@ func TestCheckQueueFairAndBounded(t *testing.T) {
 		t.Fatalf("served %+v, want a2", r)
 	}
 	// A waiter whose context ends leaves the queue.
-	run, _ := q.acquire(ctx, "x", 1)
+	run, _ := q.acquire(ctx, "x", checkRank{demand: 1})
 	cctx, cancel := context.WithCancel(ctx)
 	go func() {
-		_, err := q.acquire(cctx, "y", 1)
+		_, err := q.acquire(cctx, "y", checkRank{demand: 1})
 		order <- result{"y", err}
 	}()
 	waitFor(t, 5*time.Second, "y queued", func() bool { return q.queued() == 1 })
@@ -95,8 +95,8 @@ func TestCheckQueueFairAndBounded(t *testing.T) {
 func TestThrottleReservesBeforeChecking(t *testing.T) {
 	th := newThrottle(3, time.Minute, time.Minute, 100, hclog.NewNullLogger())
 	for i := range 3 {
-		if d, v := th.reserve("192.0.2.1"); v != reserveOK || d != i+1 {
-			t.Fatalf("reservation %d: demand %d verdict %v", i, d, v)
+		if d, v := th.reserve("192.0.2.1"); v != reserveOK || d.demand != i+1 || d.known {
+			t.Fatalf("reservation %d: rank %+v verdict %v", i, d, v)
 		}
 	}
 	if _, v := th.reserve("192.0.2.1"); v != reserveBusy {

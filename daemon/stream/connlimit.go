@@ -23,6 +23,7 @@ type unauthGate struct {
 
 // unauthEntry is a connection's place in the gate, guarded by unauthGate.mu.
 type unauthEntry struct {
+	key   string        // the connection's source key (sourceKey)
 	elem  *list.Element // nil once the connection authenticated or closed
 	timer *time.Timer
 }
@@ -32,10 +33,12 @@ func newUnauthGate(perAddr, total int, timeout time.Duration) *unauthGate {
 }
 
 // admit enters a new connection. It returns false when the connection's
-// address already holds its share (the caller closes it).
+// address (an IPv6 /64 counts as one) already holds its share (the caller
+// closes it).
 func (g *unauthGate) admit(cs *connState) bool {
+	key := sourceKey(cs.ip)
 	g.mu.Lock()
-	if g.byAddr[cs.ip] >= g.perAddr {
+	if g.byAddr[key] >= g.perAddr {
 		g.mu.Unlock()
 		return false
 	}
@@ -44,7 +47,8 @@ func (g *unauthGate) admit(cs *connState) bool {
 		evict = g.order.Front().Value.(*connState)
 		g.removeLocked(evict)
 	}
-	g.byAddr[cs.ip]++
+	g.byAddr[key]++
+	cs.gate.key = key
 	cs.gate.elem = g.order.PushBack(cs)
 	cs.gate.timer = time.AfterFunc(g.timeout, func() {
 		g.mu.Lock()
@@ -82,7 +86,7 @@ func (g *unauthGate) removeLocked(cs *connState) {
 	g.order.Remove(cs.gate.elem)
 	cs.gate.elem = nil
 	cs.gate.timer.Stop()
-	if g.byAddr[cs.ip]--; g.byAddr[cs.ip] <= 0 {
-		delete(g.byAddr, cs.ip)
+	if g.byAddr[cs.gate.key]--; g.byAddr[cs.gate.key] <= 0 {
+		delete(g.byAddr, cs.gate.key)
 	}
 }

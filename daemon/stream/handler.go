@@ -266,6 +266,7 @@ func (h *handler) authorize(conn *gortsplib.ServerConn, req *base.Request, rawPa
 	if !allowedFor(h.s.cfg.Policy(), who.user, who.ver, who.ext, action, name) {
 		return fail()
 	}
+	h.s.thr.succeeded(ip) // its Basic checks now go before strangers'
 	if cs != nil {
 		h.s.unauth.leave(cs)
 	}
@@ -344,7 +345,7 @@ func (h *handler) checkBasic(ip, user, pass string) (ver uint64, ext *Principal,
 	if x := h.s.cfg.External; x != nil && !x.Local(user) {
 		p, tried, unavailable := h.checkDirectory(ip, user, pass)
 		if unavailable {
-			h.s.thr.settle(ip, true) // not checked: no failure
+			h.s.thr.unbook(ip) // not checked: no failure, no demand
 			fl.busy = true
 			return 0, nil, false, false, busyResponse()
 		}
@@ -356,7 +357,7 @@ func (h *handler) checkBasic(ip, user, pass string) (ver uint64, ext *Principal,
 	}
 	release, err := h.s.checks.acquire(h.s.ctx, ip, demand)
 	if err != nil {
-		h.s.thr.settle(ip, true) // not checked: no failure
+		h.s.thr.unbook(ip) // not checked: no failure, no demand
 		h.s.busy.note(h.s.log)
 		fl.busy = true
 		return 0, nil, false, false, busyResponse()
