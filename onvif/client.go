@@ -401,53 +401,76 @@ func (c *Client) GetProfiles(ctx context.Context) ([]Profile, error) {
 	return ps, nil
 }
 
+// rawVideoSource and rawVideoEncoder are the configuration elements Media1
+// and Media2 profiles share; only where they sit in the profile differs.
+type rawVideoSource struct {
+	Name        string `xml:"Name"`
+	SourceToken string `xml:"SourceToken"`
+}
+
+type rawVideoEncoder struct {
+	Encoding   string `xml:"Encoding"`
+	Resolution struct {
+		Width  string `xml:"Width"`
+		Height string `xml:"Height"`
+	} `xml:"Resolution"`
+	RateControl struct {
+		FrameRateLimit string `xml:"FrameRateLimit"`
+		BitrateLimit   string `xml:"BitrateLimit"`
+	} `xml:"RateControl"`
+}
+
+// rawProfile is one profile of either version, as profileList takes it.
+type rawProfile struct {
+	token, name string
+	source      *rawVideoSource
+	encoder     *rawVideoEncoder
+}
+
 type rawProfiles struct {
 	Profiles []struct {
-		Token string `xml:"token,attr"`
-		Name  string `xml:"Name"`
-		VSC   *struct {
-			Name        string `xml:"Name"`
-			SourceToken string `xml:"SourceToken"`
-		} `xml:"VideoSourceConfiguration"`
-		VEC *struct {
-			Encoding   string `xml:"Encoding"`
-			Resolution struct {
-				Width  string `xml:"Width"`
-				Height string `xml:"Height"`
-			} `xml:"Resolution"`
-			RateControl struct {
-				FrameRateLimit string `xml:"FrameRateLimit"`
-				BitrateLimit   string `xml:"BitrateLimit"`
-			} `xml:"RateControl"`
-		} `xml:"VideoEncoderConfiguration"`
+		Token string           `xml:"token,attr"`
+		Name  string           `xml:"Name"`
+		VSC   *rawVideoSource  `xml:"VideoSourceConfiguration"`
+		VEC   *rawVideoEncoder `xml:"VideoEncoderConfiguration"`
 	} `xml:"Profiles"`
 }
 
 // parseProfiles decodes a GetProfilesResponse element by local names, so
-// tt:, trt: or any other prefixes work. Numbers are parsed leniently
-// ("25.000000" is 25); a profile without a token is skipped.
+// tt:, trt: or any other prefixes work.
 func parseProfiles(data []byte) ([]Profile, error) {
 	var r rawProfiles
 	if err := xml.Unmarshal(data, &r); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadResponse, err)
 	}
+	raws := make([]rawProfile, 0, min(len(r.Profiles), maxProfiles))
+	for _, rp := range r.Profiles {
+		raws = append(raws, rawProfile{rp.Token, rp.Name, rp.VSC, rp.VEC})
+	}
+	return profileList(raws), nil
+}
+
+// profileList applies the rules both versions share. Numbers are parsed
+// leniently ("25.000000" is 25); a profile without a token is skipped, and
+// of duplicate tokens the first wins (a duplicate would make GetStreamUri
+// ambiguous); at most maxProfiles.
+func profileList(raws []rawProfile) []Profile {
 	var out []Profile
 	seen := map[string]bool{}
-	for _, rp := range r.Profiles {
+	for _, rp := range raws {
 		if len(out) >= maxProfiles {
 			break
 		}
-		tok := cleanField(rp.Token)
+		tok := cleanField(rp.token)
 		if tok == "" || len(tok) > 256 || seen[tok] {
-			// A duplicate token would make GetStreamUri ambiguous: the first wins.
 			continue
 		}
 		seen[tok] = true
-		p := Profile{Token: tok, Name: clip(cleanField(rp.Name), 256)}
-		if v := rp.VSC; v != nil {
+		p := Profile{Token: tok, Name: clip(cleanField(rp.name), 256)}
+		if v := rp.source; v != nil {
 			p.SourceToken, p.SourceName = sourceFields(v.SourceToken, v.Name)
 		}
-		if v := rp.VEC; v != nil {
+		if v := rp.encoder; v != nil {
 			p.HasVideo = true
 			p.Encoding = normaliseEncoding(v.Encoding)
 			p.Width = lenientInt(v.Resolution.Width)
@@ -457,7 +480,7 @@ func parseProfiles(data []byte) ([]Profile, error) {
 		}
 		out = append(out, p)
 	}
-	return out, nil
+	return out
 }
 
 func normaliseEncoding(s string) string {

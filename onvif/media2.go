@@ -145,59 +145,24 @@ type rawProfiles2 struct {
 		Token          string `xml:"token,attr"`
 		Name           string `xml:"Name"`
 		Configurations struct {
-			VideoSource *struct {
-				Name        string `xml:"Name"`
-				SourceToken string `xml:"SourceToken"`
-			} `xml:"VideoSource"`
-			VideoEncoder *struct {
-				Encoding   string `xml:"Encoding"`
-				Resolution struct {
-					Width  string `xml:"Width"`
-					Height string `xml:"Height"`
-				} `xml:"Resolution"`
-				RateControl struct {
-					FrameRateLimit string `xml:"FrameRateLimit"`
-					BitrateLimit   string `xml:"BitrateLimit"`
-				} `xml:"RateControl"`
-			} `xml:"VideoEncoder"`
+			VideoSource  *rawVideoSource  `xml:"VideoSource"`
+			VideoEncoder *rawVideoEncoder `xml:"VideoEncoder"`
 		} `xml:"Configurations"`
 	} `xml:"Profiles"`
 }
 
 // parseProfiles2 decodes a Media2 GetProfilesResponse by local names, with
-// the same rules as parseProfiles: tokens required and unique (the first
-// wins), numbers lenient, at most maxProfiles.
+// the same rules as parseProfiles.
 func parseProfiles2(data []byte) ([]Profile, error) {
 	var r rawProfiles2
 	if err := xml.Unmarshal(data, &r); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadResponse, err)
 	}
-	var out []Profile
-	seen := map[string]bool{}
+	raws := make([]rawProfile, 0, min(len(r.Profiles), maxProfiles))
 	for _, rp := range r.Profiles {
-		if len(out) >= maxProfiles {
-			break
-		}
-		tok := cleanField(rp.Token)
-		if tok == "" || len(tok) > 256 || seen[tok] {
-			continue
-		}
-		seen[tok] = true
-		p := Profile{Token: tok, Name: clip(cleanField(rp.Name), 256)}
-		if v := rp.Configurations.VideoSource; v != nil {
-			p.SourceToken, p.SourceName = sourceFields(v.SourceToken, v.Name)
-		}
-		if v := rp.Configurations.VideoEncoder; v != nil {
-			p.HasVideo = true
-			p.Encoding = normaliseEncoding(v.Encoding)
-			p.Width = lenientInt(v.Resolution.Width)
-			p.Height = lenientInt(v.Resolution.Height)
-			p.FrameRate = lenientInt(v.RateControl.FrameRateLimit)
-			p.BitrateKbps = lenientInt(v.RateControl.BitrateLimit)
-		}
-		out = append(out, p)
+		raws = append(raws, rawProfile{rp.Token, rp.Name, rp.Configurations.VideoSource, rp.Configurations.VideoEncoder})
 	}
-	return out, nil
+	return profileList(raws), nil
 }
 
 // sourceFields cleans a profile's video source token and name; an absurd
