@@ -240,7 +240,9 @@ func (s *Sim) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	go d.serve(runCtx)
+	// serve only starts the read loops; called here, not as a goroutine, so
+	// their wg.Add happens before any Close can Wait.
+	d.serve(runCtx)
 	for _, c := range s.cams {
 		d.announce(c, helloAction)
 	}
