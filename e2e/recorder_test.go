@@ -17,7 +17,7 @@ import (
 func startRecorder(t *testing.T, channels, maxStreams int, media string, h265 bool) *camsim.Camera {
 	t.Helper()
 	sim, err := camsim.New(camsim.Options{Addr: "127.0.0.1", DiscoveryPort: 0, DiscoveryInterfaces: []string{"none"},
-		Username: "admin", Password: cameraPassword, Seed: t.Name(), RecorderChannels: channels,
+		Username: "admin", Password: cameraPassword, Seed: t.Name() + "/" + media, RecorderChannels: channels,
 		MaxStreams: maxStreams, MediaServices: media, Media2H265: h265})
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,7 +58,7 @@ func newCamera(s *Sim, i int) *Camera {
 		index:   i,
 		name:    fmt.Sprintf("camsim-%d", i+1),
 		urn:     "urn:uuid:" + id,
-		serial:  fmt.Sprintf("CS%08X", i+1),
+		serial:  serialNumber(s.opts.Seed, id, i),
 		mac:     fmt.Sprintf("02:ca:%s:%s:%s:%s", id[0:2], id[2:4], id[4:6], id[6:8]),
 		nonces:  newNonceCache(),
 		digests: newDigestCache(),
@@ -66,6 +67,22 @@ func newCamera(s *Sim, i int) *Camera {
 	c.metaVer.Store(1)
 	return c
 }
+
+// serialNumber is what GetDeviceInformation reports. Real devices have
+// unique serials and the daemon refuses to adopt one device twice, so two
+// Sims of different seeds must not share one: the default seed keeps the
+// plain CS00000001, CS00000002, … and any other seed puts part of its URN
+// in front of the index. A Sim with the same seed (an impostor) reports the
+// same serial, as a cloned device would.
+func serialNumber(seed, id string, i int) string {
+	if seed == "camsim" {
+		return fmt.Sprintf("CS%08X", i+1)
+	}
+	return fmt.Sprintf("CS%s%04X", strings.ToUpper(id[:4]), i+1)
+}
+
+// Serial is the serial number the camera reports.
+func (c *Camera) Serial() string { return c.serial }
 
 // Name is the camera's ONVIF name (also its /name/ scope).
 func (c *Camera) Name() string { return c.name }
