@@ -181,6 +181,8 @@ type fanout struct {
 	building    *unit
 	buildTimer  *time.Timer
 	buildGen    uint64
+	timerArmed  bool   // buildTimer runs for the unit being built
+	scratch     []byte // reused to build units in; publish copies each out at its size
 	gop         []*unit
 	gopBytes    int
 	gopOn       bool
@@ -221,16 +223,12 @@ func (f *fanout) add(media uint8, video bool, pkt *rtp.Packet, key, sync bool, n
 	}
 	u := f.building
 	if u == nil {
-		u = &unit{raw: make([]byte, 0, 32<<10)}
+		if f.scratch == nil {
+			f.scratch = make([]byte, 0, 32<<10)
+		}
+		u = &unit{raw: f.scratch[:0]}
 		f.building = u
 		f.buildGen++
-		gen := f.buildGen
-		if f.buildTimer == nil {
-			f.buildTimer = time.AfterFunc(unitFlushAfter, func() { f.flushLate(gen) })
-		} else {
-			f.buildTimer.Stop()
-			f.buildTimer = time.AfterFunc(unitFlushAfter, func() { f.flushLate(gen) })
-		}
 	}
 	h := pkt.Header
 	h.SSRC = ff.ssrc
@@ -257,6 +255,14 @@ func (f *fanout) add(media uint8, video bool, pkt *rtp.Packet, key, sync bool, n
 	}
 	if (video && pkt.Marker) || !video && !u.video || len(u.raw) >= unitMaxBytes {
 		f.publish(now)
+		return
+	}
+	if !f.timerArmed {
+		// Only a unit that waits for more packets needs the late flush
+		// (audio alone is published at once and never arms it).
+		gen := f.buildGen
+		f.buildTimer = time.AfterFunc(unitFlushAfter, func() { f.flushLate(gen) })
+		f.timerArmed = true
 	}
 }
 
@@ -275,13 +281,16 @@ func (f *fanout) publish(now time.Time) {
 	if f.buildTimer != nil {
 		f.buildTimer.Stop()
 	}
+	f.timerArmed = false
 	if u == nil || len(u.pkts) == 0 {
 		return
 	}
-	if cap(u.raw)-len(u.raw) > 4<<10 {
-		// The GOP cache holds units for seconds: no slack kept.
-		u.raw = append(make([]byte, 0, len(u.raw)), u.raw...)
-	}
+	// The unit was built in the reused scratch buffer; the GOP cache holds
+	// units for seconds, so each gets its own buffer of exactly its size.
+	raw := make([]byte, len(u.raw))
+	copy(raw, u.raw)
+	f.scratch = u.raw[:0] // keeps whatever it grew to, at most unitMaxBytes plus a packet
+	u.raw = raw
 	if f.allKey {
 		u.key = true
 	}

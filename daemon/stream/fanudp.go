@@ -13,7 +13,7 @@ import (
 type udpSender struct {
 	pc    net.PacketConn
 	batch func([]ipv4.Message) (int, error)
-	pool  sync.Pool // *[]ipv4.Message
+	pool  sync.Pool // *udpBatch
 }
 
 func newUDPSender(pc net.PacketConn) *udpSender {
@@ -41,14 +41,20 @@ func (u *udpSender) send(msgs []udpMsg) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	hp, _ := u.pool.Get().(*[]ipv4.Message)
-	if hp == nil {
-		s := make([]ipv4.Message, 0, 64)
-		hp = &s
+	b, _ := u.pool.Get().(*udpBatch)
+	if b == nil {
+		b = &udpBatch{}
 	}
-	ms := (*hp)[:0]
-	for _, m := range msgs {
-		ms = append(ms, ipv4.Message{Buffers: [][]byte{m.b}, Addr: m.addr})
+	// One pooled buffer slice backs every message's one-element Buffers,
+	// so a datagram costs no allocation.
+	if cap(b.bufs) < len(msgs) {
+		b.bufs = make([][]byte, len(msgs))
+	}
+	bufs := b.bufs[:len(msgs)]
+	ms := b.msgs[:0]
+	for i, m := range msgs {
+		bufs[i] = m.b
+		ms = append(ms, ipv4.Message{Buffers: bufs[i : i+1 : i+1], Addr: m.addr})
 	}
 	full := ms
 	var err error
@@ -63,12 +69,17 @@ func (u *udpSender) send(msgs []udpMsg) error {
 		}
 		ms = ms[n:]
 	}
-	for i := range full {
-		full[i] = ipv4.Message{}
-	}
-	*hp = full[:0]
-	u.pool.Put(hp)
+	clear(full)
+	clear(bufs)
+	b.msgs = full[:0]
+	u.pool.Put(b)
 	return err
+}
+
+// udpBatch is what send reuses between calls.
+type udpBatch struct {
+	msgs []ipv4.Message
+	bufs [][]byte
 }
 
 func isClosedErr(err error) bool {
