@@ -61,23 +61,17 @@ func (p *path) rtmpOnce(ctx context.Context) (liveAt time.Time, err error) {
 	if err != nil {
 		return time.Time{}, fmt.Errorf("invalid camera URL %s", apitype.RedactURL(sp.URL))
 	}
-	pass := ""
-	if sp.Password != nil {
-		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		pw, perr := sp.Password(pctx)
-		cancel()
-		if perr != nil {
-			return time.Time{}, fmt.Errorf("cannot unseal camera password: %s", scrub(perr.Error(), pw))
-		}
-		pass = pw
+	user, pass, err := sp.credentials(ctx, u)
+	if err != nil {
+		return time.Time{}, err
 	}
 	defer func() {
 		if err != nil && !errors.Is(err, errIdle) { // errIdle is no failure: keep it recognisable
 			err = errors.New(scrub(err.Error(), pass))
 		}
 	}()
-	if sp.Username != "" {
-		u.User = url.UserPassword(sp.Username, pass)
+	if user != "" {
+		u.User = url.UserPassword(user, pass)
 	}
 	splitRTMPPath(u)
 	c := &gortmplib.Client{URL: u}
