@@ -48,17 +48,6 @@ func (b backend) identityChange(ctx context.Context, c api.Caller, action, targe
 	return res, nil
 }
 
-// groupMappings reads the stored group mappings.
-func (b backend) groupMappings(ctx context.Context) ([]store.GroupMapping, error) {
-	var maps []store.GroupMapping
-	err := b.d.store.View(ctx, func(tx *store.Tx) error {
-		var err error
-		maps, err = tx.GroupMappings()
-		return err
-	})
-	return maps, err
-}
-
 func (b backend) IssuerList(ctx context.Context, c api.Caller) (*apitype.IssuerList, error) {
 	out := &apitype.IssuerList{Issuers: []apitype.Issuer{}}
 	var stored []store.Issuer
@@ -120,7 +109,7 @@ func (b backend) IssuerRemove(ctx context.Context, c api.Caller, name string) (*
 }
 
 func (b backend) GroupMapList(ctx context.Context, c api.Caller) (*apitype.GroupMapList, error) {
-	maps, err := b.groupMappings(ctx)
+	maps, err := b.d.viewers.mappings(ctx)
 	if err != nil {
 		return nil, toAPIError(err)
 	}
@@ -249,7 +238,7 @@ func (b backend) DirectoryTest(ctx context.Context, c api.Caller, req apitype.Di
 		b.d.auditFailure(ctx, c, "directory.test", req.User, "failed: "+code)
 		return nil, apitype.Errorf(code, "%v", err)
 	}
-	maps, err := b.groupMappings(ctx)
+	maps, err := b.d.viewers.mappings(ctx)
 	if err != nil {
 		return nil, toAPIError(err)
 	}
@@ -296,7 +285,7 @@ func (b backend) TokenCheck(ctx context.Context, c api.Caller, req apitype.Token
 		b.d.auditFailure(ctx, c, "token.check", "", "failed: "+apitype.CodeUnauthorized)
 		return nil, apitype.Errorf(apitype.CodeUnauthorized, "%v", err)
 	}
-	maps, err := b.groupMappings(ctx)
+	maps, err := b.d.viewers.mappings(ctx)
 	if err != nil {
 		return nil, toAPIError(err)
 	}

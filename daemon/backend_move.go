@@ -169,7 +169,7 @@ func (b backend) CameraMove(ctx context.Context, c api.Caller, req apitype.Camer
 		if fp != pin {
 			d.auditFailure(ctx, c, "camera.move", req.Name, "failed: certificate")
 			return nil, apitype.Errorf(apitype.CodeConflict, "the device at %s presents a different TLS certificate (sha256 %s, pinned %s); nothing was sent to it. "+
-				"If the camera's certificate really changed, remove and re-adopt the camera", xaddr, shortFP(fp), shortFP(pin))
+				"If the camera's certificate really changed, remove and re-adopt the camera", xaddr, onvif.ShortFingerprint(fp), onvif.ShortFingerprint(pin))
 		}
 	}
 	opts, err := d.cameraClientOptions(ctx, req.Name)
@@ -302,13 +302,6 @@ func hostPort(xaddr string) string {
 		port = "443"
 	}
 	return net.JoinHostPort(u.Hostname(), port)
-}
-
-func shortFP(fp string) string {
-	if len(fp) > 16 {
-		return fp[:16] + "…"
-	}
-	return fp
 }
 
 func orNone(s string) string {

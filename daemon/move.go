@@ -135,7 +135,7 @@ func (d *Daemon) proveIdentity(ctx context.Context, name, xaddr, pin string) (on
 		return onvif.AdoptResult{}, fmt.Sprintf("no TLS handshake with the new address (%v)", err)
 	}
 	if fp != pin {
-		return onvif.AdoptResult{}, fmt.Sprintf("the new address presents a different TLS certificate (sha256 %s, pinned %s)", shortFP(fp), shortFP(pin))
+		return onvif.AdoptResult{}, fmt.Sprintf("the new address presents a different TLS certificate (sha256 %s, pinned %s)", onvif.ShortFingerprint(fp), onvif.ShortFingerprint(pin))
 	}
 	opts, err := d.cameraClientOptions(ctx, name)
 	if err != nil {

@@ -52,7 +52,7 @@ func (p *certPin) verify(cs tls.ConnectionState) error {
 		want = p.seen
 	}
 	if want != "" && got != want {
-		return fmt.Errorf("%w (sha256 %s, expected %s)", ErrCertMismatch, short(got), short(want))
+		return fmt.Errorf("%w (sha256 %s, expected %s)", ErrCertMismatch, ShortFingerprint(got), ShortFingerprint(want))
 	}
 	p.seen = got
 	return nil
@@ -64,7 +64,8 @@ func (p *certPin) fingerprint() string {
 	return p.seen
 }
 
-func short(fp string) string {
+// ShortFingerprint is a certificate fingerprint cut for a message.
+func ShortFingerprint(fp string) string {
 	if len(fp) > 16 {
 		return fp[:16] + "…"
 	}
