@@ -126,9 +126,18 @@ exec ffmpeg -hide_banner -loglevel warning -re -stream_loop -1 -i "$3" -c copy -
 	if len(secret) < 16 {
 		t.Fatalf("no publish secret found in %q", args)
 	}
-	list, _ := td.client.StreamList(ctx)
-	cams, _ := td.client.CameraList(ctx)
-	answers, _ := json.Marshal([]any{list, cams, entries})
+	list, err := td.client.StreamList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cams, err := td.client.CameraList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answers, err := json.Marshal([]any{list, cams, entries})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, sec := range []string{execCamPassword, secret} {
 		if bytes.Contains(answers, []byte(sec)) {
 			t.Errorf("secret %q in an API answer", sec)

@@ -277,7 +277,9 @@ func TestDirectoryViewersFollowSlapd(t *testing.T) {
 	sl.Modify("", "dn: cn=guards,"+suffix+"\nchangetype: modify\ndelete: member\nmember: uid=hank,"+suffix+"\n")
 	removed := time.Now()
 	at := hank.waitExit(t, 15*time.Second, "directory user removed from the mapped group")
-	if took := at.Sub(removed); took > 2*time.Second+time.Second {
+	// The next sync starts within 2 s; a second sync period covers the LDAP
+	// search, the kick and FFmpeg's exit on a loaded machine.
+	if took := at.Sub(removed); took > 2*2*time.Second+time.Second {
 		t.Fatalf("hank was cut %s after the change (sync every 2 s)", took)
 	} else {
 		t.Logf("hank cut %s after leaving the group (sync every 2 s)", took)
