@@ -66,7 +66,7 @@ func runCameras(ctx context.Context, o *Options) (res CamerasResult) {
 		paths = append(paths, name+"/main")
 	}
 	f := FanoutResult{Readers: o.Cameras * o.CameraReaders, Client: "raw", Server: "camwarden"}
-	f = measureFanoutPaths(ctx, o, f, d.pid(), cam, d.rtsp, strings.Join(paths, ","), "viewer", pw)
+	f = measureFanoutPaths(ctx, o, f, d.pid(), d.metrics, cam, d.rtsp, strings.Join(paths, ","), "viewer", pw)
 	res.Fanout = f
 	if f.Error != "" {
 		return fail(fmt.Errorf("%s", f.Error))

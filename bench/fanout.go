@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"time"
@@ -53,6 +54,11 @@ type FanoutResult struct {
 	// LoadReadsPerPkt is the same for the load client's reads.
 	LoadReadsPerPkt float64 `json:"load_reads_per_packet"`
 	IngestKbps      float64 `json:"ingest_kbps"` // the daemon's view of the camera's bitrate
+	// The daemon's Go runtime (its /metrics) with the readers live, less
+	// the same with none, per reader: where a reader's RSS goes.
+	GoroutinesPerReader float64 `json:"goroutines_per_reader,omitempty"`
+	StackKBPerReader    float64 `json:"stack_kb_per_reader,omitempty"`
+	HeapKBPerReader     float64 `json:"heap_kb_per_reader,omitempty"`
 	Error           string  `json:"error,omitempty"`
 }
 
@@ -67,7 +73,7 @@ func runFanout(ctx context.Context, o *Options, cam *camsimProc, n int, client s
 		return res
 	}
 	defer d.stop()
-	res = measureFanout(ctx, o, res, d.pid(), cam, d.rtsp, "viewer", userPW)
+	res = measureFanout(ctx, o, res, d.pid(), d.metrics, cam, d.rtsp, "viewer", userPW)
 	if sl, err := d.client.StreamList(ctx); err == nil {
 		for _, s := range sl.Streams {
 			if s.Path == "cam1/main" {
@@ -96,18 +102,19 @@ func runFloor(ctx context.Context, o *Options, cam *camsimProc, n int) (res Fano
 		res.Error = err.Error()
 		return res
 	}
-	return measureFanout(ctx, o, res, fp.cmd.Process.Pid, cam, ev.Addr, "nobody", "-")
+	return measureFanout(ctx, o, res, fp.cmd.Process.Pid, "", cam, ev.Addr, "nobody", "-")
 }
 
 // measureFanout runs rtspload's n readers of cam1/main against the server
-// at addr (process pid) and fills res with the window's figures.
-func measureFanout(ctx context.Context, o *Options, res FanoutResult, pid int, cam *camsimProc, addr, user, pw string) FanoutResult {
-	return measureFanoutPaths(ctx, o, res, pid, cam, addr, "cam1/main", user, pw)
+// at addr (process pid, its /metrics at metrics unless that is empty) and
+// fills res with the window's figures.
+func measureFanout(ctx context.Context, o *Options, res FanoutResult, pid int, metrics string, cam *camsimProc, addr, user, pw string) FanoutResult {
+	return measureFanoutPaths(ctx, o, res, pid, metrics, cam, addr, "cam1/main", user, pw)
 }
 
 // measureFanoutPaths is measureFanout with reader i playing entry i of the
 // comma-separated paths (modulo their number).
-func measureFanoutPaths(ctx context.Context, o *Options, res FanoutResult, pid int, cam *camsimProc, addr, paths, user, pw string) FanoutResult {
+func measureFanoutPaths(ctx context.Context, o *Options, res FanoutResult, pid int, metrics string, cam *camsimProc, addr, paths, user, pw string) FanoutResult {
 	n, client := res.Readers, res.Client
 	fail := func(err error) FanoutResult {
 		res.Error = err.Error()
@@ -118,6 +125,12 @@ func measureFanoutPaths(ctx context.Context, o *Options, res FanoutResult, pid i
 		return fail(err)
 	}
 	res.BaselineRSSKB = base.RSSKB
+	var goBase goStats
+	if metrics != "" {
+		if goBase, err = scrapeGoStats(ctx, metrics); err != nil {
+			return fail(err)
+		}
+	}
 	args := []string{"--addr", addr, "--path", paths, "--readers", fmt.Sprint(n),
 		"--user", user, "--password-stdin", "--concurrency", "32", "--client", client,
 		"--warmup", o.Warmup.String(), "--duration", o.Measure.String()}
@@ -168,6 +181,16 @@ func measureFanoutPaths(ctx context.Context, o *Options, res FanoutResult, pid i
 	}
 	c1, _ := load.SampleProc(cam.pid())
 	m1, _ := load.SampleMachine()
+	if metrics != "" {
+		gs, err := scrapeGoStats(ctx, metrics)
+		if err != nil {
+			return fail(err)
+		}
+		res.GoroutinesPerReader = float64(gs.Goroutines-goBase.Goroutines) / float64(n)
+		res.StackKBPerReader = float64(gs.StackBytes-goBase.StackBytes) / 1024 / float64(n)
+		res.HeapKBPerReader = float64(gs.HeapBytes-goBase.HeapBytes) / 1024 / float64(n)
+		fmt.Fprintf(os.Stderr, "DEBUG gc cycles %d -> %d, heap %d stack %d\n", goBase.GCCycles, gs.GCCycles, gs.HeapBytes, gs.StackBytes)
+	}
 	res.MachineCores = load.MachineCores(m0, m1)
 	r := ev.Report
 	res.Connected = r.Readers - r.ConnectErrors

@@ -137,6 +137,7 @@ type daemonProc struct {
 	cmd     *exec.Cmd
 	dir     string
 	rtsp    string
+	metrics string // HOST:PORT of /metrics, for the Go runtime's own figures
 	client  *client.Client
 	logs    *syncBuffer
 	exited  chan struct{}
@@ -158,10 +159,15 @@ func startDaemon(ctx context.Context, bin, dir string, extra ...string) (*daemon
 		return nil, err
 	}
 	defer ns.close()
-	d := &daemonProc{dir: dir, rtsp: fmt.Sprintf("127.0.0.1:%d", port), logs: &syncBuffer{}, exited: make(chan struct{})}
+	mport, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	d := &daemonProc{dir: dir, rtsp: fmt.Sprintf("127.0.0.1:%d", port), metrics: fmt.Sprintf("127.0.0.1:%d", mport), logs: &syncBuffer{}, exited: make(chan struct{})}
 	sock := filepath.Join(dir, "admin.sock")
 	args := append([]string{"--config", "/dev/null", "--state-dir", filepath.Join(dir, "state"), "--socket", sock,
-		"--rtsp-addr", d.rtsp, "--rtsps-addr", "127.0.0.1:0", "--rtsp-udp", "false", "--discovery-interfaces", "none", "--log-level", "warn"}, extra...)
+		"--rtsp-addr", d.rtsp, "--rtsps-addr", "127.0.0.1:0", "--rtsp-udp", "false", "--discovery-interfaces", "none", "--log-level", "warn",
+		"--metrics-addr", d.metrics}, extra...)
 	d.cmd = exec.Command(filepath.Join(bin, "camwardend"), args...)
 	d.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+ns.path)
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs

@@ -35,19 +35,23 @@ func (r *Results) Table() string {
 	if len(r.Fanout) > 0 {
 		b.WriteString("1. Fan-out: one camsim camera (1920x1080, 4 Mbit/s, 25 fps) to N TCP readers\n")
 		w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(w, "readers\tserver\tclient\tok\tserver cores\tx floor\tRSS MB\tKB/reader\tmarginal KB/reader\tpkts/s/reader\tlost/reader\tlat p50 ms\tlat p99 ms\tload-client cores\tcamsim cores\tmachine busy cores\twrites/pkt\t")
+		fmt.Fprintln(w, "readers\tserver\tclient\tok\tserver cores\tx floor\tRSS MB\tKB/reader\tmarginal KB/reader\tpkts/s/reader\tlost/reader\tlat p50 ms\tlat p99 ms\tload-client cores\tcamsim cores\tmachine busy cores\twrites/pkt\tgoroutines/reader\tstack KB/reader\theap KB/reader\t")
 		for _, f := range r.Fanout {
 			if f.Error != "" {
-				fmt.Fprintf(w, "%d\t%s\t%s\tERROR\t\t\t\t\t\t\t\t\t\t\t\t\t\t\n", f.Readers, f.Server, f.Client)
+				fmt.Fprintf(w, "%d\t%s\t%s\tERROR\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\n", f.Readers, f.Server, f.Client)
 				continue
 			}
 			ratio := "-"
 			if f.FloorRatio > 0 {
 				ratio = fmt.Sprintf("%.2f", f.FloorRatio)
 			}
-			fmt.Fprintf(w, "%d\t%s\t%s\t%d\t%.3f\t%s\t%.1f\t%.1f\t%s\t%.1f\t%.2f\t%.1f\t%.1f\t%.3f\t%.3f\t%.2f\t%.3f\t\n",
+			goCols := "-\t-\t-"
+			if f.Server == "camwarden" {
+				goCols = fmt.Sprintf("%.2f\t%.1f\t%.1f", f.GoroutinesPerReader, f.StackKBPerReader, f.HeapKBPerReader)
+			}
+			fmt.Fprintf(w, "%d\t%s\t%s\t%d\t%.3f\t%s\t%.1f\t%.1f\t%s\t%.1f\t%.2f\t%.1f\t%.1f\t%.3f\t%.3f\t%.2f\t%.3f\t%s\t\n",
 				f.Readers, f.Server, f.Client, f.Connected, f.DaemonCores, ratio, float64(f.RSSKB)/1024, f.RSSPerReaderKB, marginal(f), f.PacketsPerS,
-				f.LostPerReader, f.LatencyP50Ms, f.LatencyP99Ms, f.LoadClientCores, f.CamsimCores, f.MachineCores, f.DaemonWritesPerPkt)
+				f.LostPerReader, f.LatencyP50Ms, f.LatencyP99Ms, f.LoadClientCores, f.CamsimCores, f.MachineCores, f.DaemonWritesPerPkt, goCols)
 		}
 		w.Flush()
 		b.WriteString("   (server cores: utime+stime of the serving process from /proc over the window; x floor: camwarden's cores over the floor's at the same readers, same run)\n")
