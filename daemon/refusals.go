@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/camwarden/camwarden/daemon/api"
+	"github.com/camwarden/camwarden/internal/textutil"
 	"github.com/camwarden/camwarden/store"
 )
 
@@ -171,9 +171,5 @@ func capUTF8(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return fmt.Sprintf("%s…(%d bytes)", s[:cut], len(s))
+	return fmt.Sprintf("%s%s(%d bytes)", textutil.Prefix(s, n), textutil.Ellipsis, len(s))
 }

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/camwarden/camwarden/internal/textutil"
 )
 
 // AdoptedStream is one profile the daemon can pull, named for the RTSP path.
@@ -153,7 +155,7 @@ func selectChannels(all []Channel, want []int) ([]Channel, error) {
 	for _, n := range want {
 		ch, ok := byNumber[n]
 		if !ok {
-			return nil, fmt.Errorf("%w: channel %d (the device has %s)", ErrNoChannel, n, clip(strings.Join(have, ","), 200))
+			return nil, fmt.Errorf("%w: channel %d (the device has %s)", ErrNoChannel, n, textutil.Prefix(strings.Join(have, ","), 200))
 		}
 		out = append(out, ch)
 	}

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/camwarden/camwarden/internal/textutil"
 	"github.com/hashicorp/go-hclog"
 	"github.com/use-go/onvif/device"
 	"github.com/use-go/onvif/media"
@@ -466,7 +467,7 @@ func profileList(raws []rawProfile) []Profile {
 			continue
 		}
 		seen[tok] = true
-		p := Profile{Token: tok, Name: clip(cleanField(rp.name), 256)}
+		p := Profile{Token: tok, Name: textutil.Prefix(cleanField(rp.name), 256)}
 		if v := rp.source; v != nil {
 			p.SourceToken, p.SourceName = sourceFields(v.SourceToken, v.Name)
 		}
@@ -491,7 +492,7 @@ func normaliseEncoding(s string) string {
 	case "H.265", "HEVC":
 		return "H265"
 	}
-	return clip(s, 32)
+	return textutil.Prefix(s, 32)
 }
 
 // lenientInt parses an integer or a decimal, rounding; garbage, negative
@@ -576,7 +577,7 @@ func fixHost(reported string, reached *url.URL, schemes ...string) (*url.URL, er
 	}
 	u.Scheme = strings.ToLower(u.Scheme)
 	if !contains(schemes, u.Scheme) {
-		return nil, fmt.Errorf("%w: address scheme %q is not %s", ErrBadResponse, clip(u.Scheme, 16), strings.Join(schemes, " or "))
+		return nil, fmt.Errorf("%w: address scheme %q is not %s", ErrBadResponse, textutil.Prefix(u.Scheme, 16), strings.Join(schemes, " or "))
 	}
 	if u.Opaque != "" || u.Host == "" {
 		return nil, fmt.Errorf("%w: address has no host", ErrBadResponse)

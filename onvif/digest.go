@@ -10,6 +10,8 @@ import (
 	"hash"
 	"net/http"
 	"strings"
+
+	"github.com/camwarden/camwarden/internal/textutil"
 )
 
 // digestChallenge is a parsed `WWW-Authenticate: Digest ...` header.
@@ -56,7 +58,7 @@ func parseDigestChallenge(s string) (digestChallenge, error) {
 	switch strings.ToUpper(c.Algorithm) {
 	case "", "MD5", "MD5-SESS", "SHA-256", "SHA-256-SESS":
 	default:
-		return digestChallenge{}, fmt.Errorf("unsupported digest algorithm %q", clip(c.Algorithm, 32))
+		return digestChallenge{}, fmt.Errorf("unsupported digest algorithm %q", textutil.Prefix(c.Algorithm, 32))
 	}
 	if len(c.QOP) > 0 && !contains(c.QOP, "auth") {
 		return digestChallenge{}, errors.New("digest challenge offers no qop=auth")
@@ -85,7 +87,7 @@ func parseAuthParams(s string) (map[string]string, error) {
 			i++
 		}
 		if i >= len(s) || s[i] != '=' {
-			return nil, fmt.Errorf("auth parameter %q without value", clip(key, 32))
+			return nil, fmt.Errorf("auth parameter %q without value", textutil.Prefix(key, 32))
 		}
 		i++
 		for i < len(s) && s[i] == ' ' {

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/camwarden/camwarden/internal/textutil"
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/net/ipv4"
 )
@@ -361,14 +362,14 @@ func resolveTarget(ctx context.Context, t string) (*net.UDPAddr, string, error) 
 	}
 	pn, ok := atoiSmall(port)
 	if host == "" || !ok || pn < 1 || pn > 65535 {
-		return nil, "", fmt.Errorf("onvif: invalid discovery target %q (want HOST or HOST:PORT)", clip(t, 128))
+		return nil, "", fmt.Errorf("onvif: invalid discovery target %q (want HOST or HOST:PORT)", textutil.Prefix(t, 128))
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
 		return net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip.Unmap(), uint16(pn))), host, nil
 	}
 	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 	if err != nil || len(ips) == 0 {
-		return nil, "", fmt.Errorf("onvif: resolve discovery target %q: %v", clip(host, 128), err)
+		return nil, "", fmt.Errorf("onvif: resolve discovery target %q: %v", textutil.Prefix(host, 128), err)
 	}
 	ip := ips[0]
 	for _, c := range ips {

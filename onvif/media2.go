@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/camwarden/camwarden/internal/textutil"
 	"github.com/use-go/onvif/device"
 )
 
@@ -172,7 +173,7 @@ func sourceFields(token, name string) (string, string) {
 	if len(t) > maxSourceTokenLen {
 		t = ""
 	}
-	return t, clip(cleanField(name), 128)
+	return t, textutil.Prefix(cleanField(name), 128)
 }
 
 // getStreamURI2 is Media2 GetStreamUri with Protocol RTSP.

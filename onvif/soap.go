@@ -11,6 +11,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/camwarden/camwarden/internal/textutil"
 )
 
 // Errors the daemon tests with errors.Is; they are always wrapped with
@@ -180,7 +182,7 @@ func parseEnvelope(data []byte) ([]byte, error) {
 		case xml.StartElement:
 			depth++
 			if depth == 1 && t.Name.Local != "Envelope" {
-				return nil, fmt.Errorf("%w: root element is %q, not a SOAP Envelope", ErrBadResponse, clip(t.Name.Local, 64))
+				return nil, fmt.Errorf("%w: root element is %q, not a SOAP Envelope", ErrBadResponse, textutil.Prefix(t.Name.Local, 64))
 			}
 			if depth == 2 && t.Name.Local == "Body" {
 				inBody = true
@@ -247,7 +249,7 @@ func localPart(s string) string {
 	if i := strings.LastIndexByte(s, ':'); i >= 0 {
 		s = s[i+1:]
 	}
-	return clip(cleanField(s), 128)
+	return textutil.Prefix(cleanField(s), 128)
 }
 
 func (r *rawFault) toFault() *Fault {
@@ -270,7 +272,7 @@ func (r *rawFault) toFault() *Fault {
 		}
 		f.Reason = r.FaultString
 	}
-	f.Reason = clip(cleanField(f.Reason), 256)
+	f.Reason = textutil.Prefix(cleanField(f.Reason), 256)
 	if len(f.Subcodes) > 0 {
 		f.Subcode = f.Subcodes[len(f.Subcodes)-1]
 	}

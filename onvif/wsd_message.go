@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"unicode"
+
+	"github.com/camwarden/camwarden/internal/textutil"
 )
 
 // Limits that keep a hostile network from making us grow without bound.
@@ -118,7 +120,7 @@ func ParseMessage(data []byte) (Message, error) {
 		return Message{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if env.XMLName.Local != "Envelope" {
-		return Message{}, fmt.Errorf("%w: root element %q", ErrMalformed, clip(env.XMLName.Local, 64))
+		return Message{}, fmt.Errorf("%w: root element %q", ErrMalformed, textutil.Prefix(env.XMLName.Local, 64))
 	}
 	m := Message{
 		MessageID: cleanField(env.Header.MessageID),
@@ -296,18 +298,7 @@ func cleanField(s string) string {
 		}
 		return r
 	}, s)
-	return clip(s, maxFieldLen)
-}
-
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	// Cut on a rune boundary.
-	for n > 0 && n < len(s) && (s[n]&0xC0) == 0x80 {
-		n--
-	}
-	return s[:n]
+	return textutil.Prefix(s, maxFieldLen)
 }
 
 func contains(list []string, s string) bool {

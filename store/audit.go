@@ -14,8 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
+	"github.com/camwarden/camwarden/internal/textutil"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -144,12 +144,7 @@ func capString(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	const mark = "…"
-	cut := n - len(mark)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return strings.ToValidUTF8(s[:cut], "") + mark
+	return strings.ToValidUTF8(textutil.Prefix(s, n-len(textutil.Ellipsis)), "") + textutil.Ellipsis
 }
 
 func capAudit(r auditRec) auditRec {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/camwarden/camwarden/internal/textutil"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -140,7 +141,7 @@ func decodeIssuer(key, val []byte) (issuerRec, error) {
 		return r, err
 	}
 	if r.Name != string(key) {
-		return r, fmt.Errorf("%w: issuer record under key %q names %q", ErrCorrupt, truncate(string(key), 64), truncate(r.Name, 64))
+		return r, fmt.Errorf("%w: issuer record under key %q names %q", ErrCorrupt, textutil.Shorten(string(key), 64), textutil.Shorten(r.Name, 64))
 	}
 	return r, nil
 }
@@ -151,7 +152,7 @@ func decodeDirectory(key, val []byte) (directoryRec, error) {
 		return r, err
 	}
 	if string(key) != directoryKey {
-		return r, fmt.Errorf("%w: directory record under unexpected key %q", ErrCorrupt, truncate(string(key), 64))
+		return r, fmt.Errorf("%w: directory record under unexpected key %q", ErrCorrupt, textutil.Shorten(string(key), 64))
 	}
 	return r, nil
 }
@@ -201,7 +202,7 @@ func (tx *Tx) Issuers() ([]Issuer, error) {
 // taken (two issuers with one iss could not be told apart).
 func (tx *Tx) CreateIssuer(is Issuer) error {
 	if is.Name == "" || is.Issuer == "" || is.Audience == "" || (is.JWKSURL == "") == (is.JWKSFile == "") {
-		return fmt.Errorf("issuer %q needs an iss value, an audience and exactly one of a JWKS URL and file", truncate(is.Name, 64))
+		return fmt.Errorf("issuer %q needs an iss value, an audience and exactly one of a JWKS URL and file", textutil.Shorten(is.Name, 64))
 	}
 	b, err := tx.bucket(bucketIssuers)
 	if err != nil {
@@ -216,7 +217,7 @@ func (tx *Tx) CreateIssuer(is Issuer) error {
 	}
 	for _, o := range all {
 		if o.Issuer == is.Issuer {
-			return &wrapped{fmt.Sprintf("issuer %q already uses iss %q", o.Name, truncate(is.Issuer, 128)), ErrExists}
+			return &wrapped{fmt.Sprintf("issuer %q already uses iss %q", o.Name, textutil.Shorten(is.Issuer, 128)), ErrExists}
 		}
 	}
 	is.Created, is.Changed = tx.now, tx.now
@@ -382,7 +383,7 @@ func (tx *Tx) AddGroupMapping(m GroupMapping) error {
 	}
 	k := groupMapKey(m)
 	if b.Get(k) != nil {
-		return &wrapped{"group mapping " + truncate(m.String(), 200) + " already exists", ErrExists}
+		return &wrapped{"group mapping " + textutil.Shorten(m.String(), 200) + " already exists", ErrExists}
 	}
 	return tx.put(b, kindGroupMap, m.Group, k, groupMapRec(m))
 }
@@ -395,7 +396,7 @@ func (tx *Tx) RemoveGroupMapping(m GroupMapping) error {
 	}
 	k := groupMapKey(m)
 	if b.Get(k) == nil {
-		return &wrapped{"group mapping " + truncate(m.String(), 200) + " not found", ErrNotFound}
+		return &wrapped{"group mapping " + textutil.Shorten(m.String(), 200) + " not found", ErrNotFound}
 	}
 	return b.Delete(k)
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/camwarden/camwarden/internal/textutil"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -138,7 +139,7 @@ func migrateV1toV2(btx *bolt.Tx, now time.Time) error {
 	if err := collect(bucketCameras, func(k, v []byte) ([]byte, error) {
 		var old cameraRecV1
 		if err := json.Unmarshal(v, &old); err != nil {
-			return nil, fmt.Errorf("%w: v1 camera %q: %v", ErrCorrupt, truncate(string(k), 64), err)
+			return nil, fmt.Errorf("%w: v1 camera %q: %v", ErrCorrupt, textutil.Shorten(string(k), 64), err)
 		}
 		r := cameraRec{Name: old.Name, Username: old.Username, Password: old.Password,
 			Created: old.Created, Changed: old.Changed, Revision: 1, Streams: []streamRec{}}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/camwarden/camwarden/internal/textutil"
 	"golang.org/x/crypto/argon2"
 )
 
@@ -81,10 +82,10 @@ func parsePHC(s string) (phc, error) {
 		return p, fmt.Errorf("%w: expected $argon2id$v=..$m=..,t=..,p=..$salt$hash", errBadHash)
 	}
 	if parts[1] != "argon2id" {
-		return p, fmt.Errorf("%w: algorithm %q is not argon2id", errBadHash, truncate(parts[1], 20))
+		return p, fmt.Errorf("%w: algorithm %q is not argon2id", errBadHash, textutil.Shorten(parts[1], 20))
 	}
 	if parts[2] != "v="+strconv.Itoa(argon2.Version) {
-		return p, fmt.Errorf("%w: unsupported version %q", errBadHash, truncate(parts[2], 20))
+		return p, fmt.Errorf("%w: unsupported version %q", errBadHash, textutil.Shorten(parts[2], 20))
 	}
 	params := strings.Split(parts[3], ",")
 	if len(params) != 3 {
@@ -115,11 +116,4 @@ func parsePHC(s string) (phc, error) {
 		return phc{}, fmt.Errorf("%w: bad hash", errBadHash)
 	}
 	return p, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
 }

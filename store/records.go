@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/camwarden/camwarden/internal/textutil"
 )
 
 // Public record types. They hold no bbolt types and no sealed blobs.
@@ -263,7 +265,7 @@ type auditHead struct {
 // checks that the record names itself as its key says.
 func decode(kind string, key, val []byte, v any) error {
 	if err := json.Unmarshal(val, v); err != nil {
-		return fmt.Errorf("%w: %s record %q: %v", ErrCorrupt, kind, truncate(string(key), 64), err)
+		return fmt.Errorf("%w: %s record %q: %v", ErrCorrupt, kind, textutil.Shorten(string(key), 64), err)
 	}
 	return nil
 }
@@ -274,7 +276,7 @@ func decodeCamera(key, val []byte) (cameraRec, error) {
 		return r, err
 	}
 	if r.Name != string(key) {
-		return r, fmt.Errorf("%w: camera record under key %q names %q", ErrCorrupt, truncate(string(key), 64), truncate(r.Name, 64))
+		return r, fmt.Errorf("%w: camera record under key %q names %q", ErrCorrupt, textutil.Shorten(string(key), 64), textutil.Shorten(r.Name, 64))
 	}
 	return r, nil
 }
@@ -285,7 +287,7 @@ func decodeRecorder(key, val []byte) (recorderRec, error) {
 		return r, err
 	}
 	if r.Name != string(key) {
-		return r, fmt.Errorf("%w: recorder record under key %q names %q", ErrCorrupt, truncate(string(key), 64), truncate(r.Name, 64))
+		return r, fmt.Errorf("%w: recorder record under key %q names %q", ErrCorrupt, textutil.Shorten(string(key), 64), textutil.Shorten(r.Name, 64))
 	}
 	return r, nil
 }
@@ -296,7 +298,7 @@ func decodeUser(key, val []byte) (userRec, error) {
 		return r, err
 	}
 	if r.Name != string(key) {
-		return r, fmt.Errorf("%w: user record under key %q names %q", ErrCorrupt, truncate(string(key), 64), truncate(r.Name, 64))
+		return r, fmt.Errorf("%w: user record under key %q names %q", ErrCorrupt, textutil.Shorten(string(key), 64), textutil.Shorten(r.Name, 64))
 	}
 	return r, nil
 }
@@ -307,7 +309,7 @@ func decodeGroup(key, val []byte) (groupRec, error) {
 		return r, err
 	}
 	if r.Name != string(key) {
-		return r, fmt.Errorf("%w: group record under key %q names %q", ErrCorrupt, truncate(string(key), 64), truncate(r.Name, 64))
+		return r, fmt.Errorf("%w: group record under key %q names %q", ErrCorrupt, textutil.Shorten(string(key), 64), textutil.Shorten(r.Name, 64))
 	}
 	return r, nil
 }

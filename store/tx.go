@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/camwarden/camwarden/internal/textutil"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -48,7 +49,7 @@ func (tx *Tx) put(b *bolt.Bucket, kind, name string, key []byte, v any) error {
 		return err
 	}
 	if err := b.Put(key, val); err != nil {
-		return fmt.Errorf("store %s %q: %w", kind, truncate(name, 64), err)
+		return fmt.Errorf("store %s %q: %w", kind, textutil.Shorten(name, 64), err)
 	}
 	return nil
 }
@@ -168,7 +169,7 @@ func (tx *Tx) publicCamera(r cameraRec) (Camera, error) {
 	if r.Recorder != "" {
 		_, rr, err := tx.recorderRec(r.Recorder)
 		if err != nil {
-			return Camera{}, fmt.Errorf("%w: camera %q refers to recorder %q: %v", ErrCorrupt, truncate(r.Name, 64), truncate(r.Recorder, 64), err)
+			return Camera{}, fmt.Errorf("%w: camera %q refers to recorder %q: %v", ErrCorrupt, textutil.Shorten(r.Name, 64), textutil.Shorten(r.Recorder, 64), err)
 		}
 		c.HasPassword = len(rr.Password) > 0
 	}

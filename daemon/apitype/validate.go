@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/camwarden/camwarden/internal/textutil"
 )
 
 // Request validation lives here, once: the CLI calls Validate before it
@@ -331,11 +333,7 @@ func channelNumber(s string) (int, error) {
 	s = strings.TrimSpace(s)
 	n, err := strconv.Atoi(s)
 	if err != nil || s == "" || s[0] == '+' || len(s) > 4 {
-		q := s
-		if len(q) > 16 {
-			q = q[:16] + "..."
-		}
-		return 0, fmt.Errorf("%q is not a channel number (write e.g. 1,3-5)", q)
+		return 0, fmt.Errorf("%q is not a channel number (write e.g. 1,3-5)", textutil.Shorten(s, 16))
 	}
 	if n < 1 || n > MaxChannels {
 		return 0, fmt.Errorf("channel %d is outside 1-%d", n, MaxChannels)

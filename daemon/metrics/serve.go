@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/camwarden/camwarden/internal/textutil"
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -147,11 +148,7 @@ func (h *healthHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // oneLine keeps a reason to one line, whatever the error text holds.
 func oneLine(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > 300 {
-		s = s[:300] + "..."
-	}
-	return s
+	return textutil.Shorten(strings.Join(strings.Fields(s), " "), 300)
 }
 
 // promLogger adapts hclog to promhttp's logger.

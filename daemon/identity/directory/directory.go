@@ -26,6 +26,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-ldap/ldap/v3"
+
+	"github.com/camwarden/camwarden/internal/textutil"
 )
 
 // Defaults and limits.
@@ -39,6 +41,7 @@ const (
 	maxUserNameBytes = 256
 	maxPasswordBytes = 1024
 	maxGroups        = 1024
+	maxReasonBytes   = 120 // how much of a foreign text an error quotes
 )
 
 // Refusal classes; the errors Login and Lookup return wrap one of them with
@@ -395,17 +398,10 @@ func (d *Directory) unavailableErr(ctx context.Context, what string, err error) 
 		if errors.As(err, &le) && le.ResultCode != ldap.ErrorNetwork {
 			reason = fmt.Sprintf("LDAP result %d %q", le.ResultCode, ldap.LDAPResultCodeMap[le.ResultCode])
 		} else {
-			reason = "connection failed or the answer was not LDAP: " + shorten(err.Error())
+			reason = "connection failed or the answer was not LDAP: " + textutil.Shorten(err.Error(), maxReasonBytes)
 		}
 	}
 	return fmt.Errorf("%w: %s at %s: %s", ErrUnavailable, what, d.host, reason)
-}
-
-func shorten(s string) string {
-	if len(s) > 120 {
-		return s[:120] + "..."
-	}
-	return s
 }
 
 // CanonicalDN normalises a DN for comparison: attribute types folded, values
@@ -427,7 +423,7 @@ func CheckDN(dn string) error {
 		return errors.New("empty DN")
 	}
 	if _, err := ldap.ParseDN(dn); err != nil {
-		return fmt.Errorf("%q is not a DN: %v", shorten(dn), err)
+		return fmt.Errorf("%q is not a DN: %v", textutil.Shorten(dn, maxReasonBytes), err)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/camwarden/camwarden/internal/testutil"
 )
@@ -387,5 +388,25 @@ func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) 
 	t.Helper()
 	if !testutil.Poll(within, cond) {
 		t.Fatalf("timed out after %s waiting for %s", within, what)
+	}
+}
+
+// An error quoting a long foreign text cuts it on a rune boundary: a cut in
+// the middle of "é" would show as \xc3 in a quoted DN and as invalid UTF-8
+// in a reason.
+func TestErrorsCutForeignTextOnARuneBoundary(t *testing.T) {
+	dn := "=" + strings.Repeat("é", 100) // 1 + 59*2 = 119 bytes: byte 120 starts an é
+	err := CheckDN(dn)
+	if err == nil {
+		t.Fatalf("CheckDN(%q) accepted", dn)
+	}
+	if msg := err.Error(); strings.Contains(msg, `\x`) || !strings.Contains(msg, strings.Repeat("é", 59)+"…") {
+		t.Errorf("CheckDN error = %q", msg)
+	}
+
+	d := &Directory{}
+	err = d.unavailableErr(context.Background(), "bind", errors.New("x"+strings.Repeat("é", 100)))
+	if msg := err.Error(); !utf8.ValidString(msg) || !strings.Contains(msg, "…") {
+		t.Errorf("unavailable error = %q", msg)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/camwarden/camwarden/internal/textutil"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -461,8 +462,5 @@ func checkValue(s string) error {
 
 // printable quotes attacker-chosen header values safely and briefly.
 func printable(s string) string {
-	if len(s) > 64 {
-		s = s[:64] + "..."
-	}
-	return strings.ToValidUTF8(s, "?")
+	return strings.ToValidUTF8(textutil.Shorten(s, 64), "?")
 }
