@@ -203,8 +203,10 @@ func (r DirectorySetRequest) Validate() error {
 			return err
 		}
 	}
-	if len(r.BindPassword) > 1024 || strings.ContainsRune(r.BindPassword, 0) {
-		return invalidf("the bind password must be at most 1024 bytes and hold no NUL")
+	if r.BindPassword != "" { // empty keeps the stored one
+		if err := CheckDirectoryPassword("the bind password", r.BindPassword); err != nil {
+			return err
+		}
 	}
 	if r.TimeoutMS < 0 || r.TimeoutMS > 60_000 {
 		return invalidf("--timeout must be between 0 (default 5s) and 60s")
@@ -243,8 +245,17 @@ func (r DirectoryTestRequest) Validate() error {
 	if err := checkText("the user name", r.User, true); err != nil {
 		return err
 	}
-	if r.Password == "" || len(r.Password) > 1024 || strings.ContainsRune(r.Password, 0) {
-		return invalidf("the password must be 1 to 1024 bytes without NUL")
+	return CheckDirectoryPassword("the password", r.Password)
+}
+
+// CheckDirectoryPassword applies the rule for a password sent to the
+// directory (a viewer's or the service account's): 1 to MaxPasswordBytes
+// bytes without NUL. The directory owns its users' passwords, so no minimum
+// length of ours applies; an empty one is refused because LDAP treats a bind
+// with an empty password as an unauthenticated bind, which succeeds.
+func CheckDirectoryPassword(what, pw string) error {
+	if pw == "" || len(pw) > MaxPasswordBytes || strings.IndexByte(pw, 0) >= 0 {
+		return invalidf("%s must be 1 to %d bytes without NUL", what, MaxPasswordBytes)
 	}
 	return nil
 }

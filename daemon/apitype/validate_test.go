@@ -61,6 +61,9 @@ func TestParseTransport(t *testing.T) {
 
 func TestRequestValidate(t *testing.T) {
 	s := func(v string) *string { return &v }
+	dirSet := func(bindPassword string) DirectorySetRequest {
+		return DirectorySetRequest{URL: "ldaps://dc1.test", BindDN: "cn=svc,dc=test", BaseDN: "dc=test", BindPassword: bindPassword}
+	}
 	yes := true
 	cases := []struct {
 		name string
@@ -83,6 +86,11 @@ func TestRequestValidate(t *testing.T) {
 		{"user short pw", UserAddRequest{Name: "alice", Password: "1234567"}, "at least 8 characters"},
 		{"user ok", UserAddRequest{Name: "alice", Password: "12345678"}, ""},
 		{"passwd newline", UserPasswdRequest{Name: "alice", Password: "1234\n5678"}, "at least 8 characters"},
+		{"directory ok, bind password kept", dirSet(""), ""},
+		{"directory bind password NUL", dirSet("pass\x00word"), "the bind password must be 1 to 1024 bytes without NUL"},
+		{"directory bind password long", dirSet(strings.Repeat("p", 1025)), "the bind password must be 1 to 1024 bytes"},
+		{"directory test empty password", DirectoryTestRequest{User: "jdoe"}, "the password must be 1 to 1024 bytes"},
+		{"directory test short password ok", DirectoryTestRequest{User: "jdoe", Password: "pw"}, ""},
 		{"member bad", GroupMemberRequest{Group: "ops", User: "Bob"}, "invalid user name"},
 		{"grant ok", Grant{Subject: "@ops", Action: "read", Pattern: "cam1/*"}, ""},
 		{"grant bad subject", Grant{Subject: "Bob", Action: "read", Pattern: "*"}, "a group is written @name"},

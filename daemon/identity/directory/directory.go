@@ -27,6 +27,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
+	"github.com/camwarden/camwarden/daemon/apitype"
 	"github.com/camwarden/camwarden/internal/textutil"
 )
 
@@ -39,7 +40,6 @@ const (
 	// ADDisabledFilter matches Active Directory accounts with ACCOUNTDISABLE set.
 	ADDisabledFilter = "(userAccountControl:1.2.840.113556.1.4.803:=2)"
 	maxUserNameBytes = 256
-	maxPasswordBytes = 1024
 	maxGroups        = 1024
 	maxReasonBytes   = 120 // how much of a foreign text an error quotes
 )
@@ -194,8 +194,7 @@ func (d *Directory) Login(ctx context.Context, user, password string) (User, err
 	if err := checkUserName(user); err != nil {
 		return User{}, err
 	}
-	if password == "" || len(password) > maxPasswordBytes || strings.IndexByte(password, 0) >= 0 {
-		// an empty password would be an LDAP "unauthenticated bind", which succeeds
+	if apitype.CheckDirectoryPassword("password", password) != nil {
 		return User{}, fmt.Errorf("%w: password empty, too long or holding NUL", ErrInvalidCredentials)
 	}
 	if u, ok := d.cache.get(user, password); ok {

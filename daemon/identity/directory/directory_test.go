@@ -100,6 +100,10 @@ func TestLoginBindsAsTheUserAndReadsGroups(t *testing.T) {
 			checkErr(t, "unknown user", err, ErrNotFound)
 			_, err = d.Login(bg, "alice", "")
 			checkErr(t, "empty password (an unauthenticated bind)", err, ErrInvalidCredentials)
+			_, err = d.Login(bg, "alice", alicePassword+"\x00")
+			checkErr(t, "password with NUL", err, ErrInvalidCredentials)
+			_, err = d.Login(bg, "alice", strings.Repeat("p", 1025))
+			checkErr(t, "password over 1024 bytes", err, ErrInvalidCredentials)
 		})
 	}
 }
