@@ -2,9 +2,7 @@ package daemon
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
-	"os"
 	"time"
 
 	"github.com/camwarden/camwarden/daemon/api"
@@ -182,19 +180,12 @@ func (b backend) DirectorySet(ctx context.Context, c api.Caller, req apitype.Dir
 	// The directory package checks the rest (filters, DNs, URL form). The
 	// password only has to be non-empty for that check; the stored one is
 	// kept when none is given.
-	cfg := directory.Config{URL: rec.URL, StartTLS: rec.StartTLS, BindDN: rec.BindDN, BindPassword: "(checked later)",
-		BaseDN: rec.BaseDN, UserFilter: rec.UserFilter, GroupAttribute: rec.GroupAttribute, GroupFilter: rec.GroupFilter,
-		GroupBaseDN: rec.GroupBaseDN, DisabledFilter: rec.DisabledFilter}
-	if err := cfg.Validate(); err != nil {
+	if err := directoryConfig(rec, "(checked later)").Validate(); err != nil {
 		return nil, invalid("%v", err)
 	}
 	if rec.CAFile != "" {
-		pem, err := os.ReadFile(rec.CAFile)
-		if err != nil {
-			return nil, invalid("--ca-file: the daemon cannot read %s: %v", rec.CAFile, err)
-		}
-		if !x509.NewCertPool().AppendCertsFromPEM(pem) {
-			return nil, invalid("--ca-file: %s holds no PEM certificate", rec.CAFile)
+		if _, err := loadDirectoryCA(rec.CAFile); err != nil {
+			return nil, invalid("--ca-file: %v", err)
 		}
 	}
 	args := map[string]string{"url": req.URL, "bind_dn": req.BindDN, "base_dn": req.BaseDN, "user_filter": req.UserFilter,

@@ -119,14 +119,11 @@ func (id *identityState) reloadDirectory(ctx context.Context, st *store.Store) e
 		id.setDirectory(st, nil, 0)
 		return nil
 	}
-	cfg := directory.Config{URL: rec.URL, StartTLS: rec.StartTLS, BindDN: rec.BindDN, BindPassword: bindPW,
-		BaseDN: rec.BaseDN, UserFilter: rec.UserFilter, GroupAttribute: rec.GroupAttribute, GroupFilter: rec.GroupFilter,
-		GroupBaseDN: rec.GroupBaseDN, DisabledFilter: rec.DisabledFilter, Timeout: rec.Timeout}
+	cfg := directoryConfig(rec, bindPW)
 	if rec.CAFile != "" {
-		pem, err := os.ReadFile(rec.CAFile)
-		pool := x509.NewCertPool()
-		if err != nil || !pool.AppendCertsFromPEM(pem) {
-			id.log.Error("directory not usable: its CA file cannot be read as PEM", "ca_file", rec.CAFile)
+		pool, err := loadDirectoryCA(rec.CAFile)
+		if err != nil {
+			id.log.Error("directory not usable: its CA file cannot be used", "error", err)
 			id.setDirectory(st, nil, 0)
 			return nil
 		}
@@ -141,6 +138,29 @@ func (id *identityState) reloadDirectory(ctx context.Context, st *store.Store) e
 	id.setDirectory(st, dir, rec.SyncInterval)
 	id.log.Info("directory configured", "url", rec.URL, "base_dn", rec.BaseDN)
 	return nil
+}
+
+// directoryConfig is the directory client configuration that a stored record
+// describes, the one place that maps the record's fields. TLS roots come
+// from rec.CAFile through loadDirectoryCA.
+func directoryConfig(rec store.Directory, bindPassword string) directory.Config {
+	return directory.Config{URL: rec.URL, StartTLS: rec.StartTLS, BindDN: rec.BindDN, BindPassword: bindPassword,
+		BaseDN: rec.BaseDN, UserFilter: rec.UserFilter, GroupAttribute: rec.GroupAttribute, GroupFilter: rec.GroupFilter,
+		GroupBaseDN: rec.GroupBaseDN, DisabledFilter: rec.DisabledFilter, Timeout: rec.Timeout}
+}
+
+// loadDirectoryCA reads the PEM certificates a directory's TLS is checked
+// against.
+func loadDirectoryCA(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("the daemon cannot read %s: %v", file, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", file)
+	}
+	return pool, nil
 }
 
 // mappedDirectoryGroups returns the camwarden groups a directory user's

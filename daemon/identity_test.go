@@ -6,10 +6,13 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -422,5 +425,67 @@ func TestDirectorySyncRunsInTheDaemon(t *testing.T) {
 	}
 	if td.d.identity.syncerNow() != nil || td.d.identity.dir.Load() != nil {
 		t.Fatal("the directory and its syncer survived directory clear")
+	}
+}
+
+// The stored timeout reaches the directory client: against a directory that
+// accepts and never answers, the refusal names the configured bound, not
+// the 5 s default.
+func TestStoredDirectoryTimeoutReachesTheClient(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var held []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	td := startTestDaemon(t)
+	cl, ctx := td.client, context.Background()
+	if _, err := cl.DirectorySet(ctx, apitype.DirectorySetRequest{URL: "ldap://" + ln.Addr().String(), BindDN: "cn=svc,dc=test",
+		BindPassword: dirBindSecret, BaseDN: "dc=test", TimeoutMS: 700}); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := cl.DirectoryShow(ctx); d == nil || d.TimeoutMS != 700 {
+		t.Fatalf("directory show %+v", d)
+	}
+	_, err = cl.DirectoryTest(ctx, apitype.DirectoryTestRequest{User: "dave", Password: "any-password"})
+	if apiCode(err) != apitype.CodeUnavailable || !strings.Contains(err.Error(), "did not answer within 700ms") {
+		t.Fatalf("directory test against a silent directory: %v", err)
+	}
+}
+
+// directoryConfig carries every stored field that the client has.
+func TestDirectoryConfigCarriesEveryStoredField(t *testing.T) {
+	rec := store.Directory{URL: "ldap://127.0.0.1:1", StartTLS: true, CAFile: "/ca.pem", BindDN: "cn=svc,dc=test",
+		BaseDN: "dc=test", UserFilter: "(uid=%s)", GroupAttribute: "memberOf", GroupFilter: "(member=%s)",
+		GroupBaseDN: "ou=groups,dc=test", DisabledFilter: "(locked=TRUE)", Timeout: 700 * time.Millisecond,
+		SyncInterval: time.Minute}
+	cfg := reflect.ValueOf(directoryConfig(rec, "pw"))
+	for i := range cfg.NumField() {
+		name := cfg.Type().Field(i).Name
+		if name == "TLS" || name == "CacheTTL" { // from the CA file; not stored
+			continue
+		}
+		if cfg.Field(i).IsZero() {
+			t.Errorf("directoryConfig leaves %s unset", name)
+		}
 	}
 }
