@@ -209,22 +209,19 @@ func (b backend) CameraMove(ctx context.Context, c api.Caller, req apitype.Camer
 // that address whole; otherwise the stored scheme, port and path are kept
 // with the new host (and port).
 func moveTarget(cam store.Camera, to string) (string, error) {
-	to = strings.TrimSpace(to)
-	if to == "" {
-		return "", invalid("give the camera's new address: --to HOST[:PORT] or --to http(s)://HOST[:PORT]/PATH")
+	if err := apitype.CheckMoveTarget(to); err != nil {
+		return "", err
 	}
+	to = strings.TrimSpace(to)
 	if strings.Contains(to, "://") {
-		u, err := url.Parse(to)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.User != nil {
-			return "", invalid("invalid --to %q: use HOST[:PORT] or http(s)://HOST[:PORT]/onvif/device_service without credentials", apitype.RedactURL(to))
+		u, err := url.Parse(to) // parses: CheckMoveTarget parsed it
+		if err != nil {
+			return "", invalid("invalid --to: %s", apitype.RedactParseError(err))
 		}
 		if u.Path == "" || u.Path == "/" {
 			u.Path = "/onvif/device_service"
 		}
 		return u.String(), nil
-	}
-	if strings.ContainsAny(to, "/@ ?#") {
-		return "", invalid("invalid --to %q: use HOST[:PORT] or a full http(s):// URL", apitype.RedactURL(to))
 	}
 	if pm := cam.PendingMove; pm != nil {
 		for _, xa := range append([]string{pm.XAddr}, pm.Others...) {
@@ -237,17 +234,11 @@ func moveTarget(cam store.Camera, to string) (string, error) {
 	if err != nil {
 		return "", invalid("the camera's stored address is unusable; give a full http(s):// URL")
 	}
-	host, port, err := net.SplitHostPort(to)
+	host, port, err := net.SplitHostPort(to) // host and port were checked by CheckMoveTarget
 	if err != nil {
 		host, port = strings.Trim(to, "[]"), u.Port()
 	}
-	if host == "" {
-		return "", invalid("invalid --to %q: no host", to)
-	}
 	if port != "" {
-		if _, err := net.LookupPort("tcp", port); err != nil {
-			return "", invalid("invalid --to %q: bad port", to)
-		}
 		u.Host = net.JoinHostPort(host, port)
 	} else if strings.Contains(host, ":") {
 		u.Host = "[" + host + "]"

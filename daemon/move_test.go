@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/camwarden/camwarden/daemon/apitype"
 	"github.com/camwarden/camwarden/onvif"
 	"github.com/camwarden/camwarden/store"
 )
@@ -30,6 +31,9 @@ func TestMoveTarget(t *testing.T) {
 			t.Errorf("moveTarget(%q) = %q, want an error", bad, got)
 		} else if strings.Contains(err.Error(), "secret") {
 			t.Errorf("error quotes the password: %v", err)
+		} else if want := (apitype.CameraMoveRequest{Name: cam.Name, To: bad}).Validate(); want == nil || err.Error() != want.Error() {
+			// one check of the form: the daemon says what the API's validation says
+			t.Errorf("moveTarget(%q): %v; the request validation says %v", bad, err, want)
 		}
 	}
 }

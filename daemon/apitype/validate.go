@@ -381,19 +381,20 @@ func (r CameraMoveRequest) Validate() error {
 	if err := CheckName("camera", r.Name); err != nil {
 		return err
 	}
-	to := strings.TrimSpace(r.To)
+	return CheckMoveTarget(r.To)
+}
+
+// CheckMoveTarget checks the form of camera move --to (the daemon resolves
+// it against the camera's stored address): a full http(s) URL without
+// credentials, or HOST[:PORT]. Surrounding space is ignored.
+func CheckMoveTarget(to string) error {
+	to = strings.TrimSpace(to)
 	if to == "" {
 		return invalidf("give the camera's new address: --to HOST[:PORT] or --to http(s)://HOST[:PORT]/PATH")
 	}
 	if strings.Contains(to, "@") {
 		return invalidf("put no credentials in --to; the camera's stored ones are used")
 	}
-	return checkMoveTarget(to)
-}
-
-// checkMoveTarget checks the form of camera move --to (the daemon resolves
-// it against the camera's stored address): a full http(s) URL, or HOST[:PORT].
-func checkMoveTarget(to string) error {
 	if strings.Contains(to, "://") {
 		u, err := url.Parse(to)
 		if err != nil {
