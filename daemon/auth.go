@@ -2,17 +2,13 @@ package daemon
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"sync"
 
+	"github.com/camwarden/camwarden/daemon/identity/credcache"
 	"github.com/camwarden/camwarden/store"
 )
 
-// authCacheMax bounds the verified-credentials cache; when full it is
-// cleared rather than evicted entry by entry (a reconnect storm refills
-// it with one argon2 run per distinct user).
+// authCacheMax bounds the verified-credentials cache; past it the oldest
+// entries go.
 const authCacheMax = 4096
 
 // dummyHash keeps the cost of a check for an unknown user equal to that of
@@ -23,40 +19,20 @@ const authCacheMax = 4096
 const dummyHash = "$argon2id$v=19$m=19456,t=2,p=1$fSMAKz6WWR8oLhRABU35gQ$5POMnCuav5l7+1ufXQrky6VVYjqUVivADuJBnIVtQQ8"
 
 // authenticator implements stream.Authenticator over the current snapshot.
-// Its cache holds only HMACs of (user, password) under a per-process random
-// key, never a password, and is dropped on every user change.
+// Its cache (keyed HMACs of user and password, never a password) is dropped
+// on every user change.
 type authenticator struct {
 	snap  func() *snapshot
 	store *store.Store
-
-	mu    sync.Mutex
-	key   [32]byte
-	cache map[[32]byte]uint64 // HMAC(user, password) -> credential version
+	cache *credcache.Cache[uint64] // verified (user, password) -> credential version
 }
 
 func newAuthenticator(snap func() *snapshot, st *store.Store) *authenticator {
-	a := &authenticator{snap: snap, store: st, cache: map[[32]byte]uint64{}}
-	if _, err := rand.Read(a.key[:]); err != nil {
-		panic(err) // crypto/rand never fails on Linux
-	}
-	return a
-}
-
-func (a *authenticator) mac(user, password string) (out [32]byte) {
-	m := hmac.New(sha256.New, a.key[:])
-	m.Write([]byte(user))
-	m.Write([]byte{0})
-	m.Write([]byte(password))
-	copy(out[:], m.Sum(nil))
-	return out
+	return &authenticator{snap: snap, store: st, cache: credcache.New[uint64](authCacheMax, 0)}
 }
 
 // reset drops every cached verification; called after any user change.
-func (a *authenticator) reset() {
-	a.mu.Lock()
-	a.cache = map[[32]byte]uint64{}
-	a.mu.Unlock()
-}
+func (a *authenticator) reset() { a.cache.Reset() }
 
 // CachedBasic answers a repeated correct login without an argon2 run.
 func (a *authenticator) CachedBasic(user, password string) (uint64, bool) {
@@ -64,10 +40,7 @@ func (a *authenticator) CachedBasic(user, password string) (uint64, bool) {
 	if !ok || u.Disabled {
 		return 0, false
 	}
-	key := a.mac(user, password)
-	a.mu.Lock()
-	v, hit := a.cache[key]
-	a.mu.Unlock()
+	v, hit := a.cache.Get(user, password)
 	return v, hit && v == u.CredentialVersion
 }
 
@@ -85,16 +58,10 @@ func (a *authenticator) VerifyBasic(user, password string) (uint64, bool) {
 	if v, hit := a.CachedBasic(user, password); hit {
 		return v, true
 	}
-	key := a.mac(user, password)
 	if !a.verify(hash, password) {
 		return 0, false
 	}
-	a.mu.Lock()
-	if len(a.cache) >= authCacheMax {
-		a.cache = map[[32]byte]uint64{}
-	}
-	a.cache[key] = u.CredentialVersion
-	a.mu.Unlock()
+	a.cache.Put(user, password, u.CredentialVersion)
 	return u.CredentialVersion, true
 }
 

@@ -67,8 +67,8 @@ func TestAuthenticatorBasicAndCache(t *testing.T) {
 	}
 	// The cache holds the successful check; a password change must not
 	// let the old password in through it.
-	if len(a.cache) != 1 {
-		t.Fatalf("cache has %d entries, want 1", len(a.cache))
+	if a.cache.Len() != 1 {
+		t.Fatalf("cache has %d entries, want 1", a.cache.Len())
 	}
 	if v, hit := a.CachedBasic("alice", "alice-password"); !hit || v != 1 {
 		t.Fatalf("repeated correct login not answered from the cache: hit=%v version=%d", hit, v)
@@ -91,7 +91,7 @@ func TestAuthenticatorBasicAndCache(t *testing.T) {
 		t.Fatalf("new password: ok=%v version=%d", ok, v)
 	}
 	a.reset()
-	if len(a.cache) != 0 {
+	if a.cache.Len() != 0 {
 		t.Fatal("reset kept entries")
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/camwarden/camwarden/daemon/apitype"
+	"github.com/camwarden/camwarden/daemon/identity/credcache"
 	"github.com/camwarden/camwarden/internal/textutil"
 )
 
@@ -41,7 +42,8 @@ const (
 	ADDisabledFilter = "(userAccountControl:1.2.840.113556.1.4.803:=2)"
 	maxUserNameBytes = 256
 	maxGroups        = 1024
-	maxReasonBytes   = 120 // how much of a foreign text an error quotes
+	maxCacheEntries  = 4096 // bounds the bind cache; past it the oldest entries go
+	maxReasonBytes   = 120  // how much of a foreign text an error quotes
 )
 
 // Refusal classes; the errors Login and Lookup return wrap one of them with
@@ -158,9 +160,9 @@ type User struct {
 // Directory is one configured directory. It is safe for concurrent use.
 type Directory struct {
 	cfg   Config
-	host  string // host:port
-	tls   bool   // ldaps
-	cache *bindCache
+	host  string                 // host:port
+	tls   bool                   // ldaps
+	cache *credcache.Cache[User] // successful binds, for Config.CacheTTL
 	logf  func(format string, args ...any)
 }
 
@@ -182,7 +184,7 @@ func New(cfg Config, logf func(format string, args ...any)) (*Directory, error) 
 		cfg:   cfg,
 		host:  net.JoinHostPort(u.Hostname(), port),
 		tls:   u.Scheme == "ldaps",
-		cache: newBindCache(cfg.CacheTTL),
+		cache: credcache.New[User](maxCacheEntries, cfg.CacheTTL),
 		logf:  logf,
 	}, nil
 }
@@ -197,7 +199,7 @@ func (d *Directory) Login(ctx context.Context, user, password string) (User, err
 	if apitype.CheckDirectoryPassword("password", password) != nil {
 		return User{}, fmt.Errorf("%w: password empty, too long or holding NUL", ErrInvalidCredentials)
 	}
-	if u, ok := d.cache.get(user, password); ok {
+	if u, ok := d.cache.Get(user, password); ok {
 		return u, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
@@ -217,7 +219,7 @@ func (d *Directory) Login(ctx context.Context, user, password string) (User, err
 		}
 		return User{}, c.unavailable(ctx, "user bind", err)
 	}
-	d.cache.put(user, password, u)
+	d.cache.Put(user, password, u)
 	return u, nil
 }
 
@@ -238,7 +240,7 @@ func (d *Directory) Lookup(ctx context.Context, user string) (User, error) {
 }
 
 // Forget drops the cached binds of a user (its rights changed).
-func (d *Directory) Forget(user string) { d.cache.forget(user) }
+func (d *Directory) Forget(user string) { d.cache.Forget(user) }
 
 func checkUserName(user string) error {
 	switch {

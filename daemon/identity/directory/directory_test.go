@@ -153,7 +153,7 @@ func TestBindCacheIsBoundedAndKeyed(t *testing.T) {
 	if _, err := d.Login(bg, "bob", bobPassword); err != nil {
 		t.Fatal(err)
 	}
-	if d.cache.len() != 1 {
+	if d.cache.Len() != 1 {
 		t.Fatal("a successful bind was not cached")
 	}
 	// the directory changes bob's password: the cached bind holds until its TTL
@@ -168,19 +168,13 @@ func TestBindCacheIsBoundedAndKeyed(t *testing.T) {
 		_, err := d.Login(bg, "bob", bobPassword)
 		return errors.Is(err, ErrInvalidCredentials)
 	})
-	// the cache never holds the password, only a keyed hash
+	// (that the cache holds only a keyed hash, never the password, is
+	// credcache's TestHoldsNoPassword)
 	if _, err := d.Login(bg, "bob", alicePassword); err != nil {
 		t.Fatal(err)
 	}
-	d.cache.mu.Lock()
-	for k, e := range d.cache.entries {
-		if strings.Contains(string(k[:]), alicePassword) || strings.Contains(fmt.Sprintf("%+v", e), alicePassword) {
-			t.Fatal("the bind cache holds a password")
-		}
-	}
-	d.cache.mu.Unlock()
 	d.Forget("bob")
-	if d.cache.len() != 0 {
+	if d.cache.Len() != 0 {
 		t.Fatal("Forget kept a cached bind")
 	}
 	// at most 5 minutes, whatever the configuration says
@@ -189,8 +183,8 @@ func TestBindCacheIsBoundedAndKeyed(t *testing.T) {
 	}
 	off, _ := newDir(t, Config{URL: srv.url(), BindDN: svcDN, BindPassword: svcPassword, BaseDN: peopleDN,
 		UserFilter: "(uid=%s)", CacheTTL: -1})
-	if _, err := off.Login(bg, "bob", alicePassword); err != nil || off.cache.len() != 0 {
-		t.Fatalf("disabled cache: %v, %d entries", err, off.cache.len())
+	if _, err := off.Login(bg, "bob", alicePassword); err != nil || off.cache.Len() != 0 {
+		t.Fatalf("disabled cache: %v, %d entries", err, off.cache.Len())
 	}
 }
 
