@@ -241,7 +241,7 @@ func TestSyncReportsRemovedDisabledDeleted(t *testing.T) {
 	if c[0].User != "alice" || c[0].Kind != Deleted || c[1].User != "bob" || c[1].Kind != Disabled {
 		t.Fatalf("changes %+v", c)
 	}
-	if w := s.Watched(); len(w) != 0 {
+	if w := watched(s); len(w) != 0 {
 		t.Fatalf("still watching %v", w)
 	}
 	if !strings.Contains(l.String(), `directory user "bob" disabled in the directory`) {
@@ -276,7 +276,7 @@ func TestDirectoryDownRefusesFastAndKeepsSessions(t *testing.T) {
 	if err := s.SyncNow(bg); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("sync while down: %v", err)
 	}
-	if len(changed) != 0 || len(s.Watched()) != 1 {
+	if len(changed) != 0 || len(watched(s)) != 1 {
 		t.Fatalf("an unreachable directory ended sessions: %v", changed)
 	}
 	if !strings.Contains(l.String(), "live sessions kept") {
@@ -407,4 +407,21 @@ func TestErrorsCutForeignTextOnARuneBoundary(t *testing.T) {
 	if msg := err.Error(); !utf8.ValidString(msg) || !strings.Contains(msg, "…") {
 		t.Errorf("unavailable error = %q", msg)
 	}
+}
+
+// watched lists the users s re-reads at each pass (asked of its goroutine,
+// which owns the set).
+func watched(s *Syncer) []string {
+	out := make(chan []string, 1)
+	if !s.do(func(st *syncState) {
+		names := make([]string, 0, len(st.watched))
+		for n := range st.watched {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		out <- names
+	}) {
+		return nil
+	}
+	return <-out
 }

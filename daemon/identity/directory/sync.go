@@ -99,22 +99,6 @@ func (s *Syncer) Forget(user string) {
 	s.do(func(st *syncState) { delete(st.watched, user) })
 }
 
-// Watched lists the users re-read at each pass.
-func (s *Syncer) Watched() []string {
-	out := make(chan []string, 1)
-	if !s.do(func(st *syncState) {
-		names := make([]string, 0, len(st.watched))
-		for n := range st.watched {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		out <- names
-	}) {
-		return nil
-	}
-	return <-out
-}
-
 // SyncNow runs a pass now (or joins the one running) and waits for it.
 func (s *Syncer) SyncNow(ctx context.Context) error {
 	reply := make(chan error, 1)

@@ -51,16 +51,3 @@ func SplitQuery(rawQuery string) (tok, rest string) {
 	}
 	return tok, strings.Join(kept, "&") + suffix
 }
-
-// StripURL returns the token carried in u's query and a copy of u without
-// it, to match paths against and to log. u itself is not changed.
-func StripURL(u *url.URL) (tok string, stripped *url.URL) {
-	c := *u
-	if c.User != nil {
-		// never echo a password field either: it may hold a token too
-		c.User = url.User(c.User.Username())
-	}
-	tok, c.RawQuery = SplitQuery(u.RawQuery)
-	c.ForceQuery = false
-	return tok, &c
-}
