@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"time"
@@ -189,7 +188,6 @@ func measureFanoutPaths(ctx context.Context, o *Options, res FanoutResult, pid i
 		res.GoroutinesPerReader = float64(gs.Goroutines-goBase.Goroutines) / float64(n)
 		res.StackKBPerReader = float64(gs.StackBytes-goBase.StackBytes) / 1024 / float64(n)
 		res.HeapKBPerReader = float64(gs.HeapBytes-goBase.HeapBytes) / 1024 / float64(n)
-		fmt.Fprintf(os.Stderr, "DEBUG gc cycles %d -> %d, heap %d stack %d\n", goBase.GCCycles, gs.GCCycles, gs.HeapBytes, gs.StackBytes)
 	}
 	res.MachineCores = load.MachineCores(m0, m1)
 	r := ev.Report

@@ -129,7 +129,7 @@ func (s *Server) Regroup(regroup func(Principal) (now Principal, keep bool)) int
 	pol := s.cfg.Policy()
 	s.mu.Lock()
 	var ext []*session
-	for _, se := range s.sessions {
+	for se := range s.sessions {
 		if se.ext != nil {
 			ext = append(ext, se)
 		}

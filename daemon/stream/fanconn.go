@@ -50,6 +50,11 @@ type fanConn struct {
 	// media may follow it.
 	afterWrite func()
 
+	// handedOff: gortsplib let go of this playing reader's connection
+	// (handoff.go); its reads fail, its Close and read deadlines no longer
+	// reach the socket.
+	handedOff atomic.Bool
+
 	deadline atomic.Int64  // unix nanos of gortsplib's write deadline; 0 = none
 	writevs  atomic.Uint64 // engine writev calls, for tests
 
@@ -73,6 +78,34 @@ func newFanConn(c net.Conn) *fanConn {
 	}
 	return fc
 }
+
+// errHandedOff ends gortsplib's reading of a connection handed off to a
+// playConn.
+var errHandedOff = errors.New("connection handed off to the fan-out engine")
+
+// Read is gortsplib's. Once the connection is handed off it fails at once,
+// without taking a byte from the socket: what the client sends next is the
+// playConn's.
+func (c *fanConn) Read(p []byte) (int, error) {
+	if c.handedOff.Load() {
+		return 0, errHandedOff
+	}
+	return c.Conn.Read(p)
+}
+
+// SetReadDeadline is gortsplib's; a handed-off connection keeps the
+// playConn's deadline.
+func (c *fanConn) SetReadDeadline(t time.Time) error {
+	if c.handedOff.Load() {
+		return nil
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+// handOff makes gortsplib's next read fail and its Close leave the socket
+// open. Run in gortsplib's connection goroutine, between the PLAY answer
+// and its reader's next read.
+func (c *fanConn) handOff() { c.handedOff.Store(true) }
 
 // Write is gortsplib's: blocking, within its write deadline.
 func (c *fanConn) Write(p []byte) (int, error) {
@@ -249,13 +282,22 @@ func (c *fanConn) SetWriteDeadline(t time.Time) error {
 
 func (c *fanConn) SetDeadline(t time.Time) error {
 	_ = c.SetWriteDeadline(t)
-	return c.Conn.SetReadDeadline(t)
+	return c.SetReadDeadline(t)
 }
 
-// Close closes the socket. If gortsplib is inside a blocking write right
-// now (perhaps to a peer that stopped reading), the socket is closed first
-// so that revocation does not wait for the write deadline.
+// Close is gortsplib's: it closes the socket unless the connection was
+// handed off (the playConn closes it when the session ends).
 func (c *fanConn) Close() error {
+	if c.handedOff.Load() {
+		return nil
+	}
+	return c.shut()
+}
+
+// shut closes the socket. If a blocking write is under way right now
+// (perhaps to a peer that stopped reading), the socket is closed first so
+// that revocation does not wait for the write deadline.
+func (c *fanConn) shut() error {
 	if !c.mu.TryLock() {
 		_ = c.socket().Close()
 		c.mu.Lock()
@@ -289,7 +331,7 @@ func (c *fanConn) abort() {
 	if tc, ok := c.socket().(*net.TCPConn); ok {
 		_ = tc.SetLinger(0)
 	}
-	_ = c.Close()
+	_ = c.shut()
 }
 
 // socket is the TCP connection itself (under TLS for RTSPS).

@@ -549,6 +549,10 @@ type fanWriter struct {
 	pacing []*fanReader
 }
 
+// writerYieldEvery is how many readers a writer serves before it yields its
+// thread to other goroutines (about 0.2 ms of writevs).
+const writerYieldEvery = 32
+
 func (w *fanWriter) post(j fanJob) {
 	w.mu.Lock()
 	w.jobs = append(w.jobs, j)
@@ -601,6 +605,12 @@ func (w *fanWriter) run() {
 				w.pacing = append(w.pacing, r)
 			}
 			w.dirty[i] = nil
+			if i%writerYieldEvery == writerYieldEvery-1 {
+				// A frame to 1,000 readers keeps a writer busy for
+				// milliseconds: let a waiting RTSP request, a revocation
+				// or the ingest run in between, not after the burst.
+				runtime.Gosched()
+			}
 		}
 		w.dirty = w.dirty[:0]
 		switch {
@@ -628,6 +638,8 @@ type fanReader struct {
 	sent    atomic.Uint64 // bytes
 	skips   atomic.Uint64 // times it fell behind and skipped to a keyframe
 	evicted atomic.Bool
+	paused  atomic.Bool // the client sent PAUSE (and no PLAY since)
+	resync  atomic.Bool // set by pause: the writer drops the queue, waits for a keyframe
 	onEvict func(behindFor time.Duration, err error) // run once, in its own goroutine
 
 	// writer-owned
@@ -643,6 +655,14 @@ type fanReader struct {
 	msgs       []udpMsg
 }
 
+// pause stops delivery until resume, which starts again at a keyframe.
+func (r *fanReader) pause() {
+	r.paused.Store(true)
+	r.resync.Store(true)
+}
+
+func (r *fanReader) resume() { r.paused.Store(false) }
+
 func (r *fanReader) size(u *unit) int {
 	if r.tcp != nil {
 		return len(u.tcpBytes(r.layout))
@@ -655,6 +675,18 @@ func (r *fanReader) size(u *unit) int {
 func (r *fanReader) enqueue(units []*unit, now time.Time) bool {
 	if r.isClosed() {
 		return false
+	}
+	if r.resync.Swap(false) {
+		// PAUSE: drop what waits (a unit the socket took in part still
+		// completes); PLAY resumes at a keyframe.
+		for i := range r.queue {
+			r.queue[i] = nil
+		}
+		r.queue, r.queued, r.head = r.queue[:0], 0, 0
+		r.waitKey = true
+	}
+	if r.paused.Load() {
+		return r.pendingBytes() > 0
 	}
 	for _, u := range units {
 		if r.waitKey && !u.rtcp {

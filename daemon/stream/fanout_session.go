@@ -13,14 +13,14 @@ import (
 // startReader hands a session that just got its PLAY reply to the fan-out
 // engine. It runs in the connection goroutine right after the reply was
 // written, so media never precede the reply.
-func (s *Server) startReader(se *session, ss *gortsplib.ServerSession, fc *fanConn) {
+func (s *Server) startReader(se *session, ss *gortsplib.ServerSession, fc *fanConn) *fanReader {
 	p := se.p
 	if p == nil {
-		return
+		return nil
 	}
 	tr := ss.Transport()
 	if tr == nil {
-		return
+		return nil
 	}
 	se.setupMu.Lock()
 	setups := make(map[int]mediaSetup, len(se.setups))
@@ -28,7 +28,7 @@ func (s *Server) startReader(se *session, ss *gortsplib.ServerSession, fc *fanCo
 	defer p.mu.Unlock()
 	if p.fo == nil || ss.Stream() != p.stream || se.reader.Load() != nil {
 		se.setupMu.Unlock()
-		return
+		return nil
 	}
 	for m, st := range se.setups {
 		for i, sm := range p.served {
@@ -39,7 +39,7 @@ func (s *Server) startReader(se *session, ss *gortsplib.ServerSession, fc *fanCo
 	}
 	se.setupMu.Unlock()
 	if len(setups) == 0 {
-		return
+		return nil
 	}
 	r := &fanReader{w: s.fan.pick(), fo: p.fo}
 	switch tr.Protocol {
@@ -61,7 +61,7 @@ func (s *Server) startReader(se *session, ss *gortsplib.ServerSession, fc *fanCo
 		}
 		r.udp = d
 	default:
-		return
+		return nil
 	}
 	r.onEvict = func(behindFor time.Duration, err error) {
 		if err == nil {
@@ -73,6 +73,18 @@ func (s *Server) startReader(se *session, ss *gortsplib.ServerSession, fc *fanCo
 			s.log.Warn("evicting reader that stopped reading", "session", se.id, "user", se.user, "path", se.pathName, "remote", se.remote, "stalled_for", behindFor.Round(time.Millisecond), "skipped_to_keyframe", r.skips.Load())
 		}
 		r.close()
+		if pc := se.play.Load(); pc != nil {
+			pc.end(CloseClient, true)
+			return
+		}
+		// Not captured: the closure lives as long as the reader, and
+		// gortsplib's session must not once the connection is handed off.
+		s.mu.Lock()
+		ss := se.ss
+		s.mu.Unlock()
+		if ss == nil {
+			return
+		}
 		for _, c := range ss.Conns() {
 			if fc, ok := c.NetConn().(*fanConn); ok {
 				fc.abort()
@@ -86,8 +98,9 @@ func (s *Server) startReader(se *session, ss *gortsplib.ServerSession, fc *fanCo
 		// The cache starts at a keyframe: that is the first frame.
 		s.cfg.Observer.FirstFrame(time.Since(se.connected))
 	} else {
-		p.awaitKeyframeLocked(ss, se.connected)
+		p.awaitKeyframeLocked(se, se.connected)
 	}
+	return r
 }
 
 // detachReader stops delivery to a closed session's reader.

@@ -112,14 +112,22 @@ func (h *handler) OnSessionOpen(ctx *gortsplib.ServerHandlerOnSessionOpenCtx) {
 	}
 	ctx.Session.SetUserData(se)
 	h.s.mu.Lock()
-	h.s.sessions[ctx.Session] = se
+	h.s.sessions[se] = struct{}{}
 	h.s.mu.Unlock()
 }
 
 func (h *handler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) {
 	h.s.mu.Lock()
-	se := h.s.sessions[ctx.Session]
-	delete(h.s.sessions, ctx.Session)
+	se := sessionOf(ctx.Session)
+	if se != nil && se.handedOff() {
+		// The reader's connection is ours now (handoff.go): only gortsplib
+		// let go of it; the session lives on.
+		h.s.mu.Unlock()
+		return
+	}
+	if se != nil {
+		delete(h.s.sessions, se)
+	}
 	var p *path
 	var pub bool
 	var ext *Principal
@@ -141,7 +149,7 @@ func (h *handler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) 
 		case se.execSource:
 			p.execGone(ctx.Session)
 		default:
-			p.removeReader(ctx.Session)
+			p.removeReader(se)
 			if r := se.reader.Load(); r != nil {
 				p.detachReader(r)
 			}
@@ -414,7 +422,7 @@ func busyResponse() *base.Response {
 // connection to gortsplib). The refused connection is closed: gortsplib has
 // linked it to the session by now, and its reader would race as well.
 func (h *handler) checkSessionConn(se *session, conn *gortsplib.ServerConn) (*base.Response, error) {
-	if conn == se.owner {
+	if h.s.ownerOf(se) == conn {
 		return nil, nil
 	}
 	if cs := connStateOf(conn); cs != nil {
@@ -465,7 +473,7 @@ func (h *handler) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.R
 }
 
 func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
-	if se := sessionOf(ctx.Session); se != nil && se.owner != ctx.Conn {
+	if se := sessionOf(ctx.Session); se != nil && h.s.ownerOf(se) != ctx.Conn {
 		if res, err := h.checkSessionConn(se, ctx.Conn); res != nil {
 			return res, nil, err
 		}
@@ -525,7 +533,7 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 	if ext != nil {
 		h.s.extStarted(se, name, ext)
 	}
-	p.addReader(ctx.Session)
+	p.addReader(se)
 	return &base.Response{StatusCode: base.StatusOK}, st, nil
 }
 
@@ -537,12 +545,32 @@ func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response,
 	if res, err := h.checkSessionConn(se, ctx.Conn); res != nil {
 		return res, err
 	}
-	if ctx.Session.State() == gortsplib.ServerSessionStatePrePlay {
+	if r := se.reader.Load(); r != nil {
+		r.resume() // PLAY after PAUSE: on from the next keyframe
+	} else if ctx.Session.State() == gortsplib.ServerSessionStatePrePlay {
 		// The fan-out engine starts sending once the answer is out
 		// (OnResponse arms it): the cached GOP first, then live units.
 		se.setupMu.Lock()
 		se.playing = true
 		se.setupMu.Unlock()
+	}
+	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+// OnPause stops the engine sending to the session's reader until the next
+// PLAY, which resumes at a keyframe. (Without this handler gortsplib answers
+// 501, and the engine kept sending.) A session that is not playing pauses
+// nothing, and a publisher's PAUSE is refused.
+func (h *handler) OnPause(ctx *gortsplib.ServerHandlerOnPauseCtx) (*base.Response, error) {
+	se := sessionOf(ctx.Session)
+	if se == nil || se.p == nil || se.action != access.ActionRead {
+		return &base.Response{StatusCode: base.StatusMethodNotValidInThisState}, nil
+	}
+	if res, err := h.checkSessionConn(se, ctx.Conn); res != nil {
+		return res, err
+	}
+	if r := se.reader.Load(); r != nil {
+		r.pause()
 	}
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
@@ -555,10 +583,11 @@ func (h *handler) OnResponse(c *gortsplib.ServerConn, res *base.Response) {
 	if offers, ok := res.Header["WWW-Authenticate"]; ok {
 		res.Header["WWW-Authenticate"] = h.s.challenge(connStateOf(c), offers)
 	}
+	told := ""
 	if cs := connStateOf(c); cs != nil {
 		if v := res.Header["Session"]; len(v) == 1 {
-			id, _, _ := strings.Cut(v[0], ";")
-			cs.tell(strings.TrimSpace(id))
+			told = sessionIDOf(v[0])
+			cs.tell(told)
 		}
 	}
 	if res.StatusCode != base.StatusOK {
@@ -571,6 +600,9 @@ func (h *handler) OnResponse(c *gortsplib.ServerConn, res *base.Response) {
 	se := sessionOf(ss)
 	if se == nil {
 		return
+	}
+	if told != "" {
+		se.rtspID = told // for the answers after the handoff
 	}
 	if tv, ok := res.Header["Transport"]; ok {
 		se.recordSetup(c, ss, tv)
@@ -587,7 +619,11 @@ func (h *handler) OnResponse(c *gortsplib.ServerConn, res *base.Response) {
 	if fc == nil {
 		return
 	}
-	fc.setAfterWrite(func() { h.s.startReader(se, ss, fc) })
+	fc.setAfterWrite(func() {
+		if r := h.s.startReader(se, ss, fc); r != nil && r.tcp != nil {
+			h.s.handOff(se, ss, c, fc, r)
+		}
+	})
 }
 
 // OnRequest runs before gortsplib handles a request. A request naming a

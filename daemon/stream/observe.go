@@ -5,7 +5,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/bluenviron/gortsplib/v5"
 	"github.com/bluenviron/gortsplib/v5/pkg/liberrors"
 )
 
@@ -117,17 +116,17 @@ func (s *Server) watchServe(srv interface{ Wait() error }) chan struct{} {
 // awaitKeyframe remembers when a reader that got no cached keyframe
 // started, so the next keyframe can report its time to first frame.
 // The caller holds p.mu.
-func (p *path) awaitKeyframeLocked(ss *gortsplib.ServerSession, since time.Time) {
+func (p *path) awaitKeyframeLocked(se *session, since time.Time) {
 	if p.awaitKey == nil {
-		p.awaitKey = map[*gortsplib.ServerSession]time.Time{}
+		p.awaitKey = map[*session]time.Time{}
 	}
-	p.awaitKey[ss] = since
+	p.awaitKey[se] = since
 }
 
 // keyframeLocked reports the waiting readers' first frame. The caller holds p.mu.
 func (p *path) keyframeLocked(now time.Time) {
-	for ss, since := range p.awaitKey {
+	for se, since := range p.awaitKey {
 		p.s.cfg.Observer.FirstFrame(now.Sub(since))
-		delete(p.awaitKey, ss)
+		delete(p.awaitKey, se)
 	}
 }

@@ -55,8 +55,8 @@ type path struct {
 	// counters since the path was created, for metrics
 	bytesIn, pktsIn, frames, reconnects uint64
 	lastFrame                           time.Time
-	awaitKey                            map[*gortsplib.ServerSession]time.Time // readers waiting for a keyframe, since they connected
-	readers                             map[*gortsplib.ServerSession]struct{}
+	awaitKey                            map[*session]time.Time // readers waiting for a keyframe, since they connected
+	readers                             map[*session]struct{}
 	waiting                             int
 	ready                               chan struct{} // closed while live
 }
@@ -71,7 +71,7 @@ func newPath(s *Server, cam, st string) *path {
 		stopped: make(chan struct{}),
 		state:   StateIdle,
 		since:   time.Now(),
-		readers: map[*gortsplib.ServerSession]struct{}{},
+		readers: map[*session]struct{}{},
 		ready:   make(chan struct{}),
 		// The replay leaves room in a new reader's budget for live units.
 		gopMax: min(s.cfg.WriteQueueSize*7/8*1500, s.cfg.ReaderBudget*3/4),
@@ -254,7 +254,18 @@ func (p *path) goDown(state, lastErr string) {
 	if lastErr != "" {
 		p.lastErr = lastErr
 	}
+	// Closing the served stream closed gortsplib's readers; the handed-off
+	// ones are ours to close.
+	var handed []*playConn
+	for se := range p.readers {
+		if pc := se.play.Load(); pc != nil {
+			handed = append(handed, pc)
+		}
+	}
 	p.mu.Unlock()
+	for _, pc := range handed {
+		pc.end(CloseStopped, false)
+	}
 }
 
 // ingest forwards one source packet to every reader.
@@ -307,18 +318,18 @@ func (p *path) ingest(srcMedia *description.Media, pkt *rtp.Packet) {
 	}
 }
 
-func (p *path) addReader(ss *gortsplib.ServerSession) {
+func (p *path) addReader(se *session) {
 	p.mu.Lock()
-	p.readers[ss] = struct{}{}
+	p.readers[se] = struct{}{}
 	p.mu.Unlock()
 	signal(p.notify)
 }
 
-func (p *path) removeReader(ss *gortsplib.ServerSession) {
+func (p *path) removeReader(se *session) {
 	p.mu.Lock()
-	_, ok := p.readers[ss]
-	delete(p.readers, ss)
-	delete(p.awaitKey, ss)
+	_, ok := p.readers[se]
+	delete(p.readers, se)
+	delete(p.awaitKey, se)
 	p.mu.Unlock()
 	if ok {
 		signal(p.notify)

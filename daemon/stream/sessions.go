@@ -22,12 +22,20 @@ import (
 
 // session is one registered RTSP session.
 type session struct {
-	id     string
+	id string
+	// gortsplib's session and the connection that created it, under
+	// Server.mu; both nil once the reader's connection is handed off
+	// (handoff.go), so that nothing of gortsplib's stays alive for it.
 	ss     *gortsplib.ServerSession
-	owner  *gortsplib.ServerConn // the connection that created it
+	owner  *gortsplib.ServerConn
 	remote string
 	since  time.Time
 	closed chan struct{}
+	// rtspID is the id the client was given in the Session header (conn
+	// goroutine, before the handoff; read-only after it)
+	rtspID string
+	// play is set once the playing reader's connection is ours
+	play atomic.Pointer[playConn]
 
 	// when its first connection opened (time to first frame counts from here)
 	connected time.Time
@@ -60,6 +68,16 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// ownerOf is the connection that created se (nil once handed off).
+func (s *Server) ownerOf(se *session) *gortsplib.ServerConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return se.owner
+}
+
+// handedOff reports whether the session's connection left gortsplib.
+func (se *session) handedOff() bool { return se.play.Load() != nil }
+
 func sessionOf(ss *gortsplib.ServerSession) *session {
 	se, _ := ss.UserData().(*session)
 	return se
@@ -69,7 +87,7 @@ func sessionOf(ss *gortsplib.ServerSession) *session {
 func (s *Server) Sessions() []SessionInfo {
 	s.mu.Lock()
 	ses := make([]*session, 0, len(s.sessions))
-	for _, se := range s.sessions {
+	for se := range s.sessions {
 		if se.user != "" {
 			ses = append(ses, se)
 		}
@@ -81,10 +99,18 @@ func (s *Server) Sessions() []SessionInfo {
 			RemoteAddr: se.remote, Transport: se.transport, Since: se.since,
 		})
 	}
+	gss := make([]*gortsplib.ServerSession, len(ses))
+	for i, se := range ses {
+		gss[i] = se.ss
+	}
 	s.mu.Unlock()
 	for i, se := range ses {
-		st := se.ss.Stats()
-		infos[i].BytesSent, infos[i].BytesReceived = st.OutboundBytes, st.InboundBytes
+		if pc := se.play.Load(); pc != nil {
+			infos[i].BytesSent, infos[i].BytesReceived = pc.bytes()
+		} else if gss[i] != nil {
+			st := gss[i].Stats()
+			infos[i].BytesSent, infos[i].BytesReceived = st.OutboundBytes, st.InboundBytes
+		}
 		if r := se.reader.Load(); r != nil {
 			infos[i].BytesSent += r.sent.Load()
 		}
@@ -106,7 +132,7 @@ func (s *Server) Kick(id string) bool { return s.End(id, CloseKicked) }
 func (s *Server) End(id, reason string) bool {
 	s.mu.Lock()
 	var target *session
-	for _, se := range s.sessions {
+	for se := range s.sessions {
 		if se.id == id {
 			target = se
 			break
@@ -137,7 +163,7 @@ func (s *Server) stillAllowed(user string, ver uint64, ext *Principal, action ac
 func (s *Server) Enforce(p *access.Policy) int {
 	s.mu.Lock()
 	var victims []*session
-	for _, se := range s.sessions {
+	for se := range s.sessions {
 		if se.user == "" {
 			continue
 		}
@@ -175,7 +201,19 @@ func (s *Server) closeSessions(ses []*session) {
 		if r := se.reader.Load(); r != nil {
 			r.close()
 		}
-		conns := se.ss.Conns()
+		s.mu.Lock()
+		ss := se.ss
+		s.mu.Unlock()
+		if pc := se.play.Load(); pc != nil || ss == nil {
+			// Ours alone: closed, unregistered and counted before end
+			// returns. (ss == nil and no playConn cannot be: the handoff
+			// clears ss after setting play.)
+			if pc != nil {
+				pc.end(CloseClient, true)
+			}
+			continue
+		}
+		conns := ss.Conns()
 		for _, c := range conns {
 			if fc, ok := c.NetConn().(*fanConn); ok {
 				fc.abort()
@@ -189,7 +227,7 @@ func (s *Server) closeSessions(ses []*session) {
 		}
 		s.mu.Unlock()
 		waits = append(waits, se.closed)
-		se.ss.Close()
+		ss.Close()
 		for _, c := range conns {
 			c.Close()
 		}

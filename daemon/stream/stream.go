@@ -215,7 +215,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	paths    map[string]*path // "cam/stream"
-	sessions map[*gortsplib.ServerSession]*session
+	sessions map[*session]struct{}
 	conns    map[*gortsplib.ServerConn]*connState
 	started  bool
 	closed   bool
@@ -251,7 +251,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		paths:    map[string]*path{},
-		sessions: map[*gortsplib.ServerSession]*session{},
+		sessions: map[*session]struct{}{},
 		conns:    map[*gortsplib.ServerConn]*connState{},
 	}
 	s.flights = newBasicFlights()
@@ -476,6 +476,17 @@ func (s *Server) Close() error {
 	defer cancel()
 	for _, p := range ps {
 		p.stop(ctx)
+	}
+	s.mu.Lock()
+	var handed []*playConn
+	for se := range s.sessions {
+		if pc := se.play.Load(); pc != nil {
+			handed = append(handed, pc)
+		}
+	}
+	s.mu.Unlock()
+	for _, pc := range handed { // any a path did not close
+		pc.end(CloseStopped, false)
 	}
 	if srv != nil {
 		srv.Close()
