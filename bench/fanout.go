@@ -58,7 +58,7 @@ type FanoutResult struct {
 	GoroutinesPerReader float64 `json:"goroutines_per_reader,omitempty"`
 	StackKBPerReader    float64 `json:"stack_kb_per_reader,omitempty"`
 	HeapKBPerReader     float64 `json:"heap_kb_per_reader,omitempty"`
-	Error           string  `json:"error,omitempty"`
+	Error               string  `json:"error,omitempty"`
 }
 
 // runFanout measures one camsim camera fanned out to n TCP readers by a

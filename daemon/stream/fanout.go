@@ -638,8 +638,8 @@ type fanReader struct {
 	sent    atomic.Uint64 // bytes
 	skips   atomic.Uint64 // times it fell behind and skipped to a keyframe
 	evicted atomic.Bool
-	paused  atomic.Bool // the client sent PAUSE (and no PLAY since)
-	resync  atomic.Bool // set by pause: the writer drops the queue, waits for a keyframe
+	paused  atomic.Bool                              // the client sent PAUSE (and no PLAY since)
+	resync  atomic.Bool                              // set by pause: the writer drops the queue, waits for a keyframe
 	onEvict func(behindFor time.Duration, err error) // run once, in its own goroutine
 
 	// writer-owned
