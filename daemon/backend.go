@@ -52,12 +52,25 @@ func dirOf(p string) string {
 	return p[:i]
 }
 
-// setOrEmpty records in the audit log whether a secret was given, never it.
+// setOrEmpty records whether an add was given a secret (never the secret:
+// see store.AuditSecretSet).
 func setOrEmpty(secret string) string {
 	if secret == "" {
 		return ""
 	}
-	return "(set)"
+	return store.AuditSecretSet
+}
+
+// secretEdit records what an edit did to a stored secret; given is nil
+// when the request leaves it alone.
+func secretEdit(given *string) string {
+	switch {
+	case given == nil:
+		return store.AuditSecretKept
+	case *given == "":
+		return store.AuditSecretRemoved
+	}
+	return store.AuditSecretChanged
 }
 
 // auditEntry is the one place a caller becomes an audit entry's actor.

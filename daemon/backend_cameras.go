@@ -99,7 +99,7 @@ func (b backend) CameraSet(ctx context.Context, c api.Caller, req apitype.Camera
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
-	args := map[string]string{}
+	args := map[string]string{"password": secretEdit(req.Password)}
 	if req.URL != nil {
 		args["url"] = *req.URL
 	}
@@ -120,9 +120,6 @@ func (b backend) CameraSet(ctx context.Context, c api.Caller, req apitype.Camera
 	}
 	if req.User != nil {
 		args["user"] = *req.User
-	}
-	if req.Password != nil {
-		args["password"] = "(changed)"
 	}
 	if req.AllowBasic != nil {
 		args["allow_basic"] = fmt.Sprint(*req.AllowBasic)

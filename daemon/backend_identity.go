@@ -190,7 +190,10 @@ func (b backend) DirectorySet(ctx context.Context, c api.Caller, req apitype.Dir
 	}
 	args := map[string]string{"url": req.URL, "bind_dn": req.BindDN, "base_dn": req.BaseDN, "user_filter": req.UserFilter,
 		"group_attribute": req.GroupAttribute, "group_filter": req.GroupFilter, "disabled_filter": req.DisabledFilter,
-		"bind_password": setOrEmpty(req.BindPassword)}
+		"bind_password": store.AuditSecretChanged}
+	if req.BindPassword == "" { // keeps the stored one
+		args["bind_password"] = store.AuditSecretKept
+	}
 	return b.identityChange(ctx, c, "directory.set", "directory", args, func(tx *store.Tx) error {
 		if req.BindPassword == "" {
 			if old, ok, err := tx.Directory(); err != nil {

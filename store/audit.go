@@ -36,10 +36,29 @@ import (
 // itself, which VerifyAudit reports ever after (AuditVerify.Rekeys).
 
 // redactedArgKeys: argument names whose values are never stored, whatever the
-// caller passed (defence in depth; callers redact too).
+// caller passed (defence in depth; callers record a marker instead).
 var redactedArgKeys = []string{"password", "passwd", "secret", "token", "credential", "key_material"}
 
 const redacted = "[redacted]"
+
+// What callers record of a secret argument instead of its value: what the
+// request did with it. These markers (and "", no secret) are the only
+// values of a secret-named argument that are stored as given, so an auditor
+// can tell a kept password from a changed one.
+const (
+	AuditSecretSet     = "(set)"     // an add stored one
+	AuditSecretKept    = "(kept)"    // an edit left the stored one as it was
+	AuditSecretChanged = "(changed)" // an edit stored a new one
+	AuditSecretRemoved = "(removed)" // an edit removed the stored one
+)
+
+func isSecretMarker(v string) bool {
+	switch v {
+	case "", AuditSecretSet, AuditSecretKept, AuditSecretChanged, AuditSecretRemoved:
+		return true
+	}
+	return false
+}
 
 func redactArgs(args map[string]string) map[string]string {
 	if len(args) == 0 {
@@ -49,7 +68,7 @@ func redactArgs(args map[string]string) map[string]string {
 	for k, v := range args {
 		lk := strings.ToLower(k)
 		for _, r := range redactedArgKeys {
-			if strings.Contains(lk, r) {
+			if strings.Contains(lk, r) && !isSecretMarker(v) {
 				v = redacted
 				break
 			}

@@ -604,3 +604,16 @@ func TestAuditRollbackCaughtAfterTheChainRegrows(t *testing.T) {
 		t.Fatalf("VerifyAudit = %+v %v", v, err)
 	}
 }
+
+// A secret-named argument keeps only the markers that say what a request
+// did with the secret; any other value, a secret, is redacted.
+func TestRedactArgsKeepsOnlySecretMarkers(t *testing.T) {
+	in := map[string]string{"password": AuditSecretKept, "bind_password": AuditSecretChanged, "old_password": AuditSecretRemoved,
+		"new_password": AuditSecretSet, "passwd": "", "token": "(kept) hunter2-internal-secret", "secret": "hunter2-internal-secret", "url": "rtsp://h/s"}
+	got := redactArgs(in)
+	want := map[string]string{"password": "(kept)", "bind_password": "(changed)", "old_password": "(removed)",
+		"new_password": "(set)", "passwd": "", "token": redacted, "secret": redacted, "url": "rtsp://h/s"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("redactArgs = %v, want %v", got, want)
+	}
+}
