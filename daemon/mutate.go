@@ -34,11 +34,13 @@ type mutation struct {
 	apply  func(tx *store.Tx, ch *changeSet) error
 }
 
-// mutate runs m as one transaction on the loop goroutine: the change and
-// its audit entry commit together (fsynced), then the new snapshot is
-// swapped in, the stream layer is updated, and every live session the new
-// state no longer allows is closed before mutate returns. A failed change
-// leaves everything as it was and is audited as failed.
+// mutate runs m as one transaction on the loop goroutine: every live
+// session the new rights no longer allow is closed, the change and its
+// audit entry commit together (fsynced), then the new snapshot is swapped
+// in, the stream layer is updated, and the sessions are checked once more,
+// all before mutate returns. A failed change leaves the stored state as it
+// was and is audited as failed (sessions it had already closed may
+// reconnect).
 func (d *Daemon) mutate(ctx context.Context, m mutation) (apitype.MutationResult, error) {
 	var res apitype.MutationResult
 	var outErr error
@@ -68,6 +70,13 @@ func (d *Daemon) mutateLocked(ctx context.Context, m mutation) (apitype.Mutation
 		if pv, err = buildPolicy(pd); err != nil {
 			return err
 		}
+		// Cut what the new rights no longer allow now, before the commit
+		// and its fsyncs: a revoked viewer is off in well under the time
+		// the disk takes. If the commit then fails, those viewers may
+		// come back (the old rights still stand): a failure errs on the
+		// closed side. Enforce runs again once the change is published,
+		// for anyone who came in meanwhile under the old rights.
+		res.ClosedSessions += d.streams.Enforce(pv.policy)
 		if ch.cameras {
 			cams, err = tx.Cameras()
 		}

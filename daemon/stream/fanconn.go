@@ -178,7 +178,13 @@ var errNotSocket = errors.New("not a socket")
 // wrote counts the bytes that left now.
 func (c *fanConn) tryWritev(bufs [][]byte) (taken bool, wrote int, err error) {
 	if !c.mu.TryLock() {
-		return false, 0, nil // gortsplib is writing a reply: next time
+		// A reply is being written, or the TLS writer is sending the
+		// last batch: next time. What the TLS writer sent meanwhile is
+		// progress all the same.
+		if c.isTLS() {
+			return false, int(c.tlsWrote.Swap(0)), nil
+		}
+		return false, 0, nil
 	}
 	defer c.mu.Unlock()
 	if c.err != nil || c.closed {

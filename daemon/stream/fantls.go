@@ -118,6 +118,10 @@ func (c *fanConn) tlsOffer(bufs [][]byte) (taken bool, wrote int) {
 	return true, wrote
 }
 
+// tlsChunk is how much of a batch the TLS writer sends per write (four
+// TLS records).
+const tlsChunk = 64 << 10
+
 // tlsWriter sends the engine's batches of a TLS connection, one TLS write
 // each (so records are large), until the connection closes. It holds the
 // connection's mutex while it writes, as gortsplib's own writes do; Close
@@ -137,13 +141,25 @@ func (c *fanConn) tlsWriter() {
 		}
 		if len(c.rest) > 0 {
 			_ = c.Conn.SetWriteDeadline(time.Time{})
-			n, err := c.rest.WriteTo(c.Conn)
-			c.tlsWrote.Add(n)
+			// In chunks, each counted as it leaves: a reader slow to take a
+			// long batch (a GOP replay) is making progress, not stalled.
+			for _, b := range c.rest {
+				for len(b) > 0 {
+					chunk := b[:min(len(b), tlsChunk)]
+					n, err := c.Conn.Write(chunk)
+					c.tlsWrote.Add(int64(n))
+					b = b[n:]
+					if err != nil {
+						c.failLocked(err)
+						break
+					}
+				}
+				if c.err != nil {
+					break
+				}
+			}
 			c.rest = nil
 			c.restBytes.Store(0)
-			if err != nil {
-				c.failLocked(err)
-			}
 		}
 		c.mu.Unlock()
 	}
