@@ -34,7 +34,7 @@ type Options struct {
 	Warmup, Measure  time.Duration // per fan-out step (default 2 s, 10 s)
 	StartupRuns      int           // default 5
 	DiscoveryCameras int           // default 100
-	TTFFReaders      int           // default 20
+	TTFFReaders      int           // default 50
 	LiveReaders      int           // readers playing while the TTFF readers join (default 2000)
 	RevokeUsers      int           // revoked users, one reader each (default 100)
 	RevokeUnaffected int           // readers of the unaffected user (default 1900: 2000 live with the revoked)
@@ -115,7 +115,7 @@ func (o *Options) defaults() {
 		o.DiscoveryCameras = 100
 	}
 	if o.TTFFReaders <= 0 {
-		o.TTFFReaders = 20
+		o.TTFFReaders = 50
 	}
 	if o.RevokeUsers <= 0 {
 		o.RevokeUsers = 100

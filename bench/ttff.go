@@ -19,6 +19,12 @@ type TTFFResult struct {
 	GOPS float64 `json:"gop_s"`
 	// SamplesMs are the keyframe times in join order, to spot outliers.
 	SamplesMs []float64 `json:"samples_ms"`
+	// Where the time goes: DESCRIBE (401 and the Digest retry), SETUP,
+	// PLAY, and PLAY's answer to the first IDR packet.
+	Describe   Dist `json:"describe"`
+	Setup      Dist `json:"setup"`
+	Play       Dist `json:"play"`
+	ToKeyframe Dist `json:"play_to_keyframe"`
 	Error     string    `json:"error,omitempty"`
 }
 
@@ -60,6 +66,7 @@ func runTTFF(ctx context.Context, o *Options, cam *camsimProc, readers int) (res
 		return fail(ctx.Err())
 	}
 	var kf, fp []time.Duration
+	var steps [4][]time.Duration
 	for i := range readers {
 		// A random phase within the GOP.
 		if !sleepCtx(ctx, time.Duration(rand.Int64N(int64(gop)))) {
@@ -77,6 +84,9 @@ func runTTFF(ctx context.Context, o *Options, cam *camsimProc, readers int) (res
 				res.SamplesMs = append(res.SamplesMs, load.Ms(k))
 				p, _ := r.FirstPacket()
 				fp = append(fp, p)
+				if d, su, pl, tk, ok := r.Steps(); ok {
+					steps[0], steps[1], steps[2], steps[3] = append(steps[0], d), append(steps[1], su), append(steps[2], pl), append(steps[3], tk)
+				}
 				break
 			}
 			if !sleepCtx(sctx, 2*time.Millisecond) {
@@ -90,5 +100,6 @@ func runTTFF(ctx context.Context, o *Options, cam *camsimProc, readers int) (res
 	}
 	res.Readers = len(kf)
 	res.Keyframe, res.FirstPacket = distOf(kf), distOf(fp)
+	res.Describe, res.Setup, res.Play, res.ToKeyframe = distOf(steps[0]), distOf(steps[1]), distOf(steps[2]), distOf(steps[3])
 	return res
 }

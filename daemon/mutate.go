@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/camwarden/camwarden/daemon/access"
 	"github.com/camwarden/camwarden/daemon/api"
 	"github.com/camwarden/camwarden/daemon/apitype"
 	"github.com/camwarden/camwarden/store"
@@ -59,6 +60,7 @@ func (d *Daemon) mutateLocked(ctx context.Context, m mutation) (apitype.Mutation
 	var pv policyView
 	var cams []store.Camera
 	entry := auditEntry(m.caller, m.action, m.target, "ok", m.args)
+	var precut chan int
 	err := d.store.Update(ctx, &entry, func(tx *store.Tx) error {
 		if err := m.apply(tx, &ch); err != nil {
 			return err
@@ -70,18 +72,23 @@ func (d *Daemon) mutateLocked(ctx context.Context, m mutation) (apitype.Mutation
 		if pv, err = buildPolicy(pd); err != nil {
 			return err
 		}
-		// Cut what the new rights no longer allow now, before the commit
-		// and its fsyncs: a revoked viewer is off in well under the time
-		// the disk takes. If the commit then fails, those viewers may
+		// Cut what the new rights no longer allow now, while the commit
+		// and its fsyncs run: a revoked viewer is off in well under the
+		// time the disk takes, and the store's write lock is not held
+		// while sessions close. If the commit fails, those viewers may
 		// come back (the old rights still stand): a failure errs on the
 		// closed side. Enforce runs again once the change is published,
 		// for anyone who came in meanwhile under the old rights.
-		res.ClosedSessions += d.streams.Enforce(pv.policy)
+		precut = make(chan int, 1)
+		go func(p *access.Policy) { precut <- d.streams.Enforce(p) }(pv.policy)
 		if ch.cameras {
 			cams, err = tx.Cameras()
 		}
 		return err
 	})
+	if precut != nil {
+		res.ClosedSessions += <-precut
+	}
 	if err != nil {
 		apiErr := toAPIError(err)
 		d.audit(ctx, auditEntry(m.caller, m.action, m.target, "failed: "+apiErr.Code, m.args))

@@ -17,7 +17,9 @@ type meter struct {
 	hist     Histogram
 	firstPkt time.Time
 	firstIDR time.Time
-	endedAt  time.Time
+	// when each start-up step answered (the gortsplib reader's)
+	described, setUp, played time.Time
+	endedAt                  time.Time
 	err      error
 }
 
@@ -87,6 +89,26 @@ func (m *meter) FirstKeyframe() (d time.Duration, ok bool) {
 		return 0, false
 	}
 	return m.firstIDR.Sub(m.started), true
+}
+
+// mark records when a start-up step answered.
+func (m *meter) mark(at *time.Time) {
+	m.mu.Lock()
+	*at = time.Now()
+	m.mu.Unlock()
+}
+
+// Steps is how long each start-up step took: DESCRIBE (with its 401 and
+// the Digest retry), SETUP, PLAY, and PLAY's answer to the first IDR
+// packet; ok is false until a keyframe arrived (or for a reader that does
+// not mark its steps).
+func (m *meter) Steps() (describe, setup, play, toKeyframe time.Duration, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.firstIDR.IsZero() || m.played.IsZero() {
+		return 0, 0, 0, 0, false
+	}
+	return m.described.Sub(m.started), m.setUp.Sub(m.described), m.played.Sub(m.setUp), m.firstIDR.Sub(m.played), true
 }
 
 // FirstPacket is the time from just before DESCRIBE to the first packet.

@@ -106,13 +106,16 @@ func StartReader(ctx context.Context, id int, cfg ReaderConfig) (*Reader, error)
 	if err != nil {
 		return fail("describe", err)
 	}
+	r.mark(&r.described)
 	if err := r.client.SetupAll(desc.BaseURL, desc.Medias); err != nil {
 		return fail("setup", err)
 	}
+	r.mark(&r.setUp)
 	r.client.OnPacketRTPAny(r.onPacket)
 	if _, err := r.client.Play(nil); err != nil {
 		return fail("play", err)
 	}
+	r.mark(&r.played)
 	go func() {
 		err := r.client.Wait()
 		at := time.Now()

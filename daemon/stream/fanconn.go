@@ -337,6 +337,11 @@ func (c *fanConn) abort() {
 	if tc, ok := c.socket().(*net.TCPConn); ok {
 		_ = tc.SetLinger(0)
 	}
+	if c.isTLS() {
+		// No close_notify: tls.Conn.Close would wait up to 5 s for a
+		// peer that stopped reading.
+		_ = c.tcp.Close()
+	}
 	_ = c.shut()
 }
 

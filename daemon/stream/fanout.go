@@ -549,9 +549,18 @@ type fanWriter struct {
 	pacing []*fanReader
 }
 
-// writerYieldEvery is how many readers a writer serves before it yields its
-// thread to other goroutines (about 0.2 ms of writevs).
-const writerYieldEvery = 32
+// writerYieldEvery is how many readers a writer serves before it parks for
+// a moment (about 1-2 ms of writevs).
+const writerYieldEvery = 64
+
+// yield parks the writer for an instant in the middle of a long burst (a
+// frame to 1,000 readers keeps a writer busy for milliseconds). Its
+// processor, finding nothing queued, polls the network: a waiting RTSP
+// request, an admin call (a revocation) runs now, not after the burst or
+// at the Go runtime's 10 ms network poll. runtime.Gosched would not do:
+// the writers would take turns from the run queue, and the run queue is
+// served before the network.
+func (w *fanWriter) yield() { time.Sleep(time.Microsecond) }
 
 func (w *fanWriter) post(j fanJob) {
 	w.mu.Lock()
@@ -606,10 +615,7 @@ func (w *fanWriter) run() {
 			}
 			w.dirty[i] = nil
 			if i%writerYieldEvery == writerYieldEvery-1 {
-				// A frame to 1,000 readers keeps a writer busy for
-				// milliseconds: let a waiting RTSP request, a revocation
-				// or the ingest run in between, not after the burst.
-				runtime.Gosched()
+				w.yield()
 			}
 		}
 		w.dirty = w.dirty[:0]

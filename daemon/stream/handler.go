@@ -119,10 +119,15 @@ func (h *handler) OnSessionOpen(ctx *gortsplib.ServerHandlerOnSessionOpenCtx) {
 func (h *handler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) {
 	h.s.mu.Lock()
 	se := sessionOf(ctx.Session)
-	if se != nil && se.handedOff() {
-		// The reader's connection is ours now (handoff.go): only gortsplib
-		// let go of it; the session lives on.
+	if pc := sessionPlay(se); pc != nil {
 		h.s.mu.Unlock()
+		// The reader's connection is ours now (handoff.go). gortsplib
+		// letting go of it is no end; anything else (a TEARDOWN it read
+		// before the handoff, its stream closing) ends ours too.
+		// (A TEARDOWN ends it once its answer is out: OnRequest.)
+		if !errors.As(ctx.Error, new(liberrors.ErrServerSessionNotInUse)) && !errors.As(ctx.Error, new(liberrors.ErrServerSessionTornDown)) {
+			go pc.end(closeReason(ctx.Error), false)
+		}
 		return
 	}
 	if se != nil {
@@ -425,6 +430,9 @@ func (h *handler) checkSessionConn(se *session, conn *gortsplib.ServerConn) (*ba
 	if h.s.ownerOf(se) == conn {
 		return nil, nil
 	}
+	if pc := se.play.Load(); pc != nil && conn.NetConn() == net.Conn(pc.fc) {
+		return nil, nil // a request gortsplib read just before the handoff
+	}
 	if cs := connStateOf(conn); cs != nil {
 		h.s.thr.fail(cs.ip)
 	}
@@ -601,8 +609,8 @@ func (h *handler) OnResponse(c *gortsplib.ServerConn, res *base.Response) {
 	if se == nil {
 		return
 	}
-	if told != "" {
-		se.rtspID = told // for the answers after the handoff
+	if told != "" && se.rtspID == "" {
+		se.rtspID = told // for the answers after the handoff; written once, before it
 	}
 	if tv, ok := res.Header["Transport"]; ok {
 		se.recordSetup(c, ss, tv)
@@ -633,6 +641,15 @@ func (h *handler) OnResponse(c *gortsplib.ServerConn, res *base.Response) {
 // RECORD and SETUP callbacks check the connection again (checkSessionConn),
 // in case a gortsplib version stops sharing the request with this hook.
 func (h *handler) OnRequest(c *gortsplib.ServerConn, req *base.Request) {
+	if req.Method == base.Teardown {
+		// gortsplib read this TEARDOWN just before the handoff: the
+		// session ends once gortsplib's answer is written.
+		if ss := c.Session(); ss != nil {
+			if pc := sessionPlay(sessionOf(ss)); pc != nil && c.NetConn() == net.Conn(pc.fc) {
+				pc.fc.setAfterWrite(func() { pc.end(CloseClient, false) })
+			}
+		}
+	}
 	v := req.Header["Session"]
 	if len(v) == 0 {
 		return

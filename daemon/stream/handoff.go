@@ -18,6 +18,13 @@ package stream
 // dropped), keep-alives (GET_PARAMETER, OPTIONS), PAUSE/PLAY and TEARDOWN.
 // The playConn answers those as gortsplib did; anything else gets 455.
 // UDP readers and tunnelled connections stay with gortsplib.
+//
+// A request the client pipelined right behind its PLAY may already sit in
+// gortsplib's read buffer: gortsplib answers it (our handler's callbacks
+// treat the handed-off connection as the session's owner), and if it ends
+// gortsplib's session otherwise than by letting go (TEARDOWN, the stream
+// closing), OnSessionClose ends ours. A request split across that buffer's
+// end cannot be read by either and ends the session.
 
 import (
 	"bufio"
@@ -35,8 +42,9 @@ import (
 
 // readerIdleTimeout closes a playing TCP reader's connection that sent
 // nothing (no keep-alive, no RTCP report) for this long: gortsplib's
-// IdleTimeout, which the handed-off connection keeps.
-const readerIdleTimeout = 60 * time.Second
+// IdleTimeout, which the handed-off connection keeps. (A variable for
+// tests.)
+var readerIdleTimeout = 60 * time.Second
 
 // publicMethods is the OPTIONS answer: what the handler implements, in
 // gortsplib's order (handoff_test.go checks that they agree).
@@ -88,6 +96,12 @@ func (s *Server) handOff(se *session, ss *gortsplib.ServerSession, c *gortsplib.
 	se.ss, se.owner = nil, nil
 	s.mu.Unlock()
 	fc.handOff()
+	if r.isClosed() {
+		// Its path went down in between (the fan-out closes its readers
+		// before goDown looks for handed-off ones): end it here.
+		pc.end(CloseStopped, true)
+		return
+	}
 	go pc.serve()
 }
 
@@ -133,6 +147,9 @@ func (pc *playConn) end(reason string, reset bool) {
 type socketReader struct{ pc *playConn }
 
 func (r socketReader) Read(p []byte) (int, error) {
+	// Renewed at every read: a client that keeps sending is never cut,
+	// a request that stops halfway is.
+	_ = r.pc.fc.Conn.SetReadDeadline(time.Now().Add(readerIdleTimeout))
 	n, err := r.pc.fc.Conn.Read(p)
 	r.pc.in.Add(uint64(max(n, 0)))
 	return n, err
@@ -162,7 +179,6 @@ var readBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096)
 func (pc *playConn) serve() {
 	raw := socketReader{pc}
 	for {
-		_ = pc.fc.Conn.SetReadDeadline(time.Now().Add(readerIdleTimeout))
 		n, _ := raw.Read(pc.peek[:])
 		if n == 0 {
 			pc.end(CloseClient, false)
@@ -233,16 +249,14 @@ func (pc *playConn) answer(req *base.Request) bool {
 		return false
 	}
 	res.Header["CSeq"] = cseq
-	inSession := true
-	if v, ok := req.Header["Session"]; ok {
-		if len(v) != 1 || sessionIDOf(v[0]) != pc.se.rtspID {
-			// gortsplib's answer to an id it does not know; the id of
-			// another connection's session gets no further here either.
-			res.StatusCode = base.StatusSessionNotFound
-			return pc.reply(res)
-		}
-	} else {
-		inSession = false
+	v, inSession := req.Header["Session"]
+	switch {
+	case inSession && (len(v) != 1 || sessionIDOf(v[0]) != pc.se.rtspID),
+		!inSession && (req.Method == base.Play || req.Method == base.Pause || req.Method == base.Teardown):
+		// Only this connection's own session is reachable here, and
+		// only by its id.
+		res.StatusCode = base.StatusSessionNotFound
+		return pc.reply(res)
 	}
 	switch req.Method {
 	case base.Options:
@@ -292,4 +306,12 @@ func (pc *playConn) reply(res *base.Response) bool {
 func sessionIDOf(v string) string {
 	id, _, _ := strings.Cut(v, ";")
 	return strings.TrimSpace(id)
+}
+
+// sessionPlay is se's playConn (nil for no session or one gortsplib holds).
+func sessionPlay(se *session) *playConn {
+	if se == nil {
+		return nil
+	}
+	return se.play.Load()
 }

@@ -311,3 +311,106 @@ func TestPauseAndPlayOverUDP(t *testing.T) {
 	n := rd.pkts.Load()
 	waitFor(t, 10*time.Second, "packets after PLAY", func() bool { return rd.pkts.Load() > n+20 })
 }
+
+// pipelined writes PLAY and a second request in one write, the way a
+// client that does not wait for PLAY's answer would, and reads both
+// answers.
+func pipelined(t *testing.T, rc *rawConn, sess, url, second string) (play, next *rawResp) {
+	t.Helper()
+	raw := fmt.Sprintf("PLAY %s RTSP/1.0\r\nCSeq: 10\r\nAuthorization: %s\r\nSession: %s\r\n\r\n"+
+		"%s %s RTSP/1.0\r\nCSeq: 11\r\nSession: %s\r\n\r\n", url, basicAuth("alice", "alicepw"), sess, second, url, sess)
+	_ = rc.c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := rc.c.Write([]byte(raw)); err != nil {
+		t.Fatal(err)
+	}
+	var out [2]*rawResp
+	for i := range out {
+		if err := rc.skipFrames(); err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		res, err := rc.read()
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		out[i] = res
+	}
+	return out[0], out[1]
+}
+
+func TestPipelinedTeardownAfterPlayEndsTheSession(t *testing.T) {
+	// gortsplib may read the TEARDOWN before the handoff and answer it
+	// itself: the session must end all the same.
+	r := camsimRig(t, nil)
+	rc, sess := setupRaw(t, r.addr, "cam1/main", "alice", "alicepw", 0)
+	play, td := pipelined(t, rc, sess, "rtsp://"+r.addr+"/cam1/main/", "TEARDOWN")
+	if play.status != 200 || td.status != 200 {
+		t.Fatalf("PLAY %d, TEARDOWN %d", play.status, td.status)
+	}
+	waitFor(t, 10*time.Second, "session ended", func() bool { return len(r.srv.Sessions()) == 0 })
+	if err := rc.skipFrames(); err == nil {
+		t.Fatal("connection still open after TEARDOWN")
+	}
+	waitFor(t, 5*time.Second, "no reader on the stream", func() bool { return r.status("cam1/main").Readers == 0 })
+}
+
+func TestPipelinedPauseAfterPlayIsApplied(t *testing.T) {
+	r := camsimRig(t, nil)
+	rc, sess := setupRaw(t, r.addr, "cam1/main", "alice", "alicepw", 0)
+	url := "rtsp://" + r.addr + "/cam1/main/"
+	play, pause := pipelined(t, rc, sess, url, "PAUSE")
+	if play.status != 200 || pause.status != 200 {
+		t.Fatalf("PLAY %d, PAUSE %d", play.status, pause.status)
+	}
+	if r.srv.thr.blockedCount() != 0 || strings.Contains(r.logs.String(), "login failed") {
+		t.Fatal("a pipelined PAUSE was counted as a failed login")
+	}
+	rc.cseq = 11
+	if res := rc.doPlaying(t, "PLAY", url, map[string]string{"Session": sess}); res.status != 200 {
+		t.Fatalf("PLAY after PAUSE: %+v", res)
+	}
+	if p := rc.nextRTP(t); !isKeyStart(p) {
+		t.Fatalf("first packet after PAUSE/PLAY is not the start of a keyframe (seq %d)", p.SequenceNumber)
+	}
+	if n := len(r.srv.Sessions()); n != 1 {
+		t.Fatalf("sessions = %d, want 1", n)
+	}
+}
+
+func TestBusyPlayingClientIsNotCutAtTheIdleTimeout(t *testing.T) {
+	// The idle timeout counts from the client's last byte, also while
+	// what it sends never quite empties the read buffer.
+	old := readerIdleTimeout
+	readerIdleTimeout = 2 * time.Second
+	t.Cleanup(func() { readerIdleTimeout = old })
+	r := camsimRig(t, nil)
+	rc := playRaw(t, r.addr, "cam1/main", "alice", "alicepw", 0)
+	rc.nextRTP(t)
+	waitFor(t, 10*time.Second, "handoff", func() bool { return goroutinesIn("(*playConn).serve") == 1 })
+	go func() { // the media, drained
+		buf := make([]byte, 64<<10)
+		for {
+			_ = rc.c.SetReadDeadline(time.Now().Add(30 * time.Second))
+			if _, err := rc.br.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	frame := make([]byte, 4+300) // an RTCP-sized frame on channel 1
+	frame[0], frame[1], frame[2], frame[3] = '$', 1, 1, 44
+	half := len(frame) / 2
+	_ = rc.c.SetWriteDeadline(time.Time{})
+	if _, err := rc.c.Write(frame[:half]); err != nil {
+		t.Fatal(err)
+	}
+	// Every write ends half-way through a frame for 2.5 idle timeouts.
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if _, err := rc.c.Write(append(append([]byte{}, frame[half:]...), frame[:half]...)); err != nil {
+			t.Fatalf("client cut off while it sent every 20 ms: %v", err)
+		}
+	}
+	if n := len(r.srv.Sessions()); n != 1 {
+		t.Fatalf("busy client's session ended (sessions = %d)", n)
+	}
+	// Silent now: cut after the idle timeout.
+	waitFor(t, 10*time.Second, "silent client cut", func() bool { return len(r.srv.Sessions()) == 0 })
+}

@@ -264,7 +264,7 @@ func (p *path) goDown(state, lastErr string) {
 	}
 	p.mu.Unlock()
 	for _, pc := range handed {
-		pc.end(CloseStopped, false)
+		pc.end(CloseStopped, true)
 	}
 }
 

@@ -486,7 +486,7 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	for _, pc := range handed { // any a path did not close
-		pc.end(CloseStopped, false)
+		pc.end(CloseStopped, true)
 	}
 	if srv != nil {
 		srv.Close()

@@ -48,7 +48,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.Measure, "measure", 10*time.Second, "fan-out measurement window")
 	fs.DurationVar(&o.Warmup, "warmup", 2*time.Second, "fan-out warm-up after every reader receives")
 	fs.IntVar(&o.StartupRuns, "startup-runs", 5, "daemon starts timed by the start-up scenario")
-	fs.IntVar(&o.TTFFReaders, "ttff-readers", 20, "readers of the time-to-first-frame scenario")
+	fs.IntVar(&o.TTFFReaders, "ttff-readers", 50, "readers of the time-to-first-frame scenario")
 	fs.IntVar(&o.DiscoveryCameras, "discovery-cameras", 100, "cameras of the discovery scenario")
 	fs.IntVar(&o.Cameras, "cameras", 64, "cameras of the many-cameras scenario")
 	fs.IntVar(&o.CameraKbps, "camera-kbps", 2000, "their bitrate (kbit/s)")
