@@ -21,11 +21,11 @@ type TTFFResult struct {
 	SamplesMs []float64 `json:"samples_ms"`
 	// Where the time goes: DESCRIBE (401 and the Digest retry), SETUP,
 	// PLAY, and PLAY's answer to the first IDR packet.
-	Describe   Dist `json:"describe"`
-	Setup      Dist `json:"setup"`
-	Play       Dist `json:"play"`
-	ToKeyframe Dist `json:"play_to_keyframe"`
-	Error     string    `json:"error,omitempty"`
+	Describe   Dist   `json:"describe"`
+	Setup      Dist   `json:"setup"`
+	Play       Dist   `json:"play"`
+	ToKeyframe Dist   `json:"play_to_keyframe"`
+	Error      string `json:"error,omitempty"`
 }
 
 // runTTFF has readers join a live stream one after another at random

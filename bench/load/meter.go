@@ -20,7 +20,7 @@ type meter struct {
 	// when each start-up step answered (the gortsplib reader's)
 	described, setUp, played time.Time
 	endedAt                  time.Time
-	err      error
+	err                      error
 }
 
 // record counts one RTP packet; gap is its sequence number minus the
