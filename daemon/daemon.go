@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"sync/atomic"
 	"syscall"
@@ -104,6 +105,13 @@ func Run(ctx context.Context, opts Options) error {
 	// still wins.
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(defaultGCPercent)
+	}
+	// One Go processor more than CPUs: the fan-out runs a writer per CPU
+	// at a lower OS priority (daemon/stream), and RTSP requests and admin
+	// calls always find a processor free while the writers send a frame
+	// to thousands of readers. GOMAXPROCS in the environment still wins.
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1)
 	}
 	d, err := newDaemon(opts)
 	if err != nil {

@@ -33,6 +33,7 @@ package stream
 // layouts, the reader lists) is guarded by path.mu.
 
 import (
+	"golang.org/x/sys/unix"
 	"net"
 	"runtime"
 	"sync"
@@ -499,7 +500,10 @@ type fanEngine struct {
 
 func newFanEngine(budget int, stallFor time.Duration, log hclog.Logger) *fanEngine {
 	e := &fanEngine{budget: budget, stallFor: stallFor, log: log, done: make(chan struct{})}
-	n := max(1, runtime.GOMAXPROCS(0))
+	// One Go processor is left to everything else (RTSP requests, the
+	// admin API, the ingest): the daemon runs with one processor more than
+	// it has CPUs (daemon.Run), so there is a writer per CPU.
+	n := max(1, runtime.GOMAXPROCS(0)-1)
 	for i := range n {
 		e.writers = append(e.writers, &fanWriter{idx: i, e: e, wake: make(chan struct{}, 1)})
 	}
@@ -549,6 +553,9 @@ type fanWriter struct {
 	pacing []*fanReader
 }
 
+// writerNice is the writer threads' nice value (the daemon's is 0).
+const writerNice = 5
+
 // writerYieldEvery is how many readers a writer serves before it parks for
 // a moment (about 1-2 ms of writevs).
 const writerYieldEvery = 64
@@ -573,6 +580,13 @@ func (w *fanWriter) post(j fanJob) {
 }
 
 func (w *fanWriter) run() {
+	// A writer's thread runs at a lower OS priority than the rest of the
+	// daemon: when the CPUs are busy (2,000 readers, the load of the box),
+	// an RTSP request or an admin call waiting for a CPU gets it before the
+	// next writev. The writers' work is the same; it only waits its turn.
+	// The thread is never unlocked: it ends with the writer, priority and all.
+	runtime.LockOSThread()
+	_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), writerNice)
 	tick := time.NewTicker(time.Hour)
 	tick.Stop()
 	ticking := false

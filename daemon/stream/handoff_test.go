@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"os"
 	"runtime/pprof"
 	"strings"
 	"testing"
@@ -413,4 +414,29 @@ func TestBusyPlayingClientIsNotCutAtTheIdleTimeout(t *testing.T) {
 	}
 	// Silent now: cut after the idle timeout.
 	waitFor(t, 10*time.Second, "silent client cut", func() bool { return len(r.srv.Sessions()) == 0 })
+}
+
+func TestWriterThreadsRunAtALowerPriority(t *testing.T) {
+	r := newRig(t, nil)
+	want := len(r.srv.fan.writers)
+	// /proc/self/task/TID/stat: field 19 is the nice value.
+	waitFor(t, 5*time.Second, "writer threads at nice 5", func() bool {
+		tasks, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, task := range tasks {
+			b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/stat")
+			if err != nil {
+				continue // the thread ended
+			}
+			// the command name (field 2) may hold spaces: count from its ')'
+			f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+			if len(f) > 16 && f[16] == fmt.Sprint(writerNice) {
+				n++
+			}
+		}
+		return n >= want
+	})
 }
