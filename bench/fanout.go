@@ -155,6 +155,17 @@ func measureFanoutPaths(ctx context.Context, o *Options, res FanoutResult, pid i
 	if err != nil {
 		return fail(err)
 	}
+	if metrics != "" {
+		// every reader is playing now (rtspload's report at the end may
+		// race with its readers leaving)
+		gs, err := scrapeGoStats(ctx, metrics)
+		if err != nil {
+			return fail(err)
+		}
+		res.GoroutinesPerReader = float64(gs.Goroutines-goBase.Goroutines) / float64(n)
+		res.StackKBPerReader = float64(gs.StackBytes-goBase.StackBytes) / 1024 / float64(n)
+		res.HeapKBPerReader = float64(gs.HeapBytes-goBase.HeapBytes) / 1024 / float64(n)
+	}
 	c0, _ := load.SampleProc(cam.pid())
 	m0, _ := load.SampleMachine()
 	var perf *exec.Cmd
@@ -180,15 +191,6 @@ func measureFanoutPaths(ctx context.Context, o *Options, res FanoutResult, pid i
 	}
 	c1, _ := load.SampleProc(cam.pid())
 	m1, _ := load.SampleMachine()
-	if metrics != "" {
-		gs, err := scrapeGoStats(ctx, metrics)
-		if err != nil {
-			return fail(err)
-		}
-		res.GoroutinesPerReader = float64(gs.Goroutines-goBase.Goroutines) / float64(n)
-		res.StackKBPerReader = float64(gs.StackBytes-goBase.StackBytes) / 1024 / float64(n)
-		res.HeapKBPerReader = float64(gs.HeapBytes-goBase.HeapBytes) / 1024 / float64(n)
-	}
 	res.MachineCores = load.MachineCores(m0, m1)
 	r := ev.Report
 	res.Connected = r.Readers - r.ConnectErrors
