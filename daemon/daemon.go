@@ -109,9 +109,12 @@ func Run(ctx context.Context, opts Options) error {
 	// One Go processor more than CPUs: the fan-out runs a writer per CPU
 	// at a lower OS priority (daemon/stream), and RTSP requests and admin
 	// calls always find a processor free while the writers send a frame
-	// to thousands of readers. GOMAXPROCS in the environment still wins.
-	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1)
+	// to thousands of readers. Not under a cgroup CPU limit (Go's default
+	// is then below the CPU count and follows the limit: a processor more
+	// would only use the quota up sooner), and GOMAXPROCS in the
+	// environment still wins.
+	if os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) == runtime.NumCPU() {
+		runtime.GOMAXPROCS(runtime.NumCPU() + 1)
 	}
 	d, err := newDaemon(opts)
 	if err != nil {

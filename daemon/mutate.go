@@ -74,8 +74,8 @@ func (d *Daemon) mutateLocked(ctx context.Context, m mutation) (apitype.Mutation
 		}
 		// Cut what the new rights no longer allow now, while the commit
 		// and its fsyncs run: a revoked viewer is off in well under the
-		// time the disk takes, and the store's write lock is not held
-		// while sessions close. If the commit fails, those viewers may
+		// time the disk takes. (Nothing on the closing path touches the
+		// store or the loop goroutine.) If the commit fails, those viewers may
 		// come back (the old rights still stand): a failure errs on the
 		// closed side. Enforce runs again once the change is published,
 		// for anyone who came in meanwhile under the old rights.

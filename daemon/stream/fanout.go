@@ -33,7 +33,6 @@ package stream
 // layouts, the reader lists) is guarded by path.mu.
 
 import (
-	"golang.org/x/sys/unix"
 	"net"
 	"runtime"
 	"sync"
@@ -43,6 +42,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -494,8 +494,10 @@ type fanEngine struct {
 	log      hclog.Logger
 	udpRTP   *udpSender
 	udpRTCP  *udpSender
-	done     chan struct{}
-	wg       sync.WaitGroup
+	// parkMidBurst: the writers hold every Go processor (see yield)
+	parkMidBurst bool
+	done         chan struct{}
+	wg           sync.WaitGroup
 }
 
 func newFanEngine(budget int, stallFor time.Duration, log hclog.Logger) *fanEngine {
@@ -504,6 +506,7 @@ func newFanEngine(budget int, stallFor time.Duration, log hclog.Logger) *fanEngi
 	// admin API, the ingest): the daemon runs with one processor more than
 	// it has CPUs (daemon.Run), so there is a writer per CPU.
 	n := max(1, runtime.GOMAXPROCS(0)-1)
+	e.parkMidBurst = n >= runtime.GOMAXPROCS(0)
 	for i := range n {
 		e.writers = append(e.writers, &fanWriter{idx: i, e: e, wake: make(chan struct{}, 1)})
 	}
@@ -553,20 +556,35 @@ type fanWriter struct {
 	pacing []*fanReader
 }
 
-// writerNice is the writer threads' nice value (the daemon's is 0).
-const writerNice = 5
+// writerNiceOffset is how much nicer the writer threads are than the rest
+// of the daemon.
+const writerNiceOffset = 5
+
+// lowerThreadPriority makes the calling (locked) thread by steps nicer than the
+// process. Best effort: where it is not allowed, the thread keeps the
+// process's priority.
+func lowerThreadPriority(by int) {
+	// The raw getpriority call answers 20 - nice.
+	prio, err := unix.Getpriority(unix.PRIO_PROCESS, 0)
+	if err != nil {
+		return
+	}
+	_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), min(20-prio+by, 19))
+}
 
 // writerYieldEvery is how many readers a writer serves before it parks for
-// a moment (about 1-2 ms of writevs).
-const writerYieldEvery = 64
+// a moment (1-2 ms of writevs), when no Go processor is left free.
+const writerYieldEvery = 256
 
 // yield parks the writer for an instant in the middle of a long burst (a
-// frame to 1,000 readers keeps a writer busy for milliseconds). Its
+// frame to 1,000 readers keeps a writer busy for milliseconds) when the
+// writers hold every Go processor (GOMAXPROCS 1, or set by hand). Its
 // processor, finding nothing queued, polls the network: a waiting RTSP
 // request, an admin call (a revocation) runs now, not after the burst or
 // at the Go runtime's 10 ms network poll. runtime.Gosched would not do:
 // the writers would take turns from the run queue, and the run queue is
-// served before the network.
+// served before the network. With a processor to spare (the daemon's
+// default), its idle thread waits in the network poll and no writer parks.
 func (w *fanWriter) yield() { time.Sleep(time.Microsecond) }
 
 func (w *fanWriter) post(j fanJob) {
@@ -586,7 +604,7 @@ func (w *fanWriter) run() {
 	// next writev. The writers' work is the same; it only waits its turn.
 	// The thread is never unlocked: it ends with the writer, priority and all.
 	runtime.LockOSThread()
-	_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), writerNice)
+	lowerThreadPriority(writerNiceOffset)
 	tick := time.NewTicker(time.Hour)
 	tick.Stop()
 	ticking := false
@@ -628,7 +646,7 @@ func (w *fanWriter) run() {
 				w.pacing = append(w.pacing, r)
 			}
 			w.dirty[i] = nil
-			if i%writerYieldEvery == writerYieldEvery-1 {
+			if w.e.parkMidBurst && i%writerYieldEvery == writerYieldEvery-1 {
 				w.yield()
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/bluenviron/gortsplib/v5"
 	"github.com/pion/rtp"
+	"golang.org/x/sys/unix"
 )
 
 // sendPlaying sends a request on a playing connection and reads until its
@@ -417,10 +419,31 @@ func TestBusyPlayingClientIsNotCutAtTheIdleTimeout(t *testing.T) {
 }
 
 func TestWriterThreadsRunAtALowerPriority(t *testing.T) {
+	niceOf := func(stat []byte) string {
+		// field 19 of a stat line; the command name (field 2) may hold
+		// spaces: count from its ')'
+		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(f) <= 16 {
+			return ""
+		}
+		return f[16]
+	}
+	// The nice of an ordinary thread (not the main one: a writer of an
+	// earlier test may have ended on it, leaving it parked at its nice).
+	runtime.LockOSThread()
+	self, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/stat", unix.Gettid()))
+	runtime.UnlockOSThread()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var base int
+	if _, err := fmt.Sscan(niceOf(self), &base); err != nil {
+		t.Fatalf("nice of the test's thread: %v", err)
+	}
+	want := fmt.Sprint(min(base+writerNiceOffset, 19))
 	r := newRig(t, nil)
-	want := len(r.srv.fan.writers)
-	// /proc/self/task/TID/stat: field 19 is the nice value.
-	waitFor(t, 5*time.Second, "writer threads at nice 5", func() bool {
+	writers := len(r.srv.fan.writers)
+	waitFor(t, 5*time.Second, "writer threads "+fmt.Sprint(writerNiceOffset)+" nicer than the process", func() bool {
 		tasks, err := os.ReadDir("/proc/self/task")
 		if err != nil {
 			t.Fatal(err)
@@ -431,12 +454,10 @@ func TestWriterThreadsRunAtALowerPriority(t *testing.T) {
 			if err != nil {
 				continue // the thread ended
 			}
-			// the command name (field 2) may hold spaces: count from its ')'
-			f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-			if len(f) > 16 && f[16] == fmt.Sprint(writerNice) {
+			if niceOf(b) == want {
 				n++
 			}
 		}
-		return n >= want
+		return n >= writers
 	})
 }
