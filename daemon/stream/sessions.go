@@ -75,9 +75,6 @@ func (s *Server) ownerOf(se *session) *gortsplib.ServerConn {
 	return se.owner
 }
 
-// handedOff reports whether the session's connection left gortsplib.
-func (se *session) handedOff() bool { return se.play.Load() != nil }
-
 func sessionOf(ss *gortsplib.ServerSession) *session {
 	se, _ := ss.UserData().(*session)
 	return se
