@@ -29,6 +29,8 @@ package stream
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -211,53 +213,91 @@ func (pc *playConn) drain(br *bufio.Reader) bool {
 // handleOne reads one interleaved frame (dropped: the client's RTCP
 // reports) or one request, and answers the request.
 func (pc *playConn) handleOne(br *bufio.Reader) bool {
-	b, err := br.Peek(1)
-	if err != nil { // EOF, silence past readerIdleTimeout, a reset
-		pc.end(CloseClient, false)
-		return false
-	}
-	if b[0] == base.InterleavedFrameMagicByte {
-		hdr, err := br.Peek(4)
-		if err != nil {
-			pc.end(CloseClient, false)
-			return false
-		}
-		if _, err := br.Discard(4 + int(binary.BigEndian.Uint16(hdr[2:]))); err != nil {
-			pc.end(CloseClient, false)
-			return false
-		}
-		return true
-	}
-	var req base.Request
-	if err := req.Unmarshal(br); err != nil {
+	req, err := readFromPlayingClient(br)
+	switch {
+	case errors.Is(err, errUnreadable):
 		// Not RTSP: nothing sensible to answer, as gortsplib.
 		pc.s.log.Debug("closing a playing reader that sent something unreadable", "session", pc.se.id, "remote", pc.se.remote, "error", err)
 		pc.end(CloseClient, false)
 		return false
+	case err != nil: // EOF, silence past readerIdleTimeout, a reset
+		pc.end(CloseClient, false)
+		return false
+	case req == nil:
+		return true
 	}
-	return pc.answer(&req)
+	res, act := answerPlaying(req, pc.se.rtspID)
+	switch act {
+	case playResume:
+		pc.r.resume()
+	case playPause:
+		pc.r.pause()
+	}
+	if !pc.reply(res) {
+		return false
+	}
+	if act == playEnd {
+		pc.end(CloseClient, false)
+		return false
+	}
+	return true
 }
 
-// answer answers one request of a playing reader as gortsplib would have.
-func (pc *playConn) answer(req *base.Request) bool {
+// errUnreadable: what a playing client sent is not RTSP.
+var errUnreadable = errors.New("not an RTSP request")
+
+// readFromPlayingClient reads one item a playing client sends: a request,
+// or an interleaved frame, which it drops (req and err nil).
+func readFromPlayingClient(br *bufio.Reader) (*base.Request, error) {
+	b, err := br.Peek(1)
+	if err != nil {
+		return nil, err
+	}
+	if b[0] == base.InterleavedFrameMagicByte {
+		hdr, err := br.Peek(4)
+		if err != nil {
+			return nil, err
+		}
+		_, err = br.Discard(4 + int(binary.BigEndian.Uint16(hdr[2:])))
+		return nil, err
+	}
+	var req base.Request
+	if err := req.Unmarshal(br); err != nil {
+		return nil, fmt.Errorf("%w: %v", errUnreadable, err)
+	}
+	return &req, nil
+}
+
+// playAction is what an answered request does to the session.
+type playAction int
+
+const (
+	playNone   playAction = iota
+	playResume            // PLAY
+	playPause             // PAUSE
+	playEnd               // TEARDOWN, or a request without CSeq
+)
+
+// answerPlaying is the answer to one request of a playing reader whose
+// session id is rtspID, as gortsplib would have given it.
+func answerPlaying(req *base.Request, rtspID string) (*base.Response, playAction) {
 	res := &base.Response{StatusCode: base.StatusOK, Header: base.Header{}}
 	cseq, ok := req.Header["CSeq"]
 	if !ok || len(cseq) != 1 {
 		res.StatusCode = base.StatusBadRequest
-		pc.reply(res)
-		pc.end(CloseClient, false)
-		return false
+		return res, playEnd
 	}
 	res.Header["CSeq"] = cseq
 	v, inSession := req.Header["Session"]
 	switch {
-	case inSession && (len(v) != 1 || sessionIDOf(v[0]) != pc.se.rtspID),
+	case inSession && (len(v) != 1 || sessionIDOf(v[0]) != rtspID),
 		!inSession && (req.Method == base.Play || req.Method == base.Pause || req.Method == base.Teardown):
 		// Only this connection's own session is reachable here, and
 		// only by its id.
 		res.StatusCode = base.StatusSessionNotFound
-		return pc.reply(res)
+		return res, playNone
 	}
+	act := playNone
 	switch req.Method {
 	case base.Options:
 		res.Header["Public"] = base.HeaderValue{publicMethods}
@@ -265,13 +305,11 @@ func (pc *playConn) answer(req *base.Request) bool {
 		res.Header["Content-Type"] = base.HeaderValue{"text/parameters"}
 		res.Body = []byte{}
 	case base.Play:
-		pc.r.resume()
+		act = playResume
 	case base.Pause:
-		pc.r.pause()
+		act = playPause
 	case base.Teardown:
-		pc.reply(res)
-		pc.end(CloseClient, false)
-		return false
+		return res, playEnd // no Session header on its answer
 	case base.SetParameter:
 		res.StatusCode = base.StatusNotImplemented
 	default:
@@ -279,9 +317,9 @@ func (pc *playConn) answer(req *base.Request) bool {
 	}
 	if inSession || req.Method != base.Options {
 		timeout := uint(max(int(readerIdleTimeout/time.Second)-5, 1))
-		res.Header["Session"] = headers.Session{Session: pc.se.rtspID, Timeout: &timeout}.Marshal()
+		res.Header["Session"] = headers.Session{Session: rtspID, Timeout: &timeout}.Marshal()
 	}
-	return pc.reply(res)
+	return res, act
 }
 
 // reply writes an answer, after any media the socket has not taken yet.
