@@ -106,16 +106,6 @@ func Run(ctx context.Context, opts Options) error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(defaultGCPercent)
 	}
-	// One Go processor more than CPUs: the fan-out runs a writer per CPU
-	// at a lower OS priority (daemon/stream), and RTSP requests and admin
-	// calls always find a processor free while the writers send a frame
-	// to thousands of readers. Not under a cgroup CPU limit (Go's default
-	// is then below the CPU count and follows the limit: a processor more
-	// would only use the quota up sooner), and GOMAXPROCS in the
-	// environment still wins.
-	if os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) == runtime.NumCPU() {
-		runtime.GOMAXPROCS(runtime.NumCPU() + 1)
-	}
 	d, err := newDaemon(opts)
 	if err != nil {
 		return err
@@ -224,6 +214,18 @@ func (d *Daemon) run(ctx context.Context) error {
 	if cfg.RTSPUDP {
 		scfg.UDPRTPAddress, scfg.UDPRTCPAddress = udpAddrs(cfg.RTSPAddr)
 	}
+	// One Go processor more than CPUs once serving (not during start-up,
+	// which it only slows): the fan-out runs a writer per CPU at a lower
+	// OS priority (daemon/stream), and RTSP requests and admin calls
+	// always find a processor free while the writers send a frame to
+	// thousands of readers. Not under a cgroup CPU limit (Go's default is
+	// then below the CPU count and follows the limit: a processor more
+	// would only use the quota up sooner), and GOMAXPROCS in the
+	// environment still wins.
+	spareProc := os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) == runtime.NumCPU()
+	if spareProc {
+		scfg.Writers = runtime.NumCPU()
+	}
 	d.streams, err = stream.New(scfg)
 	if err != nil {
 		return err
@@ -268,6 +270,9 @@ func (d *Daemon) run(ctx context.Context) error {
 
 	status := fmt.Sprintf("serving RTSP on %s, admin socket %s", d.streams.Addr(), cfg.Socket)
 	notify(log, "READY=1\nSTATUS="+status)
+	if spareProc {
+		runtime.GOMAXPROCS(runtime.NumCPU() + 1)
+	}
 	log.Info("camwardend ready", "version", d.opts.Version, "rtsp", d.streams.Addr().String(), "socket", cfg.Socket,
 		"cameras", len(cams), "key_id", st.MasterKeyID(), "startup", time.Since(d.started).Round(time.Millisecond).String())
 

@@ -494,19 +494,19 @@ type fanEngine struct {
 	log      hclog.Logger
 	udpRTP   *udpSender
 	udpRTCP  *udpSender
-	// parkMidBurst: the writers hold every Go processor (see yield)
-	parkMidBurst bool
-	done         chan struct{}
-	wg           sync.WaitGroup
+	done     chan struct{}
+	wg       sync.WaitGroup
 }
 
-func newFanEngine(budget int, stallFor time.Duration, log hclog.Logger) *fanEngine {
+func newFanEngine(writers, budget int, stallFor time.Duration, log hclog.Logger) *fanEngine {
 	e := &fanEngine{budget: budget, stallFor: stallFor, log: log, done: make(chan struct{})}
-	// One Go processor is left to everything else (RTSP requests, the
-	// admin API, the ingest): the daemon runs with one processor more than
-	// it has CPUs (daemon.Run), so there is a writer per CPU.
-	n := max(1, runtime.GOMAXPROCS(0)-1)
-	e.parkMidBurst = n >= runtime.GOMAXPROCS(0)
+	// By default one Go processor is left to everything else (RTSP
+	// requests, the admin API, the ingest); the daemon asks for a writer
+	// per CPU and runs with one processor more (daemon.Run).
+	n := writers
+	if n <= 0 {
+		n = max(1, runtime.GOMAXPROCS(0)-1)
+	}
 	for i := range n {
 		e.writers = append(e.writers, &fanWriter{idx: i, e: e, wake: make(chan struct{}, 1)})
 	}
@@ -640,13 +640,15 @@ func (w *fanWriter) run() {
 			}
 		}
 		w.pacing = w.pacing[:0]
+		// the writers hold every Go processor (see yield)
+		park := len(w.e.writers) >= runtime.GOMAXPROCS(0)
 		for i, r := range w.dirty {
 			r.dirty = false
 			if r.flush(now) {
 				w.pacing = append(w.pacing, r)
 			}
 			w.dirty[i] = nil
-			if w.e.parkMidBurst && i%writerYieldEvery == writerYieldEvery-1 {
+			if park && i%writerYieldEvery == writerYieldEvery-1 {
 				w.yield()
 			}
 		}

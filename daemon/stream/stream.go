@@ -67,18 +67,21 @@ type Config struct {
 	ReadTimeout          time.Duration // camera and reader read timeout (10 s)
 	WriteTimeout         time.Duration // reader write timeout (10 s)
 	WriteQueueSize       int           // power of two (1024); the GOP cache replays up to 7/8 of it in packets of 1500 bytes
-	ReaderBudget         int           // bytes queued for one reader at most; past it the reader skips to the next keyframe (4 MiB)
-	ThrottleFailures     int           // failed authentications per window before refusing (5)
-	ThrottleWindow       time.Duration // (1 min)
-	ThrottleBase         time.Duration // first refusal period, doubled each time (1 min, cap 1 h)
-	ThrottleMaxEntries   int           // addresses tracked at most (10000)
-	BasicChecksAtOnce    int           // expensive Basic checks (argon2id, ~20 MB each) running at once (2)
-	BasicCheckQueue      int           // Basic checks waiting at most; more are answered 503 at once (16)
-	AuthTimeout          time.Duration // a connection that has not authenticated this long is closed (30 s)
-	MaxUnauthPerAddr     int           // unauthenticated connections from one address; more are closed at once (64: a VMS starting many streams at once is one address)
-	MaxUnauth            int           // unauthenticated connections in total; the oldest is closed to make room (1024)
-	GOPCacheDisabled     bool          // do not send new readers the packets since the last keyframe
-	Observer             Observer      // optional: hears of closed sessions, first frames, failed logins
+	// Writers is the number of fan-out writer goroutines (0: one less
+	// than GOMAXPROCS, at least one).
+	Writers            int
+	ReaderBudget       int           // bytes queued for one reader at most; past it the reader skips to the next keyframe (4 MiB)
+	ThrottleFailures   int           // failed authentications per window before refusing (5)
+	ThrottleWindow     time.Duration // (1 min)
+	ThrottleBase       time.Duration // first refusal period, doubled each time (1 min, cap 1 h)
+	ThrottleMaxEntries int           // addresses tracked at most (10000)
+	BasicChecksAtOnce  int           // expensive Basic checks (argon2id, ~20 MB each) running at once (2)
+	BasicCheckQueue    int           // Basic checks waiting at most; more are answered 503 at once (16)
+	AuthTimeout        time.Duration // a connection that has not authenticated this long is closed (30 s)
+	MaxUnauthPerAddr   int           // unauthenticated connections from one address; more are closed at once (64: a VMS starting many streams at once is one address)
+	MaxUnauth          int           // unauthenticated connections in total; the oldest is closed to make room (1024)
+	GOPCacheDisabled   bool          // do not send new readers the packets since the last keyframe
+	Observer           Observer      // optional: hears of closed sessions, first frames, failed logins
 }
 
 func (c *Config) setDefaults() {
@@ -259,7 +262,7 @@ func New(cfg Config) (*Server, error) {
 	s.checks = newCheckQueue(cfg.BasicChecksAtOnce, cfg.BasicCheckQueue, basicChecksPerAddr)
 	s.unauth = newUnauthGate(cfg.MaxUnauthPerAddr, cfg.MaxUnauth, cfg.AuthTimeout)
 	s.thr = newThrottle(cfg.ThrottleFailures, cfg.ThrottleWindow, cfg.ThrottleBase, cfg.ThrottleMaxEntries, cfg.Logger)
-	s.fan = newFanEngine(cfg.ReaderBudget, cfg.StalledReaderTimeout, cfg.Logger)
+	s.fan = newFanEngine(cfg.Writers, cfg.ReaderBudget, cfg.StalledReaderTimeout, cfg.Logger)
 	return s, nil
 }
 
