@@ -55,4 +55,6 @@ func FuzzPlayingClientInput(f *testing.F) {
 	})
 }
 
-func slicesEqual(a, b base.HeaderValue) bool { return strings.Join(a, "\x00") == strings.Join(b, "\x00") }
+func slicesEqual(a, b base.HeaderValue) bool {
+	return strings.Join(a, "\x00") == strings.Join(b, "\x00")
+}
