@@ -16,7 +16,6 @@ type goStats struct {
 	Goroutines int64
 	StackBytes int64 // go_memstats_stack_inuse_bytes
 	HeapBytes  int64 // go_memstats_heap_inuse_bytes
-	GCCycles   int64 // go_gc_duration_seconds_count
 }
 
 // scrapeGoStats reads the daemon's /metrics at addr (HOST:PORT).
@@ -40,7 +39,6 @@ func scrapeGoStats(ctx context.Context, addr string) (goStats, error) {
 		"go_goroutines":                 &gs.Goroutines,
 		"go_memstats_stack_inuse_bytes": &gs.StackBytes,
 		"go_memstats_heap_inuse_bytes":  &gs.HeapBytes,
-		"go_gc_duration_seconds_count":  &gs.GCCycles,
 	}
 	found := 0
 	sc := bufio.NewScanner(resp.Body)

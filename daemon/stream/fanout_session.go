@@ -72,26 +72,10 @@ func (s *Server) startReader(se *session, ss *gortsplib.ServerSession, fc *fanCo
 		} else {
 			s.log.Warn("evicting reader that stopped reading", "session", se.id, "user", se.user, "path", se.pathName, "remote", se.remote, "stalled_for", behindFor.Round(time.Millisecond), "skipped_to_keyframe", r.skips.Load())
 		}
-		r.close()
-		if pc := se.play.Load(); pc != nil {
-			pc.end(CloseClient, true)
-			return
-		}
-		// Not captured: the closure lives as long as the reader, and
+		// Whoever holds the session (gortsplib or a playConn); ss is
+		// not captured: the closure lives as long as the reader, and
 		// gortsplib's session must not once the connection is handed off.
-		s.mu.Lock()
-		ss := se.ss
-		s.mu.Unlock()
-		if ss == nil {
-			return
-		}
-		for _, c := range ss.Conns() {
-			if fc, ok := c.NetConn().(*fanConn); ok {
-				fc.abort()
-			}
-			c.Close()
-		}
-		ss.Close()
+		s.closeSessions([]*session{se})
 	}
 	se.reader.Store(r)
 	if p.fo.attach(r) {

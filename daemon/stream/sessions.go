@@ -198,16 +198,16 @@ func (s *Server) closeSessions(ses []*session) {
 		if r := se.reader.Load(); r != nil {
 			r.close()
 		}
-		s.mu.Lock()
-		ss := se.ss
-		s.mu.Unlock()
-		if pc := se.play.Load(); pc != nil || ss == nil {
+		if pc := se.play.Load(); pc != nil {
 			// Ours alone: closed, unregistered and counted before end
-			// returns. (ss == nil and no playConn cannot be: the handoff
-			// clears ss after setting play.)
-			if pc != nil {
-				pc.end(CloseClient, true)
-			}
+			// returns.
+			pc.end(CloseClient, true)
+			continue
+		}
+		s.mu.Lock()
+		ss := se.ss // nil only once handed off, and play is set before
+		s.mu.Unlock()
+		if ss == nil {
 			continue
 		}
 		conns := ss.Conns()
