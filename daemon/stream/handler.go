@@ -32,6 +32,9 @@ type connState struct {
 
 	mu   sync.Mutex
 	told map[string]struct{} // session ids our answers gave this connection
+	// inSetupGate: the path setup gate this connection's SETUP holds until
+	// its answer (setupgate.go)
+	inSetupGate chan struct{}
 }
 
 // tell records a session id an answer on this connection carried.
@@ -91,6 +94,7 @@ func (h *handler) OnConnClose(ctx *gortsplib.ServerHandlerOnConnCloseCtx) {
 	delete(h.s.conns, ctx.Conn)
 	h.s.mu.Unlock()
 	if cs != nil {
+		cs.leaveSetupGate()
 		h.s.unauth.leave(cs)
 		close(cs.closed)
 	}
@@ -542,6 +546,7 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 		h.s.extStarted(se, name, ext)
 	}
 	p.addReader(se)
+	h.enterSetupGate(connStateOf(ctx.Conn), p)
 	return &base.Response{StatusCode: base.StatusOK}, st, nil
 }
 
@@ -588,6 +593,9 @@ func (h *handler) OnPause(ctx *gortsplib.ServerHandlerOnPauseCtx) (*base.Respons
 // SETUP answers gave each medium and, for an accepted PLAY, arms the start
 // of the reader right after the answer is written.
 func (h *handler) OnResponse(c *gortsplib.ServerConn, res *base.Response) {
+	if cs := connStateOf(c); cs != nil {
+		cs.leaveSetupGate() // gortsplib is done with this SETUP
+	}
 	if offers, ok := res.Header["WWW-Authenticate"]; ok {
 		res.Header["WWW-Authenticate"] = h.s.challenge(connStateOf(c), offers)
 	}

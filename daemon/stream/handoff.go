@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -263,9 +264,19 @@ func readFromPlayingClient(br *bufio.Reader) (*base.Request, error) {
 	}
 	var req base.Request
 	if err := req.Unmarshal(br); err != nil {
+		if isReadFailure(err) {
+			return nil, err // the socket's end or failure, not the client's words
+		}
 		return nil, fmt.Errorf("%w: %v", errUnreadable, err)
 	}
 	return &req, nil
+}
+
+// isReadFailure: err came from reading the socket (EOF, reset, the idle
+// deadline, a close), which Unmarshal passes on as it is.
+func isReadFailure(err error) bool {
+	var ne net.Error
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || errors.As(err, &ne)
 }
 
 // playAction is what an answered request does to the session.

@@ -59,20 +59,24 @@ type path struct {
 	readers                             map[*session]struct{}
 	waiting                             int
 	ready                               chan struct{} // closed while live
+	// setupGate: one reader SETUP of this path at a time inside gortsplib
+	// (setupgate.go).
+	setupGate chan struct{}
 }
 
 func newPath(s *Server, cam, st string) *path {
 	return &path{
-		s:       s,
-		name:    cam + "/" + st,
-		camera:  cam,
-		strm:    st,
-		notify:  make(chan struct{}, 1),
-		stopped: make(chan struct{}),
-		state:   StateIdle,
-		since:   time.Now(),
-		readers: map[*session]struct{}{},
-		ready:   make(chan struct{}),
+		s:         s,
+		name:      cam + "/" + st,
+		camera:    cam,
+		strm:      st,
+		notify:    make(chan struct{}, 1),
+		stopped:   make(chan struct{}),
+		state:     StateIdle,
+		since:     time.Now(),
+		readers:   map[*session]struct{}{},
+		ready:     make(chan struct{}),
+		setupGate: make(chan struct{}, 1),
 		// The replay leaves room in a new reader's budget for live units.
 		gopMax: min(s.cfg.WriteQueueSize*7/8*1500, s.cfg.ReaderBudget*3/4),
 	}
